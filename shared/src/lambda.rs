@@ -1,0 +1,122 @@
+//! The AWS Lambda adapter: API Gateway HTTP API (payload 2.0) events in,
+//! responses out, one JSON log line per request. Each function's `main`
+//! is one call to [`run`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::request::RequestContext;
+pub use lambda_http::Error;
+use lambda_http::{service_fn, Body, Request, RequestExt, Response};
+
+use crate::http::{ApiRequest, ApiResponse, Identity};
+use crate::store::dynamo::{sdk_config, DynamoStore};
+use crate::{config::Config, App, Function};
+
+/// JSON logs in the shape CloudWatch Logs Insights and Lambda's JSON log
+/// format expect; SDK and runtime noise only from `warn` up.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_dynamodb=warn,hyper=warn,lambda_runtime=warn,lambda_http=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false)
+        .without_time()
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// Builds the app once per cold start: configuration, SDK client, and a
+/// warm connection to DynamoDB.
+pub async fn app_from_env() -> Result<App, Error> {
+    let config = Config::from_env()?;
+    let sdk = sdk_config().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, config.retention_seconds);
+    store.warm_up().await;
+    Ok(App::new(config, Arc::new(store)))
+}
+
+pub async fn run(function: Function) -> Result<(), Error> {
+    init_logging();
+    let app = Arc::new(app_from_env().await?);
+    lambda_http::run(service_fn(move |event: Request| {
+        let app = app.clone();
+        async move { Ok::<_, Error>(handle_event(&app, function, event).await) }
+    }))
+    .await
+}
+
+/// One request: adapt, serve, log, adapt back.
+pub async fn handle_event(app: &App, function: Function, event: Request) -> Response<Body> {
+    let started = Instant::now();
+    let req = to_api_request(event);
+    let (route, resp) = app.handle(function, &req).await;
+    let owner = app.owner(&req).ok();
+    tracing::info!(
+        requestId = %req.request_id,
+        function = function.name(),
+        route = route.as_ref().map_or("unmatched", |r| r.template()),
+        status = resp.status,
+        latencyMs = started.elapsed().as_secs_f64() * 1000.0,
+        reason = resp.reason,
+        owner = owner.as_deref(),
+        "request"
+    );
+    to_lambda_response(resp)
+}
+
+pub fn to_api_request(event: Request) -> ApiRequest {
+    let mut identity = Identity::default();
+    let mut source_ip = None;
+    let mut request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    #[allow(irrefutable_let_patterns)]
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = event.request_context_ref() {
+        source_ip = ctx.http.source_ip.as_deref().and_then(crate::address::parse_ip);
+        if request_id.is_empty() {
+            request_id = ctx.request_id.clone().unwrap_or_default();
+        }
+        if let Some(auth) = &ctx.authorizer {
+            identity.jwt_sub = auth.jwt.as_ref().and_then(|j| j.claims.get("sub").cloned());
+            identity.authorizer_owner = auth.fields.get("owner").and_then(|v| v.as_str()).map(str::to_owned);
+            identity.iam_caller = auth.iam.as_ref().and_then(|i| i.user_arn.clone().or_else(|| i.caller_id.clone()));
+        }
+    }
+    let path_id = event
+        .path_parameters_ref()
+        .and_then(|p| p.first("id").or_else(|| p.first("leaseId")))
+        .map(str::to_owned);
+    let query = event
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let (parts, body) = event.into_parts();
+    ApiRequest {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        path_id,
+        query,
+        headers: parts.headers,
+        body: body.to_vec(),
+        source_ip,
+        identity,
+        request_id,
+    }
+}
+
+pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
+    let mut builder = Response::builder().status(resp.status);
+    for (k, v) in &resp.headers {
+        builder = builder.header(*k, v.as_str());
+    }
+    let body = if resp.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&resp.body).into_owned()) };
+    builder.body(body).unwrap_or_else(|_| {
+        let mut r = Response::new(Body::Empty);
+        *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+        r
+    })
+}

@@ -1,0 +1,107 @@
+//! The token as stored, and how it is shown.
+
+use std::collections::BTreeMap;
+
+use ipnet::IpNet;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use crate::dates;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub owner: String,
+    pub token_type: String,
+    pub description: String,
+    pub resource: String,
+    pub write: bool,
+    pub tags: BTreeMap<String, String>,
+    pub caller: Option<String>,
+    pub callee: Option<String>,
+    pub max_concurrent: Option<u32>,
+    pub max_uses: Option<u64>,
+    pub remaining_uses: Option<u64>,
+    pub allowed_addresses: Option<Vec<IpNet>>,
+    pub start_date: Option<OffsetDateTime>,
+    pub end_date: OffsetDateTime,
+    /// First characters of the token string, to recognise it.
+    pub start: String,
+    /// HMAC-SHA256 of the secret under the derived secret-hash key.
+    pub secret_hash: String,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Bumped by every change a client makes; the ETag.
+    pub version: u64,
+    /// Concurrency leases: lease id → expiry in unix milliseconds.
+    pub leases: BTreeMap<String, i64>,
+}
+
+impl TokenRecord {
+    pub fn etag(&self) -> String {
+        format!("\"{}\"", self.version)
+    }
+
+    /// Leases that have not lapsed at `now_ms`.
+    pub fn live_leases(&self, now_ms: i64) -> usize {
+        self.leases.values().filter(|&&exp| exp > now_ms).count()
+    }
+
+    pub fn is_expired(&self, now: OffsetDateTime) -> bool {
+        now >= self.end_date
+    }
+
+    /// The public token object (camelCase), never the secret hash.
+    pub fn to_json(&self, now: OffsetDateTime) -> Value {
+        let mut m = Map::new();
+        m.insert("id".into(), json!(self.id));
+        m.insert("type".into(), json!(self.token_type));
+        m.insert("description".into(), json!(self.description));
+        m.insert("resource".into(), json!(self.resource));
+        m.insert("write".into(), json!(self.write));
+        m.insert("tags".into(), json!(self.tags));
+        if let Some(c) = &self.caller {
+            m.insert("caller".into(), json!(c));
+        }
+        if let Some(c) = &self.callee {
+            m.insert("callee".into(), json!(c));
+        }
+        if let Some(n) = self.max_concurrent {
+            m.insert("maxConcurrent".into(), json!(n));
+            m.insert("activeLeases".into(), json!(self.live_leases(dates::millis(now))));
+        }
+        if let Some(n) = self.max_uses {
+            m.insert("maxUses".into(), json!(n));
+            m.insert("remainingUses".into(), json!(self.remaining_uses.unwrap_or(0)));
+        }
+        if let Some(a) = &self.allowed_addresses {
+            m.insert("allowedAddresses".into(), json!(address_strings(a)));
+        }
+        if let Some(s) = self.start_date {
+            m.insert("startDate".into(), json!(dates::format(s)));
+        }
+        m.insert("endDate".into(), json!(dates::format(self.end_date)));
+        m.insert("expire".into(), json!(self.end_date.unix_timestamp()));
+        m.insert("start".into(), json!(self.start));
+        m.insert("createdAt".into(), json!(dates::format(self.created_at)));
+        m.insert("updatedAt".into(), json!(dates::format(self.updated_at)));
+        if let Some(t) = self.last_used_at {
+            m.insert("lastUsedAt".into(), json!(dates::format(t)));
+        }
+        Value::Object(m)
+    }
+}
+
+/// Host networks print as plain addresses, others in CIDR notation.
+pub fn address_strings(nets: &[IpNet]) -> Vec<String> {
+    nets.iter()
+        .map(|n| {
+            if n.prefix_len() == n.max_prefix_len() {
+                n.addr().to_string()
+            } else {
+                n.to_string()
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,567 @@
+//! The DynamoDB store: one table, conditional writes wherever a race could
+//! lose data. Keys:
+//! - token:       pk `T#<id>`, sk `T`; GSI `byOwner`: gsi1pk `O#<owner>`,
+//!   gsi1sk `<created ms>#<id>` (newest first with a reverse query)
+//! - idempotency: pk `I#<hmac(owner, key)>`, sk `I`, removed by TTL
+//! - leases live inside the token item (`leases` map), so an acquire is one
+//!   conditional update of one item: `size(leases) < maxConcurrent`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use super::*;
+use crate::{address, dates};
+
+pub const INDEX: &str = "byOwner";
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    retention_seconds: i64,
+}
+
+/// SDK configuration fit for Lambda: rustls with ring (cheapest TLS init
+/// measured), short timeouts so a stuck DynamoDB answers 503 well inside the
+/// function timeout, and bounded retries with backoff.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    use aws_config::retry::RetryConfig;
+    use aws_config::timeout::TimeoutConfig;
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_millis(1000))
+                .operation_attempt_timeout(Duration::from_millis(1500))
+                .operation_timeout(Duration::from_millis(4000))
+                .build(),
+        )
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn token_key(id: &str) -> Item {
+    HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
+}
+
+/// The TTL attribute: end of life plus the retention period.
+fn ttl_of(rec: &TokenRecord, retention: i64) -> AttributeValue {
+    n(rec.end_date.unix_timestamp() + retention)
+}
+
+/// The client-settable attributes; `None` means "remove".
+fn client_attrs(rec: &TokenRecord, retention: i64, with_remaining: bool) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let mut v = vec![
+        ("type", Some(s(&rec.token_type))),
+        ("description", Some(s(&rec.description))),
+        ("resource", Some(s(&rec.resource))),
+        ("write", Some(AttributeValue::Bool(rec.write))),
+        ("tags", Some(AttributeValue::M(rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect()))),
+        ("caller", rec.caller.as_ref().map(s)),
+        ("callee", rec.callee.as_ref().map(s)),
+        ("maxConcurrent", rec.max_concurrent.map(n)),
+        ("maxUses", rec.max_uses.map(n)),
+        (
+            "allowedAddresses",
+            rec.allowed_addresses.as_ref().map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
+        ),
+        ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
+        ("endDate", Some(n(dates::millis(rec.end_date)))),
+        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
+        ("version", Some(n(rec.version))),
+        ("ttl", Some(ttl_of(rec, retention))),
+    ];
+    if with_remaining {
+        v.push(("remainingUses", rec.remaining_uses.map(n)));
+    }
+    v
+}
+
+fn to_item(rec: &TokenRecord, retention: i64) -> Item {
+    let mut item = token_key(&rec.id);
+    item.insert("gsi1pk".into(), s(format!("O#{}", rec.owner)));
+    item.insert("gsi1sk".into(), s(list_position(rec)));
+    item.insert("id".into(), s(&rec.id));
+    item.insert("owner".into(), s(&rec.owner));
+    item.insert("start".into(), s(&rec.start));
+    item.insert("secretHash".into(), s(&rec.secret_hash));
+    item.insert("createdAt".into(), n(dates::millis(rec.created_at)));
+    if let Some(t) = rec.last_used_at {
+        item.insert("lastUsedAt".into(), n(dates::millis(t)));
+    }
+    item.insert(
+        "leases".into(),
+        AttributeValue::M(rec.leases.iter().map(|(k, e)| (k.clone(), n(e))).collect()),
+    );
+    for (k, v) in client_attrs(rec, retention, true) {
+        if let Some(v) = v {
+            item.insert(k.into(), v);
+        }
+    }
+    item
+}
+
+fn bad(field: &str) -> StoreError {
+    StoreError::Internal(format!("stored item has a bad or missing {field}"))
+}
+
+fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+fn req_s(item: &Item, k: &str) -> Result<String, StoreError> {
+    get_s(item, k).map(str::to_owned).ok_or_else(|| bad(k))
+}
+fn date(item: &Item, k: &str) -> Option<OffsetDateTime> {
+    get_n::<i64>(item, k).map(dates::from_millis)
+}
+
+fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
+    let str_map = |k: &str| -> BTreeMapS {
+        item.get(k)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))).collect())
+            .unwrap_or_default()
+    };
+    Ok(TokenRecord {
+        id: req_s(item, "id")?,
+        owner: req_s(item, "owner")?,
+        token_type: req_s(item, "type")?,
+        description: get_s(item, "description").unwrap_or_default().to_owned(),
+        resource: req_s(item, "resource")?,
+        write: item.get("write").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        tags: str_map("tags"),
+        caller: get_s(item, "caller").map(str::to_owned),
+        callee: get_s(item, "callee").map(str::to_owned),
+        max_concurrent: get_n(item, "maxConcurrent"),
+        max_uses: get_n(item, "maxUses"),
+        remaining_uses: get_n(item, "remainingUses"),
+        allowed_addresses: item.get("allowedAddresses").and_then(|v| v.as_l().ok()).map(|l| {
+            l.iter().filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a))).collect()
+        }),
+        start_date: date(item, "startDate"),
+        end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
+        start: req_s(item, "start")?,
+        secret_hash: req_s(item, "secretHash")?,
+        created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
+        updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
+        last_used_at: date(item, "lastUsedAt"),
+        version: get_n(item, "version").ok_or_else(|| bad("version"))?,
+        leases: item
+            .get("leases")
+            .and_then(|v| v.as_m().ok())
+            .map(|m| m.iter().filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e))).collect())
+            .unwrap_or_default(),
+    })
+}
+
+type BTreeMapS = std::collections::BTreeMap<String, String>;
+
+/// Throttling, timeouts and connection failures are 503; the rest is a bug.
+fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("unknown");
+            let transient = matches!(
+                code,
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException"
+                    | "TransactionConflictException"
+            );
+            if transient {
+                StoreError::Unavailable(code.to_owned())
+            } else {
+                StoreError::Internal(code.to_owned())
+            }
+        }
+        _ => StoreError::Internal(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+    }
+}
+
+/// Whether a service error is a failed condition (for any operation).
+fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>, retention_seconds: i64) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+            retention_seconds,
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Opens the connection during init, so the first request does not pay
+    /// for DNS, TCP and TLS. Failure is harmless: the request will retry.
+    pub async fn warm_up(&self) {
+        let _ = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(token_key("warmup")))
+            .projection_expression("pk")
+            .send()
+            .await;
+    }
+
+    /// Runs a conditional update; on a failed condition returns the item as
+    /// it was (`Some(None)` if there was none).
+    async fn conditional_update(
+        &self,
+        key: Item,
+        update: String,
+        condition: String,
+        names: HashMap<String, String>,
+        values: HashMap<String, AttributeValue>,
+    ) -> Result<Option<Option<Item>>, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(None),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                match se.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(ex) => Ok(Some(ex.item)),
+                    _ => Ok(Some(None)),
+                }
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}
+
+fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn put_new(&self, rec: &TokenRecord, idem: Option<&IdempotencyRecord>) -> Result<CreateOutcome, StoreError> {
+        let item = to_item(rec, self.retention_seconds);
+        let Some(idem) = idem else {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await
+                .map_err(store_error)?;
+            return Ok(CreateOutcome::Created);
+        };
+        let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
+            p.build().map_err(|e| StoreError::Internal(e.to_string()))
+        };
+        let token_put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)"),
+        )?;
+        let idem_item: Item = HashMap::from([
+            ("pk".into(), s(format!("I#{}", idem.key))),
+            ("sk".into(), s("I")),
+            ("tokenId".into(), s(&idem.token_id)),
+            ("fingerprint".into(), s(&idem.fingerprint)),
+            ("snapshot".into(), s(&idem.snapshot)),
+            ("expiresAt".into(), n(idem.expires_at)),
+            ("ttl".into(), n(idem.expires_at)),
+        ]);
+        let idem_put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(idem_item))
+                .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+                .expression_attribute_values(":now", n(rec.created_at.unix_timestamp())),
+        )?;
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(token_put).build())
+            .transact_items(TransactWriteItem::builder().put(idem_put).build())
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(CreateOutcome::Created),
+            Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
+                // A concurrent create with the same key won the race.
+                match self.idempotency(&idem.key, rec.created_at.unix_timestamp()).await? {
+                    Some(prev) => Ok(CreateOutcome::Replay(prev)),
+                    None => Err(StoreError::Unavailable("idempotent create conflicted".into())),
+                }
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn idempotency(&self, key: &str, now: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("I#{key}")))
+            .key("sk", s("I"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(item) = out.item else { return Ok(None) };
+        let rec = IdempotencyRecord {
+            key: key.to_owned(),
+            token_id: req_s(&item, "tokenId")?,
+            fingerprint: req_s(&item, "fingerprint")?,
+            snapshot: req_s(&item, "snapshot")?,
+            expires_at: get_n(&item, "expiresAt").ok_or_else(|| bad("expiresAt"))?,
+        };
+        Ok((rec.expires_at > now).then_some(rec))
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(token_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    async fn list(&self, owner: &str, limit: usize, after: Option<&str>) -> Result<Page, StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX)
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .expression_attribute_values(":o", s(format!("O#{owner}")));
+        q = match after {
+            Some(pos) => q
+                .key_condition_expression("gsi1pk = :o AND gsi1sk < :after")
+                .expression_attribute_values(":after", s(pos)),
+            None => q.key_condition_expression("gsi1pk = :o"),
+        };
+        let out = q.send().await.map_err(store_error)?;
+        let items = out.items.unwrap_or_default();
+        let next = if out.last_evaluated_key.is_some() {
+            items.last().and_then(|i| get_s(i, "gsi1sk")).map(str::to_owned)
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.iter().map(from_item).collect::<Result<_, _>>()?,
+            next,
+        })
+    }
+
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
+        let uses_change = seen.max_uses != new.max_uses;
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut nm = HashMap::new();
+        let mut vals = HashMap::new();
+        for (i, (k, v)) in client_attrs(new, self.retention_seconds, uses_change).into_iter().enumerate() {
+            nm.insert(format!("#a{i}"), k.to_owned());
+            match v {
+                Some(v) => {
+                    sets.push(format!("#a{i} = :a{i}"));
+                    vals.insert(format!(":a{i}"), v);
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        nm.insert("#ver".into(), "version".into());
+        vals.insert(":seenver".into(), n(seen.version));
+        let mut cond = "#ver = :seenver".to_owned();
+        if uses_change {
+            nm.insert("#rem".into(), "remainingUses".into());
+            match seen.remaining_uses {
+                Some(r) => {
+                    cond.push_str(" AND #rem = :seenrem");
+                    vals.insert(":seenrem".into(), n(r));
+                }
+                None => cond.push_str(" AND attribute_not_exists(#rem)"),
+            }
+        }
+        let failed = self.conditional_update(token_key(&seen.id), update, cond, nm, vals).await?;
+        Ok(failed.is_none())
+    }
+
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(token_key(id)))
+            .condition_expression("attribute_exists(pk) AND #owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+        let mut sets = vec!["#lu = :aid".to_owned()];
+        let mut cond = vec!["attribute_exists(pk)".to_owned(), "(attribute_not_exists(#lu) OR #lu <> :aid)".to_owned()];
+        let mut nm = names(&[("#lu", "lastUseId")]);
+        let mut vals = HashMap::from([(":aid".to_owned(), s(a.attempt_id))]);
+        if a.consume_use {
+            sets.push("#rem = #rem - :one".into());
+            cond.push("#rem > :zero".into());
+            nm.insert("#rem".into(), "remainingUses".into());
+            vals.insert(":one".into(), n(1));
+            vals.insert(":zero".into(), n(0));
+        }
+        if let Some((lease, expiry)) = a.lease {
+            sets.push("#leases.#lid = :exp".into());
+            cond.push("attribute_not_exists(#leases.#lid)".into());
+            cond.push("size(#leases) < #cap".into());
+            nm.insert("#leases".into(), "leases".into());
+            nm.insert("#lid".into(), lease.to_owned());
+            nm.insert("#cap".into(), "maxConcurrent".into());
+            vals.insert(":exp".into(), n(expiry));
+        }
+        if let Some(now) = a.touch {
+            sets.push("#lastUsed = :now".into());
+            nm.insert("#lastUsed".into(), "lastUsedAt".into());
+            vals.insert(":now".into(), n(dates::millis(now)));
+        }
+        let update = format!("SET {}", sets.join(", "));
+        let failed = self.conditional_update(token_key(a.id), update, cond.join(" AND "), nm, vals).await?;
+        let Some(old) = failed else { return Ok(AdmitOutcome::Admitted) };
+        let Some(old) = old else { return Ok(AdmitOutcome::NotFound) };
+        // A retry of a write that already applied is a success, not a refusal.
+        if get_s(&old, "lastUseId") == Some(a.attempt_id) {
+            return Ok(AdmitOutcome::Admitted);
+        }
+        let rec = from_item(&old)?;
+        if let Some((lease, _)) = a.lease {
+            if rec.leases.contains_key(lease) {
+                return Ok(AdmitOutcome::Admitted);
+            }
+        }
+        if a.consume_use && rec.remaining_uses.unwrap_or(0) == 0 {
+            return Ok(AdmitOutcome::Exhausted);
+        }
+        Ok(AdmitOutcome::Limit(Box::new(rec)))
+    }
+
+    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
+        if lapsed.is_empty() {
+            return Ok(true);
+        }
+        let mut nm = names(&[("#leases", "leases")]);
+        let mut vals = HashMap::new();
+        let mut removes = Vec::new();
+        let mut cond = Vec::new();
+        // Bounded so the expression stays small; the rest go next time.
+        for (i, (lease, expiry)) in lapsed.iter().take(50).enumerate() {
+            nm.insert(format!("#l{i}"), lease.clone());
+            vals.insert(format!(":e{i}"), n(expiry));
+            removes.push(format!("#leases.#l{i}"));
+            cond.push(format!("#leases.#l{i} = :e{i}"));
+        }
+        let update = format!("REMOVE {}", removes.join(", "));
+        let failed = self.conditional_update(token_key(id), update, cond.join(" AND "), nm, vals).await?;
+        Ok(failed.is_none())
+    }
+
+    async fn renew(&self, id: &str, lease: &str, now_ms: i64, new_expiry: i64) -> Result<bool, StoreError> {
+        let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
+        let vals = HashMap::from([(":now".to_owned(), n(now_ms)), (":exp".to_owned(), n(new_expiry))]);
+        let failed = self
+            .conditional_update(token_key(id), "SET #leases.#lid = :exp".into(), "#leases.#lid > :now".into(), nm, vals)
+            .await?;
+        Ok(failed.is_none())
+    }
+
+    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
+        let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
+        let failed = self
+            .conditional_update(
+                token_key(id),
+                "REMOVE #leases.#lid".into(),
+                "attribute_exists(#leases.#lid)".into(),
+                nm,
+                HashMap::new(),
+            )
+            .await?;
+        Ok(failed.is_none())
+    }
+
+    async fn touch(&self, id: &str, now: OffsetDateTime, fresh_after: OffsetDateTime) -> Result<(), StoreError> {
+        let nm = names(&[("#lu", "lastUsedAt")]);
+        let vals = HashMap::from([
+            (":now".to_owned(), n(dates::millis(now))),
+            (":fresh".to_owned(), n(dates::millis(fresh_after))),
+        ]);
+        self.conditional_update(
+            token_key(id),
+            "SET #lu = :now".into(),
+            "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :fresh)".into(),
+            nm,
+            vals,
+        )
+        .await?;
+        Ok(())
+    }
+}
