@@ -28,7 +28,7 @@ start_stack() {
   echo "==> building the six functions"
   (cd "$ROOT" && cargo build --quiet --bins)
   (cd "$ROOT" && exec setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" \
-    --concurrency 4 --env-file "$envfile" >"$RUN/$name-functions.log" 2>&1) &
+    --concurrency "${WATCH_CONCURRENCY:-4}" --env-file "$envfile" >"$RUN/$name-functions.log" 2>&1) &
   echo $! >"$RUN/$name-functions.pid"
   STACK_PIDS="$STACK_PIDS $RUN/$name-functions.pid"
   wait_port 127.0.0.1 "$api_port" 120 || die "cargo lambda watch did not start; see .run/$name-functions.log"

@@ -1,1 +1,192 @@
-pub fn placeholder() {}
+//! Helpers shared by the integration tests: the DynamoDB Local store, an
+//! HTTP client for the functions under `cargo lambda watch`, and a record
+//! of every token string minted, for the secret scan at the end.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tollgate::config::Config;
+use tollgate::store::dynamo::{sdk_config, DynamoStore};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through `make test`, which starts the stack")
+    })
+}
+
+/// The store over the table `make test` created in DynamoDB Local.
+pub async fn dynamo_store() -> DynamoStore {
+    let sdk = sdk_config().await;
+    DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        env("TOLLGATE_TABLE"),
+        86_400,
+    )
+}
+
+/// A configuration for in-process apps over DynamoDB Local.
+pub fn config(lease_seconds: i64) -> Config {
+    let table = env("TOLLGATE_TABLE");
+    let key = env("TOLLGATE_HASH_KEY");
+    Config::from_lookup(move |k| match k {
+        "TOLLGATE_TABLE" => Some(table.clone()),
+        "TOLLGATE_HASH_KEY" => Some(key.clone()),
+        "TOLLGATE_LEASE_SECONDS" => Some(lease_seconds.to_string()),
+        _ => None,
+    })
+    .expect("valid test configuration")
+}
+
+pub async fn dynamo_app(lease_seconds: i64) -> Arc<tollgate::App> {
+    Arc::new(tollgate::App::new(
+        config(lease_seconds),
+        Arc::new(dynamo_store().await),
+    ))
+}
+
+/// A unique owner per test, so tests never see each other's tokens.
+pub fn owner(tag: &str) -> String {
+    let n: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    format!("{tag}-{n:x}")
+}
+
+/// Appends minted token strings to the file the secret scan reads.
+pub fn record_minted(token: &str) {
+    if let Ok(path) = std::env::var("TOLLGATE_MINTED_FILE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{token}");
+        }
+    }
+}
+
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Talks to the six functions the way a client would.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Api {
+    pub fn new() -> Self {
+        Api {
+            base: env("TOLLGATE_URL"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .timeout(std::time::Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// `function` is the Lambda binary, `route` the API Gateway route.
+    pub fn request(&self, method: &str, function: &str, route: &str) -> reqwest::RequestBuilder {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.http
+            .request(m, format!("{}/{function}{route}", self.base))
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Answer {
+        let resp = rb.send().await.expect("request reaches the stack");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        assert!(
+            status < 500 || status == 503,
+            "server error {status}: {text}"
+        );
+        assert!(!text.contains("panicked"), "panic leaked: {text}");
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    pub async fn create(&self, owner: &str, body: Value) -> Answer {
+        let a = self
+            .send(
+                self.request("POST", "create", "/tokens")
+                    .header("x-owner", owner)
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+            )
+            .await;
+        if a.status == 201 {
+            if let Some(t) = a.json()["token"].as_str() {
+                record_minted(t);
+            }
+        }
+        a
+    }
+
+    /// Creates a token and returns (id, token string).
+    pub async fn mint(&self, owner: &str, body: Value) -> (String, String) {
+        let a = self.create(owner, body).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        let v = a.json();
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub async fn validate(&self, body: Value) -> Value {
+        let a = self
+            .send(
+                self.request("POST", "validate", "/validate")
+                    .header("content-type", "application/json")
+                    .body(body.to_string()),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json()
+    }
+
+    pub async fn detail(&self, owner: &str, id: &str) -> Answer {
+        self.send(
+            self.request("GET", "detail", &format!("/tokens/{id}"))
+                .header("x-owner", owner),
+        )
+        .await
+    }
+
+    pub async fn list(&self, owner: &str, query: &str) -> Answer {
+        self.send(
+            self.request("GET", "list", &format!("/tokens{query}"))
+                .header("x-owner", owner),
+        )
+        .await
+    }
+}
+
+/// The HTTP method type the core's `ApiRequest` uses.
+pub use reqwest::Method;

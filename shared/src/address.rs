@@ -11,7 +11,9 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
     if let Ok(net) = text.parse::<IpNet>() {
         return Some(canonical_net(net.trunc()));
     }
-    text.parse::<IpAddr>().ok().map(|ip| IpNet::from(canonical_ip(ip)))
+    text.parse::<IpAddr>()
+        .ok()
+        .map(|ip| IpNet::from(canonical_ip(ip)))
 }
 
 pub fn parse_ip(text: &str) -> Option<IpAddr> {
@@ -61,10 +63,21 @@ mod tests {
 
     #[test]
     fn refuses_garbage_and_normalises() {
-        for bad in ["", "300.1.1.1", "10.0.0.0/33", "abc", "1.2.3.4/", "::/129", "1.2.3"] {
+        for bad in [
+            "",
+            "300.1.1.1",
+            "10.0.0.0/33",
+            "abc",
+            "1.2.3.4/",
+            "::/129",
+            "1.2.3",
+        ] {
             assert!(parse_net(bad).is_none(), "{bad}");
         }
         assert_eq!(parse_net("10.1.2.3/8").unwrap().to_string(), "10.0.0.0/8");
-        assert_eq!(parse_net("::ffff:1.2.3.4").unwrap().to_string(), "1.2.3.4/32");
+        assert_eq!(
+            parse_net("::ffff:1.2.3.4").unwrap().to_string(),
+            "1.2.3.4/32"
+        );
     }
 }

@@ -40,7 +40,11 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-fn seconds(name: &str, default: i64, get: &impl Fn(&str) -> Option<String>) -> Result<i64, ConfigError> {
+fn seconds(
+    name: &str,
+    default: i64,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<i64, ConfigError> {
     match get(name) {
         None => Ok(default),
         Some(v) => v
@@ -58,13 +62,17 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let table = get("TOLLGATE_TABLE").ok_or_else(|| ConfigError("TOLLGATE_TABLE is not set".into()))?;
-        let raw = get("TOLLGATE_HASH_KEY").ok_or_else(|| ConfigError("TOLLGATE_HASH_KEY is not set".into()))?;
+        let table =
+            get("TOLLGATE_TABLE").ok_or_else(|| ConfigError("TOLLGATE_TABLE is not set".into()))?;
+        let raw = get("TOLLGATE_HASH_KEY")
+            .ok_or_else(|| ConfigError("TOLLGATE_HASH_KEY is not set".into()))?;
         let hash_key = base64::engine::general_purpose::STANDARD
             .decode(raw.trim())
             .map_err(|_| ConfigError("TOLLGATE_HASH_KEY must be base64".into()))?;
         if hash_key.len() < 32 {
-            return Err(ConfigError("TOLLGATE_HASH_KEY must decode to at least 32 bytes".into()));
+            return Err(ConfigError(
+                "TOLLGATE_HASH_KEY must decode to at least 32 bytes".into(),
+            ));
         }
         Ok(Config {
             table,
@@ -85,21 +93,29 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let v: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let v: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         move |k| v.iter().find(|(a, _)| a == k).map(|(_, b)| b.clone())
     }
 
     #[test]
     fn defaults_and_key_rules() {
         let key = base64::engine::general_purpose::STANDARD.encode([1u8; 32]);
-        let c = Config::from_lookup(env(&[("TOLLGATE_TABLE", "t"), ("TOLLGATE_HASH_KEY", &key)])).unwrap();
+        let c = Config::from_lookup(env(&[("TOLLGATE_TABLE", "t"), ("TOLLGATE_HASH_KEY", &key)]))
+            .unwrap();
         assert_eq!(c.lifetimes.default_ttl_seconds, 43_200);
         assert_eq!(c.lifetimes.max_ttl_seconds, 31_536_000);
         assert_eq!(c.lease_seconds, 300);
         assert!(!c.dev_auth);
         assert!(!format!("{c:?}").contains(&key));
         let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
-        assert!(Config::from_lookup(env(&[("TOLLGATE_TABLE", "t"), ("TOLLGATE_HASH_KEY", &short)])).is_err());
+        assert!(Config::from_lookup(env(&[
+            ("TOLLGATE_TABLE", "t"),
+            ("TOLLGATE_HASH_KEY", &short)
+        ]))
+        .is_err());
         assert!(Config::from_lookup(env(&[("TOLLGATE_TABLE", "t")])).is_err());
         let dev = Config::from_lookup(env(&[
             ("TOLLGATE_TABLE", "t"),

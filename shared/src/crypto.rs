@@ -183,7 +183,10 @@ impl Keys {
         let Some(bytes) = codec::decode::<{ LEASE_NONCE_BYTES + LEASE_TAG_BYTES }>(lease_id) else {
             return false;
         };
-        let tag = self.mac(&self.lease, &[token_id.as_bytes(), &bytes[..LEASE_NONCE_BYTES]]);
+        let tag = self.mac(
+            &self.lease,
+            &[token_id.as_bytes(), &bytes[..LEASE_NONCE_BYTES]],
+        );
         bool::from(tag[..LEASE_TAG_BYTES].ct_eq(&bytes[LEASE_NONCE_BYTES..]))
     }
 
@@ -232,7 +235,9 @@ mod tests {
         let m = k.mint();
         assert_eq!(m.token.len(), TOKEN_LEN);
         assert!(m.token.starts_with("tgl_"));
-        assert!(m.token[4..].bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+        assert!(m.token[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
         let t = k.parse_token(&m.token).expect("parses");
         assert_eq!(t.id, m.id);
         assert!(k.secret_matches(&t, &m.secret_hash));
@@ -273,12 +278,17 @@ mod tests {
     fn cursors_bind_to_owner() {
         let k = keys();
         let c = k.sign_cursor("alice", "0001700000000#abc");
-        assert_eq!(k.open_cursor("alice", &c).as_deref(), Some("0001700000000#abc"));
+        assert_eq!(
+            k.open_cursor("alice", &c).as_deref(),
+            Some("0001700000000#abc")
+        );
         assert!(k.open_cursor("bob", &c).is_none());
         let mut t = c.clone().into_bytes();
         let last = t.len() - 3;
         t[last] = if t[last] == b'a' { b'b' } else { b'a' };
-        assert!(k.open_cursor("alice", &String::from_utf8(t).unwrap()).is_none());
+        assert!(k
+            .open_cursor("alice", &String::from_utf8(t).unwrap())
+            .is_none());
         assert!(k.open_cursor("alice", "garbage!").is_none());
     }
 

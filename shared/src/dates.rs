@@ -27,7 +27,8 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
 /// UTC with `Z`, whole seconds unless the value carries sub-seconds.
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Now, to the millisecond (the precision the store keeps).
@@ -57,15 +58,27 @@ mod tests {
         assert_eq!(z, compact);
         assert_eq!(format(colon), "2030-01-02T03:04:05Z");
         assert_eq!(parse("2030-01-02T05:04:05+0200").unwrap(), z);
-        assert_eq!(format(parse("2030-01-02T03:04:05.250Z").unwrap()), "2030-01-02T03:04:05.25Z");
-        assert_eq!(parse("2030-01-02T03:04:05.123456Z"), parse("2030-01-02T03:04:05.123Z"));
+        assert_eq!(
+            format(parse("2030-01-02T03:04:05.250Z").unwrap()),
+            "2030-01-02T03:04:05.25Z"
+        );
+        assert_eq!(
+            parse("2030-01-02T03:04:05.123456Z"),
+            parse("2030-01-02T03:04:05.123Z")
+        );
     }
 
     #[test]
     fn refuses_non_rfc3339() {
         for bad in [
-            "", "2030-01-02", "2030-13-02T03:04:05Z", "tomorrow",
-            "2030-01-02T03:04:05", "2030-01-02T03:04:05-08", "1700000000", "2030-01-02T03:04:05-08000",
+            "",
+            "2030-01-02",
+            "2030-13-02T03:04:05Z",
+            "tomorrow",
+            "2030-01-02T03:04:05",
+            "2030-01-02T03:04:05-08",
+            "1700000000",
+            "2030-01-02T03:04:05-08000",
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }

@@ -41,7 +41,10 @@ impl ApiRequest {
     }
 
     pub fn query_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.query.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query_one<'a>(&'a self, name: &'a str) -> Option<&'a str> {
@@ -57,7 +60,12 @@ impl ApiRequest {
         }
         let accept = self.header("accept").unwrap_or("");
         let wants_xml = accept.split(',').any(|a| {
-            let mt = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let mt = a
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             mt == "application/xml" || mt == "text/xml"
         });
         let wants_json = accept.to_ascii_lowercase().contains("json");
@@ -71,7 +79,13 @@ impl ApiRequest {
     /// The media type of the body, lower-cased, without parameters.
     pub fn content_type(&self) -> Option<String> {
         self.header("content-type")
-            .map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .map(|c| {
+                c.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            })
             .filter(|c| !c.is_empty())
     }
 }
@@ -104,7 +118,10 @@ impl ApiResponse {
     /// A document in the client's format; `root` names the XML root element.
     pub fn document(status: u16, format: Format, root: &str, doc: &Value) -> Self {
         let (ctype, body) = match format {
-            Format::Json => ("application/json", serde_json::to_vec(doc).unwrap_or_default()),
+            Format::Json => (
+                "application/json",
+                serde_json::to_vec(doc).unwrap_or_default(),
+            ),
             Format::Xml => ("application/xml", to_xml(root, doc).into_bytes()),
         };
         ApiResponse {
@@ -171,15 +188,27 @@ impl ApiError {
     pub fn into_response(self) -> ApiResponse {
         let status = self.status();
         let (slug, title, detail): (&str, &str, String) = match &self {
-            ApiError::BadRequest(_) => ("invalid-request", "Invalid request", "One or more fields are invalid.".into()),
-            ApiError::Unauthorized => ("unauthorized", "Unauthorized", "No owner could be established for this request.".into()),
+            ApiError::BadRequest(_) => (
+                "invalid-request",
+                "Invalid request",
+                "One or more fields are invalid.".into(),
+            ),
+            ApiError::Unauthorized => (
+                "unauthorized",
+                "Unauthorized",
+                "No owner could be established for this request.".into(),
+            ),
             ApiError::TokenOnManagementRoute => (
                 "token-not-allowed",
                 "Forbidden",
                 "A Tollgate token cannot be used to manage tokens.".into(),
             ),
             ApiError::NotFound => ("not-found", "Not Found", "No such resource.".into()),
-            ApiError::MethodNotAllowed(allow) => ("method-not-allowed", "Method Not Allowed", format!("Allowed methods: {allow}.")),
+            ApiError::MethodNotAllowed(allow) => (
+                "method-not-allowed",
+                "Method Not Allowed",
+                format!("Allowed methods: {allow}."),
+            ),
             ApiError::PreconditionFailed => (
                 "precondition-failed",
                 "Precondition Failed",
@@ -190,7 +219,11 @@ impl ApiError {
                 "Unprocessable Content",
                 "This Idempotency-Key was used with a different request body.".into(),
             ),
-            ApiError::PayloadTooLarge => ("payload-too-large", "Content Too Large", format!("Bodies are limited to {MAX_BODY} bytes.")),
+            ApiError::PayloadTooLarge => (
+                "payload-too-large",
+                "Content Too Large",
+                format!("Bodies are limited to {MAX_BODY} bytes."),
+            ),
             ApiError::UnsupportedMediaType(allowed) => (
                 "unsupported-media-type",
                 "Unsupported Media Type",
@@ -201,7 +234,11 @@ impl ApiError {
                 "Service Unavailable",
                 "The token store is unavailable; retry shortly.".into(),
             ),
-            ApiError::Internal => ("internal", "Internal Server Error", "An unexpected error occurred.".into()),
+            ApiError::Internal => (
+                "internal",
+                "Internal Server Error",
+                "An unexpected error occurred.".into(),
+            ),
         };
         let mut doc = json!({
             "type": format!("https://tollgate.dev/problems/{slug}"),
@@ -331,9 +368,13 @@ mod tests {
     fn format_negotiation() {
         let mut r = ApiRequest::default();
         assert_eq!(r.format(), Format::Json);
-        r.headers.insert("accept", "application/xml".parse().unwrap());
+        r.headers
+            .insert("accept", "application/xml".parse().unwrap());
         assert_eq!(r.format(), Format::Xml);
-        r.headers.insert("accept", "application/json, application/xml".parse().unwrap());
+        r.headers.insert(
+            "accept",
+            "application/json, application/xml".parse().unwrap(),
+        );
         assert_eq!(r.format(), Format::Json);
         r.query.push(("format".into(), "xml".into()));
         assert_eq!(r.format(), Format::Xml);
@@ -343,7 +384,10 @@ mod tests {
     fn problems_have_no_internal_detail() {
         let r = ApiError::Unavailable.into_response();
         assert_eq!(r.status, 503);
-        assert!(r.headers.iter().any(|(k, v)| *k == "retry-after" && v == "1"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| *k == "retry-after" && v == "1"));
         let r = ApiError::field("maxUses", "bad").into_response();
         let v: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["errors"][0]["field"], "maxUses");

@@ -35,7 +35,11 @@ pub fn init_logging() {
 pub async fn app_from_env() -> Result<App, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, config.retention_seconds);
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        &config.table,
+        config.retention_seconds,
+    );
     store.warm_up().await;
     Ok(App::new(config, Arc::new(store)))
 }
@@ -72,17 +76,31 @@ pub async fn handle_event(app: &App, function: Function, event: Request) -> Resp
 pub fn to_api_request(event: Request) -> ApiRequest {
     let mut identity = Identity::default();
     let mut source_ip = None;
-    let mut request_id = event.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let mut request_id = event
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
     #[allow(irrefutable_let_patterns)]
     if let Some(RequestContext::ApiGatewayV2(ctx)) = event.request_context_ref() {
-        source_ip = ctx.http.source_ip.as_deref().and_then(crate::address::parse_ip);
+        source_ip = ctx
+            .http
+            .source_ip
+            .as_deref()
+            .and_then(crate::address::parse_ip);
         if request_id.is_empty() {
             request_id = ctx.request_id.clone().unwrap_or_default();
         }
         if let Some(auth) = &ctx.authorizer {
             identity.jwt_sub = auth.jwt.as_ref().and_then(|j| j.claims.get("sub").cloned());
-            identity.authorizer_owner = auth.fields.get("owner").and_then(|v| v.as_str()).map(str::to_owned);
-            identity.iam_caller = auth.iam.as_ref().and_then(|i| i.user_arn.clone().or_else(|| i.caller_id.clone()));
+            identity.authorizer_owner = auth
+                .fields
+                .get("owner")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned);
+            identity.iam_caller = auth
+                .iam
+                .as_ref()
+                .and_then(|i| i.user_arn.clone().or_else(|| i.caller_id.clone()));
         }
     }
     let path_id = event
@@ -113,7 +131,11 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
     for (k, v) in &resp.headers {
         builder = builder.header(*k, v.as_str());
     }
-    let body = if resp.body.is_empty() { Body::Empty } else { Body::Text(String::from_utf8_lossy(&resp.body).into_owned()) };
+    let body = if resp.body.is_empty() {
+        Body::Empty
+    } else {
+        Body::Text(String::from_utf8_lossy(&resp.body).into_owned())
+    };
     builder.body(body).unwrap_or_else(|_| {
         let mut r = Response::new(Body::Empty);
         *r.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;

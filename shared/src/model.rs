@@ -69,11 +69,17 @@ impl TokenRecord {
         }
         if let Some(n) = self.max_concurrent {
             m.insert("maxConcurrent".into(), json!(n));
-            m.insert("activeLeases".into(), json!(self.live_leases(dates::millis(now))));
+            m.insert(
+                "activeLeases".into(),
+                json!(self.live_leases(dates::millis(now))),
+            );
         }
         if let Some(n) = self.max_uses {
             m.insert("maxUses".into(), json!(n));
-            m.insert("remainingUses".into(), json!(self.remaining_uses.unwrap_or(0)));
+            m.insert(
+                "remainingUses".into(),
+                json!(self.remaining_uses.unwrap_or(0)),
+            );
         }
         if let Some(a) = &self.allowed_addresses {
             m.insert("allowedAddresses".into(), json!(address_strings(a)));

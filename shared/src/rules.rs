@@ -103,8 +103,16 @@ enum Mode {
 }
 
 const SERVER_FIELDS: &[&str] = &[
-    "id", "remainingUses", "expire", "activeLeases", "start", "createdAt", "updatedAt",
-    "lastUsedAt", "token", "owner",
+    "id",
+    "remainingUses",
+    "expire",
+    "activeLeases",
+    "start",
+    "createdAt",
+    "updatedAt",
+    "lastUsedAt",
+    "token",
+    "owner",
 ];
 const CREATE_ONLY: &[&str] = &["type", "ttlSeconds", "bindToRequester"];
 
@@ -144,14 +152,19 @@ fn parse_date(field: &str, v: &Value, errs: &mut FieldErrors) -> Option<OffsetDa
     match v.as_str().and_then(dates::parse) {
         Some(t) => Some(t),
         None => {
-            errs.add(field, "must be an RFC 3339 date-time such as 2030-01-02T03:04:05Z");
+            errs.add(
+                field,
+                "must be an RFC 3339 date-time such as 2030-01-02T03:04:05Z",
+            );
             None
         }
     }
 }
 
 fn valid_type(s: &str) -> bool {
-    (1..=32).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Turns `Option<T>` from a parser into a change, with `null` → `Clear`.
@@ -211,7 +224,9 @@ fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Changes, Field
             "caller" => c.caller = field(v, |v| parse_string(k, v, MAX_PARTY, e)),
             "callee" => c.callee = field(v, |v| parse_string(k, v, MAX_PARTY, e)),
             "maxConcurrent" => {
-                c.max_concurrent = field(v, |v| parse_int(k, v, 1, MAX_CONCURRENT, e).map(|n| n as u32))
+                c.max_concurrent = field(v, |v| {
+                    parse_int(k, v, 1, MAX_CONCURRENT, e).map(|n| n as u32)
+                })
             }
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
@@ -249,7 +264,10 @@ fn parse_tags(v: &Value, errs: &mut FieldErrors) -> Option<BTreeMap<String, Opti
     for (key, val) in obj {
         let klen = key.chars().count();
         if klen == 0 || klen > MAX_TAG_KEY || key.contains('\0') {
-            errs.add(format!("tags.{key}"), format!("tag keys must be 1 to {MAX_TAG_KEY} characters"));
+            errs.add(
+                format!("tags.{key}"),
+                format!("tag keys must be 1 to {MAX_TAG_KEY} characters"),
+            );
             continue;
         }
         match val {
@@ -263,7 +281,10 @@ fn parse_tags(v: &Value, errs: &mut FieldErrors) -> Option<BTreeMap<String, Opti
                 format!("tags.{key}"),
                 format!("tag values must be at most {MAX_TAG_VALUE} characters"),
             ),
-            _ => errs.add(format!("tags.{key}"), "tag values must be strings (or null to remove)"),
+            _ => errs.add(
+                format!("tags.{key}"),
+                "tag values must be strings (or null to remove)",
+            ),
         }
     }
     (errs.0.len() == before).then_some(tags)
@@ -271,7 +292,10 @@ fn parse_tags(v: &Value, errs: &mut FieldErrors) -> Option<BTreeMap<String, Opti
 
 fn parse_addresses(v: &Value, errs: &mut FieldErrors) -> Option<Vec<IpNet>> {
     let Some(items) = v.as_array() else {
-        errs.add("allowedAddresses", "must be a list of IP addresses or CIDR blocks");
+        errs.add(
+            "allowedAddresses",
+            "must be a list of IP addresses or CIDR blocks",
+        );
         return None;
     };
     if items.is_empty() || items.len() > MAX_ADDRESSES {
@@ -347,7 +371,10 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
             false => {
                 errs.add(
                     "ttlSeconds",
-                    format!("must be at most {} (TOLLGATE_MAX_TTL_SECONDS)", input.lifetimes.max_ttl_seconds),
+                    format!(
+                        "must be at most {} (TOLLGATE_MAX_TTL_SECONDS)",
+                        input.lifetimes.max_ttl_seconds
+                    ),
                 );
                 None
             }
@@ -356,6 +383,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
     };
     let bind = c.bind_to_requester;
     apply(&mut rec, c, None);
+    check_tag_count(&rec, &mut errs);
     if bind {
         match input.requester {
             Some(ip) => {
@@ -365,7 +393,10 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
                     list.push(net);
                 }
                 if list.len() > MAX_ADDRESSES {
-                    errs.add("allowedAddresses", format!("must hold at most {MAX_ADDRESSES} entries"));
+                    errs.add(
+                        "allowedAddresses",
+                        format!("must hold at most {MAX_ADDRESSES} entries"),
+                    );
                 }
             }
             None => errs.add("bindToRequester", "the request's source address is unknown"),
@@ -390,14 +421,27 @@ pub fn patch(
     let mut rec = current.clone();
     apply(&mut rec, c, Some(current));
     let mut errs = FieldErrors::default();
+    check_tag_count(&rec, &mut errs);
     if window_changed {
-        check_lifetime(&rec, now, lifetimes, &mut errs, !current.end_date.eq(&rec.end_date));
+        check_lifetime(
+            &rec,
+            now,
+            lifetimes,
+            &mut errs,
+            !current.end_date.eq(&rec.end_date),
+        );
     }
     if rec != *current {
         rec.version = current.version + 1;
         rec.updated_at = now;
     }
     errs.into_result(rec)
+}
+
+fn check_tag_count(rec: &TokenRecord, errs: &mut FieldErrors) {
+    if rec.tags.len() > MAX_TAGS {
+        errs.add("tags", format!("at most {MAX_TAGS} tags"));
+    }
 }
 
 fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
@@ -435,7 +479,10 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     rec.remaining_uses = match (rec.max_uses, current) {
         (None, _) => None,
         (Some(max), Some(cur)) if old_max.is_some() => {
-            let spent = cur.max_uses.unwrap_or(0).saturating_sub(cur.remaining_uses.unwrap_or(0));
+            let spent = cur
+                .max_uses
+                .unwrap_or(0)
+                .saturating_sub(cur.remaining_uses.unwrap_or(0));
             Some(max.saturating_sub(spent))
         }
         (Some(max), _) => Some(max),
@@ -447,7 +494,15 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     }
 }
 
-fn check_lifetime(rec: &TokenRecord, now: OffsetDateTime, l: Lifetimes, errs: &mut FieldErrors, end_changed: bool) {
+/// The window's rules. The lifetime is measured from when the token becomes
+/// usable: `startDate` when later than now, else now.
+fn check_lifetime(
+    rec: &TokenRecord,
+    now: OffsetDateTime,
+    l: Lifetimes,
+    errs: &mut FieldErrors,
+    end_changed: bool,
+) {
     if end_changed && rec.end_date <= now {
         errs.add("endDate", "must be in the future");
     }
@@ -456,10 +511,14 @@ fn check_lifetime(rec: &TokenRecord, now: OffsetDateTime, l: Lifetimes, errs: &m
             errs.add("endDate", "must be after startDate");
         }
     }
-    if end_changed && rec.end_date > now + Duration::seconds(l.max_ttl_seconds) {
+    let usable_from = rec.start_date.map_or(now, |s| s.max(now));
+    if rec.end_date > usable_from + Duration::seconds(l.max_ttl_seconds) {
         errs.add(
             "endDate",
-            format!("lifetime must be at most {} seconds (TOLLGATE_MAX_TTL_SECONDS)", l.max_ttl_seconds),
+            format!(
+                "lifetime must be at most {} seconds (TOLLGATE_MAX_TTL_SECONDS)",
+                l.max_ttl_seconds
+            ),
         );
     }
 }

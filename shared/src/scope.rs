@@ -8,18 +8,26 @@ pub fn normalise(path: &str) -> Option<String> {
     if !path.starts_with('/') || path.len() > 1024 {
         return None;
     }
-    if path.contains("//") || path.contains(['?', '#', '\\']) || path.chars().any(char::is_control) {
+    if path.contains("//") || path.contains(['?', '#', '\\']) || path.chars().any(char::is_control)
+    {
         return None;
     }
     let lower = path.to_ascii_lowercase();
-    if ["%2f", "%2e", "%5c", "%00"].iter().any(|e| lower.contains(e)) {
+    if ["%2f", "%2e", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+    {
         return None;
     }
     if path.split('/').any(|seg| seg == "." || seg == "..") {
         return None;
     }
     let trimmed = path.trim_end_matches('/');
-    Some(if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() })
+    Some(if trimmed.is_empty() {
+        "/".to_owned()
+    } else {
+        trimmed.to_owned()
+    })
 }
 
 /// Whether the token's `scope` (already normalised) covers `requested`
@@ -54,8 +62,19 @@ mod tests {
         assert_eq!(normalise("/").as_deref(), Some("/"));
         assert_eq!(normalise("/a/b").as_deref(), Some("/a/b"));
         for bad in [
-            "", "teams", "/teams/../admin", "/a//b", "/a?x=1", "/a#f", "/./a", "/a/.", "/a%2Fb",
-            "/a%2e%2e", "/a\\b", "/a\u{0}b", "/..",
+            "",
+            "teams",
+            "/teams/../admin",
+            "/a//b",
+            "/a?x=1",
+            "/a#f",
+            "/./a",
+            "/a/.",
+            "/a%2Fb",
+            "/a%2e%2e",
+            "/a\\b",
+            "/a\u{0}b",
+            "/..",
         ] {
             assert!(normalise(bad).is_none(), "{bad:?}");
         }

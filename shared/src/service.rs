@@ -10,7 +10,7 @@ use crate::crypto::{Keys, START_LEN};
 use crate::http::{json_object, ApiError, ApiRequest, ApiResponse, MAX_BODY};
 use crate::model::TokenRecord;
 use crate::rules::{self, NewToken};
-use crate::store::{AdmitOutcome, Admission, CreateOutcome, IdempotencyRecord, Store, StoreError};
+use crate::store::{Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Store, StoreError};
 use crate::validate::{self, Reason};
 use crate::{codec, config::Config, dates};
 
@@ -68,7 +68,11 @@ impl Route {
 
 /// Path segments after any API Gateway stage prefix.
 fn segments(path: &str) -> Vec<&str> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
     match segs.iter().position(|s| *s == "tokens" || *s == "validate") {
         Some(i) => segs[i..].to_vec(),
         None => segs,
@@ -79,16 +83,33 @@ fn segments(path: &str) -> Vec<&str> {
 /// does not serve, 405 for a method it does not allow there.
 pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route, ApiError> {
     let segs = segments(&req.path);
-    let id = || req.path_id.clone().or_else(|| segs.last().map(|s| s.to_string())).unwrap_or_default();
+    let id = || {
+        req.path_id
+            .clone()
+            .or_else(|| segs.last().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
     let m = &req.method;
     use http::Method as M;
     match (function, segs.as_slice()) {
-        (Function::List, ["tokens"]) => (m == M::GET).then_some(Route::List).ok_or(ApiError::MethodNotAllowed("GET")),
-        (Function::Create, ["tokens"]) => (m == M::POST).then_some(Route::Create).ok_or(ApiError::MethodNotAllowed("POST")),
-        (Function::Detail, ["tokens", _]) => (m == M::GET).then(|| Route::Detail(id())).ok_or(ApiError::MethodNotAllowed("GET")),
-        (Function::Patch, ["tokens", _]) => (m == M::PATCH).then(|| Route::Patch(id())).ok_or(ApiError::MethodNotAllowed("PATCH")),
-        (Function::Delete, ["tokens", _]) => (m == M::DELETE).then(|| Route::Delete(id())).ok_or(ApiError::MethodNotAllowed("DELETE")),
-        (Function::Validate, ["validate"]) => (m == M::POST).then_some(Route::Validate).ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::List, ["tokens"]) => (m == M::GET)
+            .then_some(Route::List)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Create, ["tokens"]) => (m == M::POST)
+            .then_some(Route::Create)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Detail, ["tokens", _]) => (m == M::GET)
+            .then(|| Route::Detail(id()))
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Patch, ["tokens", _]) => (m == M::PATCH)
+            .then(|| Route::Patch(id()))
+            .ok_or(ApiError::MethodNotAllowed("PATCH")),
+        (Function::Delete, ["tokens", _]) => (m == M::DELETE)
+            .then(|| Route::Delete(id()))
+            .ok_or(ApiError::MethodNotAllowed("DELETE")),
+        (Function::Validate, ["validate"]) => (m == M::POST)
+            .then_some(Route::Validate)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, ["validate", "leases", _]) => match *m {
             M::PUT => Ok(Route::Renew(id())),
             M::DELETE => Ok(Route::Release(id())),
@@ -129,11 +150,19 @@ type Result<T> = std::result::Result<T, ApiError>;
 impl App {
     pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
         let keys = Keys::new(&config.hash_key);
-        App { config, keys, store }
+        App {
+            config,
+            keys,
+            store,
+        }
     }
 
     /// Serves one request for `function`; never panics on input.
-    pub async fn handle(&self, function: Function, req: &ApiRequest) -> (Option<Route>, ApiResponse) {
+    pub async fn handle(
+        &self,
+        function: Function,
+        req: &ApiRequest,
+    ) -> (Option<Route>, ApiResponse) {
         let route = match route(function, req) {
             Ok(r) => r,
             Err(e) => return (None, e.into_response()),
@@ -173,7 +202,11 @@ impl App {
             }
         }
         let id = &req.identity;
-        let dev = if self.config.dev_auth { req.header("x-owner") } else { None };
+        let dev = if self.config.dev_auth {
+            req.header("x-owner")
+        } else {
+            None
+        };
         let owner = id
             .jwt_sub
             .as_deref()
@@ -189,7 +222,13 @@ impl App {
         Ok(owner.to_owned())
     }
 
-    fn token_response(&self, status: u16, req: &ApiRequest, rec: &TokenRecord, extra: Option<(&str, Value)>) -> ApiResponse {
+    fn token_response(
+        &self,
+        status: u16,
+        req: &ApiRequest,
+        rec: &TokenRecord,
+        extra: Option<(&str, Value)>,
+    ) -> ApiResponse {
         let mut doc = rec.to_json(dates::now());
         if let Some((k, v)) = extra {
             doc[k] = v;
@@ -212,7 +251,9 @@ impl App {
         match req.content_type().as_deref() {
             None | Some("application/json") => Ok(()),
             Some("application/merge-patch+json") if merge_patch => Ok(()),
-            _ if merge_patch => Err(ApiError::UnsupportedMediaType("application/merge-patch+json or application/json")),
+            _ if merge_patch => Err(ApiError::UnsupportedMediaType(
+                "application/merge-patch+json or application/json",
+            )),
             _ => Err(ApiError::UnsupportedMediaType("application/json")),
         }
     }
@@ -224,12 +265,24 @@ impl App {
                 return Err(ApiError::field("Idempotency-Key", "must be visible ASCII"))
             }
             None => None,
-            Some(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => Some(k),
-            Some(_) => return Err(ApiError::field("Idempotency-Key", "must be 1 to 255 visible ASCII characters")),
+            Some(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+                Some(k)
+            }
+            Some(_) => {
+                return Err(ApiError::field(
+                    "Idempotency-Key",
+                    "must be 1 to 255 visible ASCII characters",
+                ))
+            }
         };
         let body = json_object(&req.body)?;
         let now = dates::now();
-        let idem = idem_key.map(|k| (self.keys.idempotency_key(owner, k), self.keys.fingerprint(&req.body)));
+        let idem = idem_key.map(|k| {
+            (
+                self.keys.idempotency_key(owner, k),
+                self.keys.fingerprint(&req.body),
+            )
+        });
         if let Some((key, fp)) = &idem {
             if let Some(prev) = self.store.idempotency(key, now.unix_timestamp()).await? {
                 return self.replay(req, owner, &prev, fp).await;
@@ -266,12 +319,20 @@ impl App {
 
     /// A repeated create: the first token's object, current if it still
     /// exists, else as first created; never its secret.
-    async fn replay(&self, req: &ApiRequest, owner: &str, prev: &IdempotencyRecord, fingerprint: &str) -> Result<ApiResponse> {
+    async fn replay(
+        &self,
+        req: &ApiRequest,
+        owner: &str,
+        prev: &IdempotencyRecord,
+        fingerprint: &str,
+    ) -> Result<ApiResponse> {
         if prev.fingerprint != fingerprint {
             return Err(ApiError::IdempotencyMismatch);
         }
         if let Ok(rec) = self.owned(owner, &prev.token_id).await {
-            return Ok(self.token_response(200, req, &rec, None).with_header("location", format!("/tokens/{}", rec.id)));
+            return Ok(self
+                .token_response(200, req, &rec, None)
+                .with_header("location", format!("/tokens/{}", rec.id)));
         }
         let doc: Value = serde_json::from_str(&prev.snapshot).map_err(|_| ApiError::Internal)?;
         Ok(ApiResponse::document(200, req.format(), "token", &doc).with_header("etag", "\"1\""))
@@ -294,7 +355,10 @@ impl App {
         for _ in 0..5 {
             let current = self.owned(owner, id).await?;
             if let Some(tag) = if_match {
-                let matches = tag == "*" || tag.split(',').any(|t| t.trim().trim_start_matches("W/") == current.etag());
+                let matches = tag == "*"
+                    || tag
+                        .split(',')
+                        .any(|t| t.trim().trim_start_matches("W/") == current.etag());
                 if !matches {
                     return Err(ApiError::PreconditionFailed);
                 }
@@ -352,15 +416,17 @@ impl App {
                 _ => errs.add("tag", "must be key:value"),
             }
         }
-        let errs = errs.into_result(())?;
-        let _ = errs;
+        errs.into_result(())?;
         let page = self.store.list(owner, limit, after.as_deref()).await?;
         let now = dates::now();
         let items: Vec<Value> = page
             .items
             .iter()
             .filter(|t| token_type.is_none_or(|ty| t.token_type == ty))
-            .filter(|t| tags.iter().all(|(k, v)| t.tags.get(*k).map(String::as_str) == Some(*v)))
+            .filter(|t| {
+                tags.iter()
+                    .all(|(k, v)| t.tags.get(*k).map(String::as_str) == Some(*v))
+            })
             .filter(|t| match state {
                 "active" => !t.is_expired(now),
                 "expired" => t.is_expired(now),
@@ -386,7 +452,12 @@ impl App {
         }
     }
 
-    fn validation(req: &ApiRequest, status: u16, doc: &Value, reason: Option<Reason>) -> ApiResponse {
+    fn validation(
+        req: &ApiRequest,
+        status: u16,
+        doc: &Value,
+        reason: Option<Reason>,
+    ) -> ApiResponse {
         let mut r = ApiResponse::document(status, req.format(), "validation", doc);
         r.reason = reason.map(Reason::code);
         r
@@ -401,8 +472,15 @@ impl App {
         })
     }
 
-    async fn decide(&self, req: &ApiRequest, input: &ValidateInput) -> Result<std::result::Result<Value, Reason>> {
-        let rec = match self.presented(input.token.as_deref().unwrap_or_default()).await? {
+    async fn decide(
+        &self,
+        req: &ApiRequest,
+        input: &ValidateInput,
+    ) -> Result<std::result::Result<Value, Reason>> {
+        let rec = match self
+            .presented(input.token.as_deref().unwrap_or_default())
+            .await?
+        {
             Ok(r) => r,
             Err(reason) => return Ok(Err(reason)),
         };
@@ -416,11 +494,14 @@ impl App {
             .is_none_or(|l| l <= now - Duration::minutes(1))
             .then_some(now);
         let consume = rec.max_uses.is_some();
-        let lease_id = (input.acquire && rec.max_concurrent.is_some()).then(|| self.keys.new_lease_id(&rec.id));
+        let lease_id = (input.acquire && rec.max_concurrent.is_some())
+            .then(|| self.keys.new_lease_id(&rec.id));
         let expiry = now_ms + self.config.lease_seconds * 1000;
         if !consume && lease_id.is_none() {
             if let Some(t) = touch {
-                self.store.touch(&rec.id, t, now - Duration::minutes(1)).await?;
+                self.store
+                    .touch(&rec.id, t, now - Duration::minutes(1))
+                    .await?;
             }
             return Ok(Ok(validate::acceptance(&rec, None, None)));
         }
@@ -467,7 +548,11 @@ impl App {
     }
 
     /// The token presented with a lease call, or 404.
-    async fn lease_owner(&self, req: &ApiRequest, lease: &str) -> Result<std::result::Result<TokenRecord, Reason>> {
+    async fn lease_owner(
+        &self,
+        req: &ApiRequest,
+        lease: &str,
+    ) -> Result<std::result::Result<TokenRecord, Reason>> {
         let input = validate::decode_input(req)?;
         let text = input.token.unwrap_or_default();
         let Some(parsed) = self.keys.parse_token(&text) else {
@@ -480,7 +565,10 @@ impl App {
     }
 
     async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
-        let rec = self.lease_owner(req, lease).await?.map_err(|_| ApiError::NotFound)?;
+        let rec = self
+            .lease_owner(req, lease)
+            .await?
+            .map_err(|_| ApiError::NotFound)?;
         let now = dates::now();
         if rec.is_expired(now) {
             return Err(ApiError::NotFound);
@@ -490,7 +578,8 @@ impl App {
         if !self.store.renew(&rec.id, lease, now_ms, expiry).await? {
             return Err(ApiError::NotFound);
         }
-        let doc = json!({"lease": {"id": lease, "expiresAt": dates::format(dates::from_millis(expiry))}});
+        let doc =
+            json!({"lease": {"id": lease, "expiresAt": dates::format(dates::from_millis(expiry))}});
         Ok(ApiResponse::document(200, req.format(), "validation", &doc))
     }
 
@@ -508,3 +597,100 @@ impl App {
 }
 
 use validate::ValidateInput;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn app() -> App {
+        let config = Config::from_lookup(|k| match k {
+            "TOLLGATE_TABLE" => Some("t".into()),
+            "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
+            "TOLLGATE_DEV_AUTH" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        App::new(config, Arc::new(MemoryStore::new()))
+    }
+
+    fn req(method: http::Method, path: &str, body: &[u8]) -> ApiRequest {
+        let mut r = ApiRequest {
+            method,
+            path: path.into(),
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        r.headers
+            .insert("content-type", "application/json".parse().unwrap());
+        r.headers.insert("x-owner", "alice".parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_400_naming_body() {
+        let app = app();
+        for (f, m, p) in [
+            (Function::Create, http::Method::POST, "/tokens"),
+            (Function::Validate, http::Method::POST, "/validate"),
+        ] {
+            let (_, r) = app.handle(f, &req(m, p, b"\xff\xfe{}")).await;
+            assert_eq!(r.status, 400);
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["errors"][0]["field"], "body");
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_404_and_405() {
+        let app = app();
+        let (_, r) = app
+            .handle(Function::Detail, &req(http::Method::GET, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 404);
+        let (_, r) = app
+            .handle(Function::List, &req(http::Method::DELETE, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 405);
+        assert!(r.headers.iter().any(|(k, v)| *k == "allow" && v == "GET"));
+        // A stage prefix is tolerated; the id comes from the last segment.
+        let (route, _) = app
+            .handle(
+                Function::Detail,
+                &req(http::Method::GET, "/prod/tokens/abc", b""),
+            )
+            .await;
+        assert_eq!(route, Some(Route::Detail("abc".into())));
+    }
+
+    #[tokio::test]
+    async fn x_owner_is_ignored_without_dev_auth() {
+        let mut app = app();
+        app.config.dev_auth = false;
+        let (_, r) = app
+            .handle(Function::List, &req(http::Method::GET, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 401);
+        let mut with_jwt = req(http::Method::GET, "/tokens", b"");
+        with_jwt.identity.jwt_sub = Some("user-1".into());
+        let (_, r) = app.handle(Function::List, &with_jwt).await;
+        assert_eq!(r.status, 200);
+    }
+
+    #[tokio::test]
+    async fn owner_precedence_jwt_then_authorizer_then_iam() {
+        let app = app();
+        let mut r = req(http::Method::GET, "/tokens", b"");
+        r.identity = crate::http::Identity {
+            jwt_sub: None,
+            authorizer_owner: Some("lambda-owner".into()),
+            iam_caller: Some("arn:aws:iam::1:user/x".into()),
+        };
+        assert_eq!(app.owner(&r).unwrap(), "lambda-owner");
+        r.identity.jwt_sub = Some("jwt-sub".into());
+        assert_eq!(app.owner(&r).unwrap(), "jwt-sub");
+        r.identity.jwt_sub = None;
+        r.identity.authorizer_owner = None;
+        assert_eq!(app.owner(&r).unwrap(), "arn:aws:iam::1:user/x");
+    }
+}

@@ -83,7 +83,10 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
                         "write" => parse_bool("write", &v).map(|b| input.write = b),
                         "acquire" => parse_bool("acquire", &v).map(|b| input.acquire = b),
                         "address" => parse_address(&v).map(|a| input.address = Some(a)),
-                        other => Err(ApiError::field(other, "is not a field of a validate request")),
+                        other => Err(ApiError::field(
+                            other,
+                            "is not a field of a validate request",
+                        )),
                     };
                     if let Err(ApiError::BadRequest(mut e)) = r {
                         errors.append(&mut e);
@@ -108,7 +111,10 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
         input.token = bearer(req).map(str::to_owned);
     }
     if input.token.as_deref().is_none_or(str::is_empty) {
-        return Err(ApiError::field("token", "a token is required, in the body or as Authorization: Bearer"));
+        return Err(ApiError::field(
+            "token",
+            "a token is required, in the body or as Authorization: Bearer",
+        ));
     }
     Ok(input)
 }
@@ -120,7 +126,8 @@ pub fn bearer(req: &ApiRequest) -> Option<&str> {
 }
 
 fn parse_address(v: &str) -> Result<IpAddr, ApiError> {
-    address::parse_ip(v).ok_or_else(|| ApiError::field("address", "must be an IPv4 or IPv6 address"))
+    address::parse_ip(v)
+        .ok_or_else(|| ApiError::field("address", "must be an IPv4 or IPv6 address"))
 }
 
 fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
@@ -147,7 +154,12 @@ fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
 
 /// Every check of the contract but the stateful ones (uses, leases), in
 /// order. `source` is the validate request's own address.
-pub fn check(rec: &TokenRecord, input: &ValidateInput, source: Option<IpAddr>, now: OffsetDateTime) -> Result<(), Reason> {
+pub fn check(
+    rec: &TokenRecord,
+    input: &ValidateInput,
+    source: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<(), Reason> {
     if rec.start_date.is_some_and(|s| now < s) {
         return Err(Reason::NotYetValid);
     }

@@ -12,7 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
@@ -70,20 +72,31 @@ fn ttl_of(rec: &TokenRecord, retention: i64) -> AttributeValue {
 }
 
 /// The client-settable attributes; `None` means "remove".
-fn client_attrs(rec: &TokenRecord, retention: i64, with_remaining: bool) -> Vec<(&'static str, Option<AttributeValue>)> {
+fn client_attrs(
+    rec: &TokenRecord,
+    retention: i64,
+    with_remaining: bool,
+) -> Vec<(&'static str, Option<AttributeValue>)> {
     let mut v = vec![
         ("type", Some(s(&rec.token_type))),
         ("description", Some(s(&rec.description))),
         ("resource", Some(s(&rec.resource))),
         ("write", Some(AttributeValue::Bool(rec.write))),
-        ("tags", Some(AttributeValue::M(rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect()))),
+        (
+            "tags",
+            Some(AttributeValue::M(
+                rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect(),
+            )),
+        ),
         ("caller", rec.caller.as_ref().map(s)),
         ("callee", rec.callee.as_ref().map(s)),
         ("maxConcurrent", rec.max_concurrent.map(n)),
         ("maxUses", rec.max_uses.map(n)),
         (
             "allowedAddresses",
-            rec.allowed_addresses.as_ref().map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
+            rec.allowed_addresses
+                .as_ref()
+                .map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
         ),
         ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
         ("endDate", Some(n(dates::millis(rec.end_date)))),
@@ -129,7 +142,9 @@ fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
     item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
 fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
-    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
 }
 fn req_s(item: &Item, k: &str) -> Result<String, StoreError> {
     get_s(item, k).map(str::to_owned).ok_or_else(|| bad(k))
@@ -142,7 +157,11 @@ fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
     let str_map = |k: &str| -> BTreeMapS {
         item.get(k)
             .and_then(|v| v.as_m().ok())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone()))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     Ok(TokenRecord {
@@ -151,16 +170,25 @@ fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         token_type: req_s(item, "type")?,
         description: get_s(item, "description").unwrap_or_default().to_owned(),
         resource: req_s(item, "resource")?,
-        write: item.get("write").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        write: item
+            .get("write")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
         tags: str_map("tags"),
         caller: get_s(item, "caller").map(str::to_owned),
         callee: get_s(item, "callee").map(str::to_owned),
         max_concurrent: get_n(item, "maxConcurrent"),
         max_uses: get_n(item, "maxUses"),
         remaining_uses: get_n(item, "remainingUses"),
-        allowed_addresses: item.get("allowedAddresses").and_then(|v| v.as_l().ok()).map(|l| {
-            l.iter().filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a))).collect()
-        }),
+        allowed_addresses: item
+            .get("allowedAddresses")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a)))
+                    .collect()
+            }),
         start_date: date(item, "startDate"),
         end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
         start: req_s(item, "start")?,
@@ -172,7 +200,11 @@ fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         leases: item
             .get("leases")
             .and_then(|v| v.as_m().ok())
-            .map(|m| m.iter().filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e))).collect())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e)))
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -187,7 +219,10 @@ where
 {
     match &e {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+            StoreError::Unavailable(format!(
+                "{}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))
         }
         SdkError::ServiceError(se) => {
             let code = se.err().code().unwrap_or("unknown");
@@ -207,7 +242,10 @@ where
                 StoreError::Internal(code.to_owned())
             }
         }
-        _ => StoreError::Internal(format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))),
+        _ => StoreError::Internal(format!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
     }
 }
 
@@ -278,12 +316,19 @@ impl DynamoStore {
 }
 
 fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[async_trait]
 impl Store for DynamoStore {
-    async fn put_new(&self, rec: &TokenRecord, idem: Option<&IdempotencyRecord>) -> Result<CreateOutcome, StoreError> {
+    async fn put_new(
+        &self,
+        rec: &TokenRecord,
+        idem: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
         let item = to_item(rec, self.retention_seconds);
         let Some(idem) = idem else {
             self.client
@@ -332,16 +377,25 @@ impl Store for DynamoStore {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
                 // A concurrent create with the same key won the race.
-                match self.idempotency(&idem.key, rec.created_at.unix_timestamp()).await? {
+                match self
+                    .idempotency(&idem.key, rec.created_at.unix_timestamp())
+                    .await?
+                {
                     Some(prev) => Ok(CreateOutcome::Replay(prev)),
-                    None => Err(StoreError::Unavailable("idempotent create conflicted".into())),
+                    None => Err(StoreError::Unavailable(
+                        "idempotent create conflicted".into(),
+                    )),
                 }
             }
             Err(e) => Err(store_error(e)),
         }
     }
 
-    async fn idempotency(&self, key: &str, now: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -352,7 +406,9 @@ impl Store for DynamoStore {
             .send()
             .await
             .map_err(store_error)?;
-        let Some(item) = out.item else { return Ok(None) };
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
         let rec = IdempotencyRecord {
             key: key.to_owned(),
             token_id: req_s(&item, "tokenId")?,
@@ -376,7 +432,12 @@ impl Store for DynamoStore {
         out.item.as_ref().map(from_item).transpose()
     }
 
-    async fn list(&self, owner: &str, limit: usize, after: Option<&str>) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page, StoreError> {
         let mut q = self
             .client
             .query()
@@ -394,7 +455,10 @@ impl Store for DynamoStore {
         let out = q.send().await.map_err(store_error)?;
         let items = out.items.unwrap_or_default();
         let next = if out.last_evaluated_key.is_some() {
-            items.last().and_then(|i| get_s(i, "gsi1sk")).map(str::to_owned)
+            items
+                .last()
+                .and_then(|i| get_s(i, "gsi1sk"))
+                .map(str::to_owned)
         } else {
             None
         };
@@ -410,7 +474,10 @@ impl Store for DynamoStore {
         let mut removes = Vec::new();
         let mut nm = HashMap::new();
         let mut vals = HashMap::new();
-        for (i, (k, v)) in client_attrs(new, self.retention_seconds, uses_change).into_iter().enumerate() {
+        for (i, (k, v)) in client_attrs(new, self.retention_seconds, uses_change)
+            .into_iter()
+            .enumerate()
+        {
             nm.insert(format!("#a{i}"), k.to_owned());
             match v {
                 Some(v) => {
@@ -437,7 +504,9 @@ impl Store for DynamoStore {
                 None => cond.push_str(" AND attribute_not_exists(#rem)"),
             }
         }
-        let failed = self.conditional_update(token_key(&seen.id), update, cond, nm, vals).await?;
+        let failed = self
+            .conditional_update(token_key(&seen.id), update, cond, nm, vals)
+            .await?;
         Ok(failed.is_none())
     }
 
@@ -461,7 +530,10 @@ impl Store for DynamoStore {
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let mut sets = vec!["#lu = :aid".to_owned()];
-        let mut cond = vec!["attribute_exists(pk)".to_owned(), "(attribute_not_exists(#lu) OR #lu <> :aid)".to_owned()];
+        let mut cond = vec![
+            "attribute_exists(pk)".to_owned(),
+            "(attribute_not_exists(#lu) OR #lu <> :aid)".to_owned(),
+        ];
         let mut nm = names(&[("#lu", "lastUseId")]);
         let mut vals = HashMap::from([(":aid".to_owned(), s(a.attempt_id))]);
         if a.consume_use {
@@ -486,9 +558,15 @@ impl Store for DynamoStore {
             vals.insert(":now".into(), n(dates::millis(now)));
         }
         let update = format!("SET {}", sets.join(", "));
-        let failed = self.conditional_update(token_key(a.id), update, cond.join(" AND "), nm, vals).await?;
-        let Some(old) = failed else { return Ok(AdmitOutcome::Admitted) };
-        let Some(old) = old else { return Ok(AdmitOutcome::NotFound) };
+        let failed = self
+            .conditional_update(token_key(a.id), update, cond.join(" AND "), nm, vals)
+            .await?;
+        let Some(old) = failed else {
+            return Ok(AdmitOutcome::Admitted);
+        };
+        let Some(old) = old else {
+            return Ok(AdmitOutcome::NotFound);
+        };
         // A retry of a write that already applied is a success, not a refusal.
         if get_s(&old, "lastUseId") == Some(a.attempt_id) {
             return Ok(AdmitOutcome::Admitted);
@@ -521,15 +599,32 @@ impl Store for DynamoStore {
             cond.push(format!("#leases.#l{i} = :e{i}"));
         }
         let update = format!("REMOVE {}", removes.join(", "));
-        let failed = self.conditional_update(token_key(id), update, cond.join(" AND "), nm, vals).await?;
+        let failed = self
+            .conditional_update(token_key(id), update, cond.join(" AND "), nm, vals)
+            .await?;
         Ok(failed.is_none())
     }
 
-    async fn renew(&self, id: &str, lease: &str, now_ms: i64, new_expiry: i64) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        id: &str,
+        lease: &str,
+        now_ms: i64,
+        new_expiry: i64,
+    ) -> Result<bool, StoreError> {
         let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
-        let vals = HashMap::from([(":now".to_owned(), n(now_ms)), (":exp".to_owned(), n(new_expiry))]);
+        let vals = HashMap::from([
+            (":now".to_owned(), n(now_ms)),
+            (":exp".to_owned(), n(new_expiry)),
+        ]);
         let failed = self
-            .conditional_update(token_key(id), "SET #leases.#lid = :exp".into(), "#leases.#lid > :now".into(), nm, vals)
+            .conditional_update(
+                token_key(id),
+                "SET #leases.#lid = :exp".into(),
+                "#leases.#lid > :now".into(),
+                nm,
+                vals,
+            )
             .await?;
         Ok(failed.is_none())
     }
@@ -548,7 +643,12 @@ impl Store for DynamoStore {
         Ok(failed.is_none())
     }
 
-    async fn touch(&self, id: &str, now: OffsetDateTime, fresh_after: OffsetDateTime) -> Result<(), StoreError> {
+    async fn touch(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        fresh_after: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let nm = names(&[("#lu", "lastUsedAt")]);
         let vals = HashMap::from([
             (":now".to_owned(), n(dates::millis(now))),

@@ -27,13 +27,19 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
-        self.state.lock().map_err(|_| StoreError::Internal("memory store lock poisoned".into()))
+        self.state
+            .lock()
+            .map_err(|_| StoreError::Internal("memory store lock poisoned".into()))
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn put_new(&self, rec: &TokenRecord, idem: Option<&IdempotencyRecord>) -> Result<CreateOutcome, StoreError> {
+    async fn put_new(
+        &self,
+        rec: &TokenRecord,
+        idem: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
         let mut s = self.lock()?;
         if let Some(i) = idem {
             if let Some(existing) = s.idempotency.get(&i.key) {
@@ -52,15 +58,29 @@ impl Store for MemoryStore {
         Ok(CreateOutcome::Created)
     }
 
-    async fn idempotency(&self, key: &str, now: i64) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self.lock()?.idempotency.get(key).filter(|r| r.expires_at > now).cloned())
+    async fn idempotency(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .lock()?
+            .idempotency
+            .get(key)
+            .filter(|r| r.expires_at > now)
+            .cloned())
     }
 
     async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.lock()?.tokens.get(id).cloned())
     }
 
-    async fn list(&self, owner: &str, limit: usize, after: Option<&str>) -> Result<Page, StoreError> {
+    async fn list(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page, StoreError> {
         let s = self.lock()?;
         let mut mine: Vec<(String, &TokenRecord)> = s
             .tokens
@@ -72,7 +92,11 @@ impl Store for MemoryStore {
         mine.sort_by(|a, b| b.0.cmp(&a.0));
         let more = mine.len() > limit;
         mine.truncate(limit);
-        let next = if more { mine.last().map(|(p, _)| p.clone()) } else { None };
+        let next = if more {
+            mine.last().map(|(p, _)| p.clone())
+        } else {
+            None
+        };
         Ok(Page {
             items: mine.into_iter().map(|(_, t)| t.clone()).collect(),
             next,
@@ -85,10 +109,12 @@ impl Store for MemoryStore {
             return Ok(false);
         };
         let uses_change = seen.max_uses != new.max_uses;
-        if cur.version != seen.version || (uses_change && cur.remaining_uses != seen.remaining_uses) {
+        if cur.version != seen.version || (uses_change && cur.remaining_uses != seen.remaining_uses)
+        {
             return Ok(false);
         }
-        let (leases, last_used, remaining) = (cur.leases.clone(), cur.last_used_at, cur.remaining_uses);
+        let (leases, last_used, remaining) =
+            (cur.leases.clone(), cur.last_used_at, cur.remaining_uses);
         *cur = new.clone();
         cur.leases = leases;
         cur.last_used_at = last_used;
@@ -154,7 +180,13 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    async fn renew(&self, id: &str, lease: &str, now_ms: i64, new_expiry: i64) -> Result<bool, StoreError> {
+    async fn renew(
+        &self,
+        id: &str,
+        lease: &str,
+        now_ms: i64,
+        new_expiry: i64,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
         match s.tokens.get_mut(id).and_then(|t| t.leases.get_mut(lease)) {
             Some(exp) if *exp > now_ms => {
@@ -167,10 +199,18 @@ impl Store for MemoryStore {
 
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        Ok(s.tokens.get_mut(id).and_then(|t| t.leases.remove(lease)).is_some())
+        Ok(s.tokens
+            .get_mut(id)
+            .and_then(|t| t.leases.remove(lease))
+            .is_some())
     }
 
-    async fn touch(&self, id: &str, now: OffsetDateTime, fresh_after: OffsetDateTime) -> Result<(), StoreError> {
+    async fn touch(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        fresh_after: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         let mut s = self.lock()?;
         if let Some(t) = s.tokens.get_mut(id) {
             if t.last_used_at.is_none_or(|l| l < fresh_after) {

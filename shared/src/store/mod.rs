@@ -89,12 +89,25 @@ pub fn list_position(rec: &TokenRecord) -> String {
 pub trait Store: Send + Sync {
     /// Writes a new token (never overwriting), with its idempotency record
     /// in the same atomic write when given.
-    async fn put_new(&self, rec: &TokenRecord, idem: Option<&IdempotencyRecord>) -> Result<CreateOutcome, StoreError>;
-    async fn idempotency(&self, key: &str, now: i64) -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn put_new(
+        &self,
+        rec: &TokenRecord,
+        idem: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError>;
+    async fn idempotency(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Strongly consistent read of one token.
     async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
     /// One page of the owner's tokens, newest first, after `after`.
-    async fn list(&self, owner: &str, limit: usize, after: Option<&str>) -> Result<Page, StoreError>;
+    async fn list(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page, StoreError>;
     /// Writes `new`'s client fields if the token is still at `seen`'s
     /// version (and remaining uses, when `maxUses` changes). `false`: it moved.
     async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError>;
@@ -104,9 +117,20 @@ pub trait Store: Send + Sync {
     /// Frees lapsed leases, each only if it still has the expiry seen.
     async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError>;
     /// Extends a live lease; `false` if it is unknown or lapsed.
-    async fn renew(&self, id: &str, lease: &str, now_ms: i64, new_expiry: i64) -> Result<bool, StoreError>;
+    async fn renew(
+        &self,
+        id: &str,
+        lease: &str,
+        now_ms: i64,
+        new_expiry: i64,
+    ) -> Result<bool, StoreError>;
     /// Ends a lease; `false` if it was already gone.
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError>;
     /// Sets `lastUsedAt` to `now` unless it is already at or after `fresh_after`.
-    async fn touch(&self, id: &str, now: OffsetDateTime, fresh_after: OffsetDateTime) -> Result<(), StoreError>;
+    async fn touch(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        fresh_after: OffsetDateTime,
+    ) -> Result<(), StoreError>;
 }

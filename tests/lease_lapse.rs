@@ -1,0 +1,192 @@
+//! Leases that are never released lapse after `TOLLGATE_LEASE_SECONDS` and
+//! their slots are reclaimed by the next acquirers, without DynamoDB TTL,
+//! and never beyond the cap. Runs the app in-process over DynamoDB Local
+//! with a one-second lease, and a soak of random acquire/renew/release.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::{json, Value};
+use tollgate::http::{ApiRequest, Identity};
+use tollgate::{App, Function};
+use tollgate_tests::{dynamo_app, owner, record_minted};
+
+fn request(method: &str, path: &str, body: Value, owner: Option<&str>) -> ApiRequest {
+    let mut r = ApiRequest {
+        method: http_method(method),
+        path: path.to_owned(),
+        body: body.to_string().into_bytes(),
+        source_ip: Some("127.0.0.1".parse().unwrap()),
+        identity: Identity {
+            jwt_sub: owner.map(str::to_owned),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    r.headers
+        .insert("content-type", "application/json".parse().unwrap());
+    r
+}
+
+fn http_method(m: &str) -> tollgate_tests::Method {
+    m.parse().unwrap()
+}
+
+async fn call(app: &App, f: Function, req: ApiRequest) -> (u16, Value) {
+    let (_, resp) = app.handle(f, &req).await;
+    let v = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
+    (resp.status, v)
+}
+
+async fn mint(app: &App, owner: &str, body: Value) -> (String, String) {
+    let (status, v) = call(
+        app,
+        Function::Create,
+        request("POST", "/tokens", body, Some(owner)),
+    )
+    .await;
+    assert_eq!(status, 201, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    record_minted(&token);
+    (v["id"].as_str().unwrap().to_owned(), token)
+}
+
+async fn acquire(app: &App, token: &str) -> Value {
+    call(
+        app,
+        Function::Validate,
+        request(
+            "POST",
+            "/validate",
+            json!({"token": token, "acquire": true}),
+            None,
+        ),
+    )
+    .await
+    .1
+}
+
+async fn live_leases(app: &App, owner: &str, id: &str) -> i64 {
+    call(
+        app,
+        Function::Detail,
+        request("GET", &format!("/tokens/{id}"), Value::Null, Some(owner)),
+    )
+    .await
+    .1["activeLeases"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vanished_holders_free_their_slots_once_leases_lapse() {
+    let app = dynamo_app(1).await;
+    let o = owner("lapse");
+    let (id, token) = mint(&app, &o, json!({"maxConcurrent": 12})).await;
+    // Twelve holders take every slot and vanish.
+    let first = join_all((0..12).map(|_| acquire(&app, &token))).await;
+    assert!(first.iter().all(|a| a["active"] == true));
+    assert_eq!(acquire(&app, &token).await["reason"], "CONCURRENCY_LIMIT");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        live_leases(&app, &o, &id).await,
+        0,
+        "lapsed leases stop counting at once"
+    );
+    // A burst right after the lapse: the cap still holds.
+    let burst = join_all((0..200).map(|_| {
+        let app = app.clone();
+        let token = token.clone();
+        async move { acquire(&app, &token).await }
+    }))
+    .await;
+    let admitted = burst.iter().filter(|a| a["active"] == true).count();
+    assert_eq!(admitted, 12, "{burst:?}");
+    assert_eq!(live_leases(&app, &o, &id).await, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn random_acquire_renew_release_soak_keeps_the_invariant() {
+    let app: Arc<App> = dynamo_app(2).await;
+    let o = owner("soak");
+    let cap = 5;
+    let (id, token) = mint(&app, &o, json!({"maxConcurrent": cap})).await;
+    let deadline = Instant::now() + Duration::from_secs(6);
+    let workers = (0..16).map(|w| {
+        let app = app.clone();
+        let token = token.clone();
+        let o = o.clone();
+        let id = id.clone();
+        async move {
+            let mut held: Vec<String> = Vec::new();
+            let mut seed = w as u64 * 7919 + 1;
+            let mut ops = 0;
+            while Instant::now() < deadline && ops < 400 {
+                ops += 1;
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                match (seed >> 33) % 4 {
+                    0 | 1 => {
+                        let a = acquire(&app, &token).await;
+                        if a["active"] == true {
+                            held.push(a["lease"]["id"].as_str().unwrap().to_owned());
+                        } else {
+                            assert_eq!(a["reason"], "CONCURRENCY_LIMIT");
+                        }
+                    }
+                    2 if !held.is_empty() => {
+                        let l = held.remove((seed as usize >> 3) % held.len());
+                        let mut r = request(
+                            "DELETE",
+                            &format!("/validate/leases/{l}"),
+                            json!({"token": token}),
+                            None,
+                        );
+                        r.path_id = Some(l);
+                        assert_eq!(call(&app, Function::Validate, r).await.0, 204);
+                    }
+                    3 if !held.is_empty() => {
+                        let l = held[(seed as usize >> 3) % held.len()].clone();
+                        let r = request(
+                            "PUT",
+                            &format!("/validate/leases/{l}"),
+                            json!({"token": token}),
+                            None,
+                        );
+                        let status = call(&app, Function::Validate, r).await.0;
+                        assert!(status == 200 || status == 404, "{status}");
+                        if status == 404 {
+                            held.retain(|h| *h != l); // lapsed and reclaimed
+                        }
+                    }
+                    _ => {}
+                }
+                // The invariant, checked throughout from the stored item.
+                let live = live_leases(&app, &o, &id).await;
+                assert!(live <= cap, "{live} live leases over the cap of {cap}");
+            }
+            held
+        }
+    });
+    let remaining: Vec<Vec<String>> = join_all(workers).await;
+    // Release what is still held: nothing leaks.
+    for l in remaining.into_iter().flatten().collect::<HashSet<_>>() {
+        let mut r = request(
+            "DELETE",
+            &format!("/validate/leases/{l}"),
+            json!({"token": token}),
+            None,
+        );
+        r.path_id = Some(l);
+        assert_eq!(call(&app, Function::Validate, r).await.0, 204);
+    }
+    assert_eq!(live_leases(&app, &o, &id).await, 0, "no slot leaked");
+    let a = join_all((0..cap).map(|_| acquire(&app, &token))).await;
+    assert!(
+        a.iter().all(|x| x["active"] == true),
+        "every slot is free again"
+    );
+}
