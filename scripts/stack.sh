@@ -33,6 +33,7 @@ start_stack() {
   STACK_PIDS="$STACK_PIDS $RUN/$name-functions.pid"
   wait_port 127.0.0.1 "$api_port" 120 || die "cargo lambda watch did not start; see .run/$name-functions.log"
   export TOLLGATE_URL="http://127.0.0.1:$api_port/lambda-url"
+  export TOLLGATE_INVOKE_PORT="$api_port"
 }
 
 stop_stack() {

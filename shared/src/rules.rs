@@ -522,3 +522,164 @@ fn check_lifetime(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const L: Lifetimes = Lifetimes {
+        default_ttl_seconds: 43_200,
+        max_ttl_seconds: 31_536_000,
+    };
+
+    fn create_with(body: Value) -> Result<TokenRecord, FieldErrors> {
+        create(NewToken {
+            id: "id".into(),
+            owner: "o".into(),
+            start: "tgl_12345678".into(),
+            secret_hash: "h".into(),
+            requester: Some("198.51.100.7".parse().unwrap()),
+            now: dates::now(),
+            lifetimes: L,
+            body: body.as_object().unwrap(),
+        })
+    }
+
+    fn fields(e: FieldErrors) -> Vec<String> {
+        e.0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let r = create_with(json!({})).unwrap();
+        assert_eq!(
+            (r.token_type.as_str(), r.resource.as_str(), r.write),
+            ("api", "/", false)
+        );
+        assert_eq!(r.end_date - r.created_at, Duration::seconds(43_200));
+        assert!(
+            r.max_uses.is_none() && r.remaining_uses.is_none() && r.allowed_addresses.is_none()
+        );
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let e = create_with(
+            json!({"type": "a b", "description": 1, "maxUses": 0, "maxConcurrent": 10_001,
+            "caller": "x".repeat(65), "id": "x", "bogus": true}),
+        )
+        .unwrap_err();
+        let mut f = fields(e);
+        f.sort();
+        assert_eq!(
+            f,
+            [
+                "bogus",
+                "caller",
+                "description",
+                "id",
+                "maxConcurrent",
+                "maxUses",
+                "type"
+            ]
+        );
+    }
+
+    #[test]
+    fn limits_at_the_edges() {
+        assert!(create_with(json!({"description": "d".repeat(256)})).is_ok());
+        assert!(create_with(json!({"description": "d".repeat(257)})).is_err());
+        assert!(create_with(json!({"type": "x".repeat(32)})).is_ok());
+        assert!(create_with(json!({"maxConcurrent": 10_000})).is_ok());
+        assert!(create_with(json!({"maxUses": MAX_USES})).is_ok());
+        assert!(create_with(json!({"maxUses": MAX_USES + 1})).is_err());
+        let tags: serde_json::Map<String, Value> =
+            (0..32).map(|i| (format!("k{i}"), json!(""))).collect();
+        assert!(create_with(json!({ "tags": tags })).is_ok());
+        assert_eq!(
+            fields(create_with(json!({"tags": {"k": "v".repeat(257)}})).unwrap_err()),
+            ["tags.k"]
+        );
+        assert_eq!(
+            fields(create_with(json!({"tags": {"k".repeat(65): "v"}})).unwrap_err()).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn lifetime_rules() {
+        assert_eq!(
+            fields(create_with(json!({"ttlSeconds": 31_536_001})).unwrap_err()),
+            ["ttlSeconds"]
+        );
+        assert!(create_with(json!({"ttlSeconds": 31_536_000})).is_ok());
+        assert_eq!(
+            fields(create_with(json!({"endDate": "2000-01-01T00:00:00Z"})).unwrap_err()),
+            ["endDate"]
+        );
+        let start = dates::format(dates::now() + Duration::days(30));
+        let end = dates::format(dates::now() + Duration::days(29));
+        assert_eq!(
+            fields(create_with(json!({"startDate": start, "endDate": end})).unwrap_err()),
+            ["endDate"]
+        );
+        // The lifetime counts from startDate when that is later than now.
+        let start = dates::now() + Duration::days(300);
+        let end = start + Duration::days(300);
+        let r =
+            create_with(json!({"startDate": dates::format(start), "endDate": dates::format(end)}))
+                .unwrap();
+        assert_eq!(r.end_date, end);
+    }
+
+    #[test]
+    fn bind_to_requester_adds_source_address() {
+        let r = create_with(json!({"bindToRequester": true})).unwrap();
+        assert_eq!(
+            crate::model::address_strings(r.allowed_addresses.as_ref().unwrap()),
+            ["198.51.100.7"]
+        );
+    }
+
+    #[test]
+    fn merge_patch_semantics() {
+        let cur = create_with(
+            json!({"tags": {"a": "1", "b": "2"}, "caller": "c", "maxUses": 5,
+            "description": "d", "resource": "/x", "write": true}),
+        )
+        .unwrap();
+        let mut spent = cur.clone();
+        spent.remaining_uses = Some(2);
+        let p = |b: Value| patch(&spent, b.as_object().unwrap(), dates::now(), L);
+        let r = p(json!({"tags": {"a": null, "c": "3"}, "caller": null})).unwrap();
+        assert_eq!(r.tags.keys().collect::<Vec<_>>(), ["b", "c"]);
+        assert_eq!(r.caller, None);
+        assert_eq!(r.version, cur.version + 1);
+        let r = p(json!({"maxUses": 10})).unwrap();
+        assert_eq!(r.remaining_uses, Some(7), "uses already spent stay spent");
+        let r = p(json!({"maxUses": 2})).unwrap();
+        assert_eq!(r.remaining_uses, Some(0));
+        let r =
+            p(json!({"description": null, "resource": null, "write": null, "tags": null})).unwrap();
+        assert_eq!(
+            (
+                r.description.as_str(),
+                r.resource.as_str(),
+                r.write,
+                r.tags.len()
+            ),
+            ("", "/", false, 0)
+        );
+        let r = p(json!({"description": "d"})).unwrap();
+        assert_eq!(r.version, cur.version, "no change, no new version");
+        assert_eq!(
+            fields(p(json!({"endDate": null})).unwrap_err()),
+            ["endDate"]
+        );
+        assert_eq!(
+            fields(p(json!({"type": "x", "ttlSeconds": 1})).unwrap_err()).len(),
+            2
+        );
+    }
+}
