@@ -1,0 +1,46 @@
+//! hot_path_us: the core's CPU path of one validate with no I/O: decode the
+//! token string, HMAC integrity check, secret hash check, window, scope,
+//! address.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use serde_json::json;
+use tollgate::crypto::Keys;
+use tollgate::rules::{self, Lifetimes, NewToken};
+use tollgate::validate::{check, ValidateInput};
+use tollgate::{dates, scope};
+
+fn hot_path(c: &mut Criterion) {
+    let keys = Keys::new(&[42u8; 32]);
+    let minted = keys.mint();
+    let body = json!({"resource": "/teams", "allowedAddresses": ["203.0.113.0/24", "2001:db8::/32"], "write": true});
+    let rec = rules::create(NewToken {
+        id: minted.id.clone(),
+        owner: "bench".into(),
+        start: minted.token[..12].into(),
+        secret_hash: minted.secret_hash.clone(),
+        requester: None,
+        now: dates::now(),
+        lifetimes: Lifetimes { default_ttl_seconds: 3600, max_ttl_seconds: 86_400 },
+        body: body.as_object().unwrap(),
+    })
+    .unwrap();
+    let input = ValidateInput {
+        token: Some(minted.token.clone()),
+        resource: Some("/teams/17dh0cf43jfgl8".into()),
+        write: true,
+        address: Some("203.0.113.9".parse().unwrap()),
+        acquire: false,
+    };
+    let now = dates::now();
+    c.bench_function("hot_path", |b| {
+        b.iter(|| {
+            let parsed = keys.parse_token(black_box(&minted.token)).expect("valid");
+            assert!(keys.secret_matches(&parsed, black_box(&rec.secret_hash)));
+            check(black_box(&rec), black_box(&input), None, now).expect("admitted");
+        })
+    });
+    c.bench_function("scope_normalise", |b| b.iter(|| scope::normalise(black_box("/teams/17dh0cf43jfgl8/"))));
+}
+
+criterion_group!(benches, hot_path);
+criterion_main!(benches);

@@ -1,0 +1,170 @@
+//! validate_vs_getitem and acquire_vs_raw: the validate handler driven
+//! in-process with an API Gateway event, against the raw DynamoDB requests
+//! of the same shape through the same SDK client, interleaved, medians.
+//!
+//! Needs DynamoDB Local and the table (see scripts/bench.sh).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use serde_json::{json, Value};
+use tollgate::config::Config;
+use tollgate::http::ApiRequest;
+use tollgate::lambda::handle_event;
+use tollgate::store::dynamo::{sdk_config, DynamoStore};
+use tollgate::{App, Function};
+use tollgate_bench::{median, validate_event};
+
+fn key(id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("T#{id}"))),
+        ("sk".to_owned(), AttributeValue::S("T".into())),
+    ])
+}
+
+async fn mint(app: &App, body: Value) -> (String, String) {
+    let mut req = ApiRequest {
+        method: "POST".parse().unwrap(),
+        path: "/tokens".into(),
+        body: body.to_string().into_bytes(),
+        ..Default::default()
+    };
+    req.identity.jwt_sub = Some("bench-owner".into());
+    let (_, resp) = app.handle(Function::Create, &req).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    (v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+}
+
+async fn validate(app: &App, event: &str) -> Value {
+    let req = lambda_http::request::from_str(event).expect("valid event");
+    let resp = handle_event(app, Function::Validate, req).await;
+    match resp.body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
+        _ => Value::Null,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let config = Config::from_env().expect("TOLLGATE_TABLE and TOLLGATE_HASH_KEY");
+    let table = config.table.clone();
+    let sdk = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    let store = DynamoStore::new(client.clone(), &table, 86_400);
+    let app = Arc::new(App::new(config, Arc::new(store)));
+
+    // validate_vs_getitem: a plain token; validate = one consistent GetItem.
+    let (id, token) = mint(&app, json!({"resource": "/teams", "allowedAddresses": ["203.0.113.0/24"]})).await;
+    let event = validate_event(&json!({"token": token, "resource": "/teams/17"}));
+    let raw_get = || client.get_item().table_name(&table).set_key(Some(key(&id))).consistent_read(true).send();
+    for _ in 0..200 {
+        assert_eq!(validate(&app, &event).await["active"], true);
+        raw_get().await.unwrap();
+    }
+    let (mut v_times, mut g_times) = (Vec::with_capacity(iterations), Vec::with_capacity(iterations));
+    for i in 0..iterations {
+        // Alternate which goes first so neither always gets a warmer path.
+        if i % 2 == 0 {
+            let t = Instant::now();
+            validate(&app, &event).await;
+            v_times.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            raw_get().await.unwrap();
+            g_times.push(t.elapsed().as_secs_f64() * 1e6);
+        } else {
+            let t = Instant::now();
+            raw_get().await.unwrap();
+            g_times.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            validate(&app, &event).await;
+            v_times.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let (v_med, g_med) = (median(&mut v_times), median(&mut g_times));
+
+    // acquire_vs_raw: validate with acquire = GetItem + one conditional
+    // UpdateItem (lease in, lastUseId); the raw side issues the same two.
+    let (cid, ctoken) = mint(&app, json!({"maxConcurrent": 10_000})).await;
+    let acquire_event = validate_event(&json!({"token": ctoken, "acquire": true}));
+    let release = |lease: String| {
+        client
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key(&cid)))
+            .update_expression("REMOVE #l.#id")
+            .expression_attribute_names("#l", "leases")
+            .expression_attribute_names("#id", lease)
+            .send()
+    };
+    let raw_acquire = |n: usize| {
+        let lease = format!("raw{n:020}");
+        let client = client.clone();
+        let table = table.clone();
+        let cid = cid.clone();
+        async move {
+            client.get_item().table_name(&table).set_key(Some(key(&cid))).consistent_read(true).send().await.unwrap();
+            client
+                .update_item()
+                .table_name(&table)
+                .set_key(Some(key(&cid)))
+                .update_expression("SET #lu = :aid, #leases.#lid = :exp")
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu <> :aid) AND attribute_not_exists(#leases.#lid) AND size(#leases) < #cap",
+                )
+                .expression_attribute_names("#lu", "lastUseId")
+                .expression_attribute_names("#leases", "leases")
+                .expression_attribute_names("#lid", &lease)
+                .expression_attribute_names("#cap", "maxConcurrent")
+                .expression_attribute_values(":aid", AttributeValue::S(format!("a{n}")))
+                .expression_attribute_values(":exp", AttributeValue::N("9999999999999".into()))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await
+                .unwrap();
+            lease
+        }
+    };
+    let acquire_iterations = iterations / 2;
+    let (mut a_times, mut r_times) = (Vec::new(), Vec::new());
+    for i in 0..acquire_iterations + 100 {
+        let t = Instant::now();
+        let v = validate(&app, &acquire_event).await;
+        let a = t.elapsed().as_secs_f64() * 1e6;
+        let lease = v["lease"]["id"].as_str().expect("admitted with a lease").to_owned();
+        release(lease).send_ok().await;
+        let t = Instant::now();
+        let lease = raw_acquire(i).await;
+        let r = t.elapsed().as_secs_f64() * 1e6;
+        release(lease).send_ok().await;
+        if i >= 100 {
+            a_times.push(a);
+            r_times.push(r);
+        }
+    }
+    let (a_med, r_med) = (median(&mut a_times), median(&mut r_times));
+    println!("validate_median_us {v_med:.0}");
+    println!("getitem_median_us {g_med:.0}");
+    println!("acquire_median_us {a_med:.0}");
+    println!("raw_acquire_median_us {r_med:.0}");
+    println!("samples {iterations} {acquire_iterations}");
+    println!("validate_vs_getitem {:.3}", v_med / g_med);
+    println!("acquire_vs_raw {:.3}", a_med / r_med);
+}
+
+trait SendOk {
+    async fn send_ok(self);
+}
+
+impl<F, T, E> SendOk for F
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: std::fmt::Debug,
+{
+    async fn send_ok(self) {
+        self.await.expect("release");
+    }
+}
