@@ -20,7 +20,10 @@ fn hot_path(c: &mut Criterion) {
         secret_hash: minted.secret_hash.clone(),
         requester: None,
         now: dates::now(),
-        lifetimes: Lifetimes { default_ttl_seconds: 3600, max_ttl_seconds: 86_400 },
+        lifetimes: Lifetimes {
+            default_ttl_seconds: 3600,
+            max_ttl_seconds: 86_400,
+        },
         body: body.as_object().unwrap(),
     })
     .unwrap();
@@ -39,7 +42,9 @@ fn hot_path(c: &mut Criterion) {
             check(black_box(&rec), black_box(&input), None, now).expect("admitted");
         })
     });
-    c.bench_function("scope_normalise", |b| b.iter(|| scope::normalise(black_box("/teams/17dh0cf43jfgl8/"))));
+    c.bench_function("scope_normalise", |b| {
+        b.iter(|| scope::normalise(black_box("/teams/17dh0cf43jfgl8/")))
+    });
 }
 
 criterion_group!(benches, hot_path);

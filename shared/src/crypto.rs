@@ -136,8 +136,11 @@ impl Keys {
 
     /// Constant-time comparison of a presented secret with the stored hash.
     pub fn secret_matches(&self, token: &TokenString, stored_hash: &str) -> bool {
-        let computed = self.hash_secret(&token.secret);
-        bool::from(computed.as_bytes().ct_eq(stored_hash.as_bytes()))
+        let Some(stored) = codec::decode::<32>(stored_hash) else {
+            return false;
+        };
+        let computed = self.mac(&self.secret_hash, &[&token.secret]);
+        bool::from(computed.ct_eq(&stored))
     }
 
     /// Signs an opaque value (a list cursor) for one owner.

@@ -30,9 +30,9 @@ pub fn init_logging() {
         .try_init();
 }
 
-/// Builds the app once per cold start: configuration, SDK client, and a
-/// warm connection to DynamoDB.
-pub async fn app_from_env() -> Result<App, Error> {
+/// Builds the app once per cold start: configuration, SDK client and, when
+/// `warm_up`, an open connection to DynamoDB.
+pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
     let store = DynamoStore::new(
@@ -40,13 +40,20 @@ pub async fn app_from_env() -> Result<App, Error> {
         &config.table,
         config.retention_seconds,
     );
-    store.warm_up().await;
+    // Open the DynamoDB connection now, so the first request does not pay
+    // for it. Functions whose policy allows no GetItem skip it, and
+    // TOLLGATE_WARM_UP=0 turns it off (the benchmark measures both).
+    if warm_up && std::env::var("TOLLGATE_WARM_UP").as_deref() != Ok("0") {
+        store.warm_up().await;
+    }
     Ok(App::new(config, Arc::new(store)))
 }
 
 pub async fn run(function: Function) -> Result<(), Error> {
     init_logging();
-    let app = Arc::new(app_from_env().await?);
+    // list (Query) and delete (DeleteItem) may not GetItem: no warm-up read.
+    let warm_up = !matches!(function, Function::List | Function::Delete);
+    let app = Arc::new(app_from_env(warm_up).await?);
     lambda_http::run(service_fn(move |event: Request| {
         let app = app.clone();
         async move { Ok::<_, Error>(handle_event(&app, function, event).await) }

@@ -35,7 +35,10 @@ async fn mint(app: &App, body: Value) -> (String, String) {
     let (_, resp) = app.handle(Function::Create, &req).await;
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     let v: Value = serde_json::from_slice(&resp.body).unwrap();
-    (v["id"].as_str().unwrap().into(), v["token"].as_str().unwrap().into())
+    (
+        v["id"].as_str().unwrap().into(),
+        v["token"].as_str().unwrap().into(),
+    )
 }
 
 async fn validate(app: &App, event: &str) -> Value {
@@ -49,7 +52,10 @@ async fn validate(app: &App, event: &str) -> Value {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let iterations: usize = std::env::var("BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
     let config = Config::from_env().expect("TOLLGATE_TABLE and TOLLGATE_HASH_KEY");
     let table = config.table.clone();
     let sdk = sdk_config().await;
@@ -58,14 +64,28 @@ async fn main() {
     let app = Arc::new(App::new(config, Arc::new(store)));
 
     // validate_vs_getitem: a plain token; validate = one consistent GetItem.
-    let (id, token) = mint(&app, json!({"resource": "/teams", "allowedAddresses": ["203.0.113.0/24"]})).await;
+    let (id, token) = mint(
+        &app,
+        json!({"resource": "/teams", "allowedAddresses": ["203.0.113.0/24"]}),
+    )
+    .await;
     let event = validate_event(&json!({"token": token, "resource": "/teams/17"}));
-    let raw_get = || client.get_item().table_name(&table).set_key(Some(key(&id))).consistent_read(true).send();
+    let raw_get = || {
+        client
+            .get_item()
+            .table_name(&table)
+            .set_key(Some(key(&id)))
+            .consistent_read(true)
+            .send()
+    };
     for _ in 0..200 {
         assert_eq!(validate(&app, &event).await["active"], true);
         raw_get().await.unwrap();
     }
-    let (mut v_times, mut g_times) = (Vec::with_capacity(iterations), Vec::with_capacity(iterations));
+    let (mut v_times, mut g_times) = (
+        Vec::with_capacity(iterations),
+        Vec::with_capacity(iterations),
+    );
     for i in 0..iterations {
         // Alternate which goes first so neither always gets a warmer path.
         if i % 2 == 0 {
@@ -106,7 +126,14 @@ async fn main() {
         let table = table.clone();
         let cid = cid.clone();
         async move {
-            client.get_item().table_name(&table).set_key(Some(key(&cid))).consistent_read(true).send().await.unwrap();
+            client
+                .get_item()
+                .table_name(&table)
+                .set_key(Some(key(&cid)))
+                .consistent_read(true)
+                .send()
+                .await
+                .unwrap();
             client
                 .update_item()
                 .table_name(&table)
@@ -134,7 +161,10 @@ async fn main() {
         let t = Instant::now();
         let v = validate(&app, &acquire_event).await;
         let a = t.elapsed().as_secs_f64() * 1e6;
-        let lease = v["lease"]["id"].as_str().expect("admitted with a lease").to_owned();
+        let lease = v["lease"]["id"]
+            .as_str()
+            .expect("admitted with a lease")
+            .to_owned();
         release(lease).send_ok().await;
         let t = Instant::now();
         let lease = raw_acquire(i).await;

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# make bench: builds what it needs, starts and stops DynamoDB Local itself,
+# runs every benchmark, prints a Markdown table and one `name value` line
+# per target at the very end.
+source "$(dirname "$0")/common.sh"
+cd "$ROOT"
+DDB_PORT=${BENCH_DDB_PORT:-18100}
+ensure_tools
+trap 'stop_pidfile "$RUN/bench-dynamodb.pid"' EXIT
+OUT="$RUN/bench"
+mkdir -p "$OUT"
+
+echo "==> building (release)" >&2
+cargo build --quiet --release -p tollgate-bench -p validate
+
+echo "==> starting DynamoDB Local" >&2
+start_dynamodb "$DDB_PORT" "$RUN/bench-dynamodb.pid"
+export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT" TOLLGATE_TABLE=tollgate-bench
+create_table "$AWS_ENDPOINT_URL_DYNAMODB" "$TOLLGATE_TABLE" >/dev/null
+export TOLLGATE_HASH_KEY
+TOLLGATE_HASH_KEY="$(new_hash_key)"
+
+echo "==> validate and acquire against raw DynamoDB requests (interleaved)" >&2
+./target/release/ratios >"$OUT/ratios.txt"
+
+echo "==> hot path (criterion)" >&2
+cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot hot_path >"$OUT/criterion.txt" 2>&1
+
+echo "==> cold start against a Lambda Runtime API emulator (5 runs each)" >&2
+: >"$OUT/init.txt"; : >"$OUT/init-cold.txt"
+for _ in 1 2 3 4 5; do
+  ./target/release/lambda_init target/release/validate >>"$OUT/init.txt"
+  ./target/release/lambda_init target/release/validate --no-warm-up >>"$OUT/init-cold.txt"
+done
+
+echo "==> deployment zips (cargo lambda build --release --output-format zip)" >&2
+cargo lambda build --quiet --release --output-format zip >"$OUT/zip.log" 2>&1
+zip_bytes=$(find target/lambda -name bootstrap.zip -printf '%s %h\n' | sort -n | tail -1)
+
+med() { # median of the values of `key` in a file of `key value` lines
+  awk -v k="$1" '$1 == k { print $2 }' "$2" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+val() { awk -v k="$1" '$1 == k { print $2 }' "$2" | tail -1; }
+
+hot_us=$(awk '/^hot_path/ && /time:/ { v = $5; u = $6 } END { if (u == "ns") printf "%.3f", v / 1000; else if (u == "µs" || u == "us") printf "%.3f", v; else printf "%.3f", v * 1000 }' "$OUT/criterion.txt")
+validate_ratio=$(val validate_vs_getitem "$OUT/ratios.txt")
+acquire_ratio=$(val acquire_vs_raw "$OUT/ratios.txt")
+init_ms=$(med init_ms "$OUT/init.txt")
+rss_mb=$(med rss_mb "$OUT/init.txt")
+first_warm=$(med first_invocation_us "$OUT/init.txt")
+first_cold=$(med first_invocation_us "$OUT/init-cold.txt")
+zip_mb=$(awk -v b="${zip_bytes%% *}" 'BEGIN { printf "%.2f", b / 1048576 }')
+zip_fn=$(basename "${zip_bytes#* }")
+
+cat <<TABLE
+
+## Tollgate benchmarks ($(nproc) cores, $(date -u +%Y-%m-%d))
+
+| figure | value | target |
+|---|---|---|
+| validate handler, median µs (API Gateway event in-process) | $(val validate_median_us "$OUT/ratios.txt") | |
+| raw consistent GetItem, median µs | $(val getitem_median_us "$OUT/ratios.txt") | |
+| **validate_vs_getitem** | **$validate_ratio** | ≤ 1.15 |
+| validate + acquire, median µs | $(val acquire_median_us "$OUT/ratios.txt") | |
+| raw GetItem + conditional UpdateItem, median µs | $(val raw_acquire_median_us "$OUT/ratios.txt") | |
+| **acquire_vs_raw** | **$acquire_ratio** | ≤ 1.15 |
+| **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
+| **init_ms** (process start → first request for work, median of 5) | **$init_ms** | ≤ 20 |
+| first invocation µs, connection opened in init / not (medians of 5) | $first_warm / $first_cold | |
+| **rss_mb** (peak RSS after 1,000 validations) | **$rss_mb** | ≤ 24 |
+| **zip_mb** (largest deployment zip: $zip_fn) | **$zip_mb** | ≤ 5 |
+
+DynamoDB Local 3.3 on loopback; samples: $(val samples "$OUT/ratios.txt") validate/GetItem pairs and $(awk '$1 == "samples" { print $3 }' "$OUT/ratios.txt") acquire pairs.
+TABLE
+echo
+echo "validate_vs_getitem $validate_ratio"
+echo "acquire_vs_raw $acquire_ratio"
+echo "hot_path_us $hot_us"
+echo "init_ms $init_ms"
+echo "rss_mb $rss_mb"
+echo "zip_mb $zip_mb"
