@@ -30,3 +30,11 @@ status=${PIPESTATUS[0]}
 
 echo "==> secret scan of the table and the logs after the whole run"
 cargo test --quiet -p tollgate-tests --test secret_scan
+
+echo "==> sam build (BuildMethod: rust-cargolambda, no Docker)"
+stop_stack
+sam build --beta-features --cached >"$RUN/sam-build.log" 2>&1 || { tail -30 "$RUN/sam-build.log"; die "sam build failed"; }
+for f in List Create Detail Patch Delete Validate; do
+  [ -x ".aws-sam/build/${f}Function/bootstrap" ] || die "sam build produced no bootstrap for ${f}Function"
+done
+echo "sam build: all six functions built"

@@ -25,9 +25,14 @@ pub fn init_logging() {
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .without_time()
         .with_env_filter(filter)
         .try_init();
+}
+
+/// Whether `function` opens its DynamoDB connection with a `GetItem` during
+/// init: list (Query only) and delete (DeleteItem only) may not read items.
+pub fn warms_up(function: Function) -> bool {
+    !matches!(function, Function::List | Function::Delete)
 }
 
 /// Builds the app once per cold start: configuration, SDK client and, when
@@ -51,9 +56,7 @@ pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
 
 pub async fn run(function: Function) -> Result<(), Error> {
     init_logging();
-    // list (Query) and delete (DeleteItem) may not GetItem: no warm-up read.
-    let warm_up = !matches!(function, Function::List | Function::Delete);
-    let app = Arc::new(app_from_env(warm_up).await?);
+    let app = Arc::new(app_from_env(warms_up(function)).await?);
     lambda_http::run(service_fn(move |event: Request| {
         let app = app.clone();
         async move { Ok::<_, Error>(handle_event(&app, function, event).await) }

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod config;
 pub mod crypto;
 pub mod dates;
+pub mod fuzzing;
 pub mod http;
 pub mod lambda;
 pub mod model;

@@ -15,7 +15,7 @@ use crate::validate::{self, Reason};
 use crate::{codec, config::Config, dates};
 
 /// The Lambda function a binary is; each serves only its own routes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Function {
     List,
     Create,

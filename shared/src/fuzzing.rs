@@ -1,0 +1,175 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the corpus replay
+//! in `make test`: each takes arbitrary bytes, must never panic, and checks
+//! the properties that must hold for whatever it accepts.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::crypto::Keys;
+use crate::http::ApiRequest;
+use crate::rules::{self, Lifetimes, NewToken};
+use crate::{address, dates, scope, validate};
+
+fn keys() -> Keys {
+    Keys::new(&[0x5a; 32])
+}
+
+const LIFETIMES: Lifetimes = Lifetimes {
+    default_ttl_seconds: 43_200,
+    max_ttl_seconds: 31_536_000,
+};
+
+/// The token string decoder: never panics; what it accepts re-parses the same.
+pub fn token_string(data: &[u8]) {
+    let k = keys();
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(t) = k.parse_token(text) {
+            assert_eq!(t.id.len(), 26);
+            assert_eq!(k.parse_token(text), Some(t));
+        }
+        let _ = k.open_cursor("owner", text);
+        let _ = k.lease_belongs_to("id", text);
+    }
+    // A real token with these bytes spliced in must still be refused or be
+    // exactly the original.
+    let m = k.mint();
+    let mut spliced = m.token.clone().into_bytes();
+    let len = spliced.len();
+    for (i, b) in data.iter().enumerate().take(len) {
+        spliced[(i * 7) % len] ^= b;
+    }
+    if let Ok(s) = String::from_utf8(spliced) {
+        if let Some(t) = k.parse_token(&s) {
+            assert_eq!(s, m.token, "only the original string may pass");
+            assert_eq!(t.id, m.id);
+        }
+    }
+}
+
+fn new_token(
+    body: &serde_json::Map<String, Value>,
+) -> Result<crate::model::TokenRecord, rules::FieldErrors> {
+    rules::create(NewToken {
+        id: "0000000000000000000000000a".into(),
+        owner: "owner".into(),
+        start: "tgl_00000000".into(),
+        secret_hash: "h".into(),
+        requester: Some(IpAddr::from([127, 0, 0, 1])),
+        now: dates::now(),
+        lifetimes: LIFETIMES,
+        body,
+    })
+}
+
+/// Create and patch bodies (JSON, merge patch): never panic; accepted
+/// records obey the field rules; refusals name at least one field.
+pub fn token_bodies(data: &[u8]) {
+    let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
+    match new_token(&body) {
+        Ok(rec) => {
+            assert!(rec.description.chars().count() <= rules::MAX_DESCRIPTION);
+            assert!(rec.tags.len() <= rules::MAX_TAGS);
+            assert!(rec.end_date > rec.created_at);
+            assert_eq!(
+                scope::normalise(&rec.resource).as_deref(),
+                Some(rec.resource.as_str())
+            );
+            let again = rules::patch(&rec, &body, rec.created_at, LIFETIMES);
+            if let Ok(p) = again {
+                assert!(p.tags.len() <= rules::MAX_TAGS);
+            }
+        }
+        Err(e) => assert!(!e.0.is_empty()),
+    }
+    if let Ok(base) = new_token(&serde_json::Map::new()) {
+        if let Ok(p) = rules::patch(&base, &body, dates::now(), LIFETIMES) {
+            assert!(p.version >= base.version);
+            assert_eq!(p.id, base.id);
+            assert_eq!(p.owner, base.owner);
+            assert_eq!(p.secret_hash, base.secret_hash);
+        }
+    }
+}
+
+/// Validate bodies, JSON and form-encoded: never panic, never accept a
+/// request without a token.
+pub fn validate_bodies(data: &[u8]) {
+    for ctype in ["application/json", "application/x-www-form-urlencoded"] {
+        let mut req = ApiRequest {
+            body: data.to_vec(),
+            ..Default::default()
+        };
+        req.headers
+            .insert("content-type", http::HeaderValue::from_static(ctype));
+        if let Ok(input) = validate::decode_input(&req) {
+            assert!(input.token.as_deref().is_some_and(|t| !t.is_empty()));
+        }
+    }
+}
+
+/// Dates: never panic; accepted dates format and re-parse to themselves.
+pub fn dates(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Some(t) = dates::parse(text) {
+            let formatted = dates::format(t);
+            assert!(formatted.ends_with('Z'));
+            assert_eq!(dates::parse(&formatted), Some(t));
+        }
+    }
+}
+
+/// Resource normalisation and scope matching: normalising is idempotent,
+/// `/` covers every normalised path, a path covers itself, and no accepted
+/// path holds a dot segment or a double slash.
+pub fn scopes(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (a, b) = text.split_once('\n').unwrap_or((text, "/"));
+    if let Some(n) = scope::normalise(a) {
+        assert_eq!(scope::normalise(&n).as_deref(), Some(n.as_str()));
+        assert!(scope::covers("/", &n));
+        assert!(scope::covers(&n, &n));
+        assert!(!n.contains("//") && !n.split('/').any(|s| s == ".." || s == "."));
+        if let Some(m) = scope::normalise(b) {
+            if scope::covers(&n, &m) && n != "/" {
+                assert!(m == n || m.starts_with(&format!("{n}/")));
+            }
+        }
+    }
+}
+
+/// Addresses and CIDRs: never panic; a parsed address is allowed by its
+/// own host network and by `0.0.0.0/0` or `::/0` of its family.
+pub fn addresses(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (a, b) = text.split_once('\n').unwrap_or((text, ""));
+    if let Some(ip) = address::parse_ip(a) {
+        let host = address::parse_net(&ip.to_string()).expect("an address is a network");
+        assert!(address::allowed(&[host], ip));
+        let any = address::parse_net(if ip.is_ipv4() { "0.0.0.0/0" } else { "::/0" }).unwrap();
+        assert!(address::allowed(&[any], ip));
+        if let Some(net) = address::parse_net(b) {
+            assert_eq!(address::allowed(&[net], ip), net.contains(&ip));
+        }
+    }
+    let _ = address::parse_net(text);
+}
+
+/// A fuzz target: arbitrary bytes in, a panic on a broken property.
+pub type Target = fn(&[u8]);
+
+/// Every target by name, for the corpus replay.
+pub const TARGETS: &[(&str, Target)] = &[
+    ("token_string", token_string),
+    ("token_bodies", token_bodies),
+    ("validate_bodies", validate_bodies),
+    ("dates", dates),
+    ("scopes", scopes),
+    ("addresses", addresses),
+];

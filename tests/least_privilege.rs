@@ -1,0 +1,374 @@
+//! Least privilege, proven: every function is driven through all of its
+//! routes (happy and refusal paths) over a recording store; the DynamoDB
+//! actions its code issued must be exactly the ones its policy in
+//! `template.yaml` names, on the table (and index), and nothing broader.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use tollgate::config::Config;
+use tollgate::http::ApiRequest;
+use tollgate::model::TokenRecord;
+use tollgate::store::dynamo::iam_actions;
+use tollgate::store::memory::MemoryStore;
+use tollgate::store::{
+    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Page, Store, StoreError,
+};
+use tollgate::{App, Function};
+
+/// Records which store methods were called, around the memory store.
+struct Recording {
+    inner: Arc<MemoryStore>,
+    calls: Mutex<BTreeSet<&'static str>>,
+}
+
+impl Recording {
+    fn note(&self, m: &'static str) {
+        self.calls.lock().unwrap().insert(m);
+    }
+}
+
+#[async_trait]
+impl Store for Recording {
+    async fn put_new(
+        &self,
+        rec: &TokenRecord,
+        idem: Option<&IdempotencyRecord>,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.note("put_new");
+        self.inner.put_new(rec, idem).await
+    }
+    async fn idempotency(
+        &self,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.note("idempotency");
+        self.inner.idempotency(key, now).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.note("get");
+        self.inner.get(id).await
+    }
+    async fn list(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<Page, StoreError> {
+        self.note("list");
+        self.inner.list(owner, limit, after).await
+    }
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
+        self.note("replace");
+        self.inner.replace(seen, new).await
+    }
+    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        self.note("delete");
+        self.inner.delete(id, owner).await
+    }
+    async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+        self.note("admit");
+        self.inner.admit(a).await
+    }
+    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
+        self.note("reclaim");
+        self.inner.reclaim(id, lapsed).await
+    }
+    async fn renew(
+        &self,
+        id: &str,
+        lease: &str,
+        now_ms: i64,
+        new_expiry: i64,
+    ) -> Result<bool, StoreError> {
+        self.note("renew");
+        self.inner.renew(id, lease, now_ms, new_expiry).await
+    }
+    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
+        self.note("release");
+        self.inner.release(id, lease).await
+    }
+    async fn touch(
+        &self,
+        id: &str,
+        now: OffsetDateTime,
+        fresh_after: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.note("touch");
+        self.inner.touch(id, now, fresh_after).await
+    }
+}
+
+fn config() -> Config {
+    Config::from_lookup(|k| match k {
+        "TOLLGATE_TABLE" => Some("t".into()),
+        "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
+        "TOLLGATE_LEASE_SECONDS" => Some("1".into()),
+        _ => None,
+    })
+    .unwrap()
+}
+
+fn req(method: &str, path: &str, body: Value, headers: &[(&'static str, &str)]) -> ApiRequest {
+    let mut r = ApiRequest {
+        method: method.parse().unwrap(),
+        path: path.into(),
+        body: if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        },
+        source_ip: Some("127.0.0.1".parse().unwrap()),
+        ..Default::default()
+    };
+    r.identity.jwt_sub = Some("owner-1".into());
+    if !body.is_null() {
+        r.headers
+            .insert("content-type", "application/json".parse().unwrap());
+    }
+    for (k, v) in headers {
+        r.headers.insert(*k, v.parse().unwrap());
+    }
+    r
+}
+
+/// Drives every function through its routes; returns the store methods each used.
+async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
+    let shared = Arc::new(MemoryStore::new());
+    let mut used = HashMap::new();
+    let setup = App::new(config(), shared.clone());
+    let (_, created) = setup
+        .handle(
+            Function::Create,
+            &req(
+                "POST",
+                "/tokens",
+                json!({"maxUses": 5, "maxConcurrent": 1}),
+                &[],
+            ),
+        )
+        .await;
+    let v: Value = serde_json::from_slice(&created.body).unwrap();
+    let (id, token) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    let (_, plain) = setup
+        .handle(Function::Create, &req("POST", "/tokens", json!({}), &[]))
+        .await;
+    let plain_token = serde_json::from_slice::<Value>(&plain.body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, doomed) = setup
+        .handle(Function::Create, &req("POST", "/tokens", json!({}), &[]))
+        .await;
+    let doomed = serde_json::from_slice::<Value>(&doomed.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    for f in [
+        Function::List,
+        Function::Create,
+        Function::Detail,
+        Function::Patch,
+        Function::Delete,
+        Function::Validate,
+    ] {
+        let rec = Arc::new(Recording {
+            inner: shared.clone(),
+            calls: Mutex::new(BTreeSet::new()),
+        });
+        let app = App::new(config(), rec.clone());
+        let requests: Vec<ApiRequest> = match f {
+            Function::List => vec![req("GET", "/tokens", Value::Null, &[])],
+            Function::Create => vec![
+                req(
+                    "POST",
+                    "/tokens",
+                    json!({"description": "x"}),
+                    &[("idempotency-key", "k1")],
+                ),
+                req(
+                    "POST",
+                    "/tokens",
+                    json!({"description": "x"}),
+                    &[("idempotency-key", "k1")],
+                ),
+                req("POST", "/tokens", json!({}), &[]),
+            ],
+            Function::Detail => vec![req("GET", &format!("/tokens/{id}"), Value::Null, &[])],
+            Function::Patch => vec![
+                req(
+                    "PATCH",
+                    &format!("/tokens/{id}"),
+                    json!({"description": "y", "maxUses": 6}),
+                    &[],
+                ),
+                req(
+                    "PATCH",
+                    &format!("/tokens/{id}"),
+                    json!({"description": "z"}),
+                    &[("if-match", "\"1\"")],
+                ),
+            ],
+            Function::Delete => vec![req(
+                "DELETE",
+                &format!("/tokens/{doomed}"),
+                Value::Null,
+                &[],
+            )],
+            Function::Validate => {
+                let mut v = vec![
+                    req("POST", "/validate", json!({"token": plain_token}), &[]),
+                    req(
+                        "POST",
+                        "/validate",
+                        json!({"token": token, "acquire": true}),
+                        &[],
+                    ),
+                    req(
+                        "POST",
+                        "/validate",
+                        json!({"token": token, "acquire": true}),
+                        &[],
+                    ),
+                ];
+                v.push(req("POST", "/validate", json!({"token": "tgl_bad"}), &[]));
+                v
+            }
+        };
+        let mut lease = None;
+        for r in &requests {
+            let (_, resp) = app.handle(f, r).await;
+            assert!(resp.status < 500, "{f:?}: {}", resp.status);
+            if let Ok(v) = serde_json::from_slice::<Value>(&resp.body) {
+                if let Some(l) = v["lease"]["id"].as_str() {
+                    lease = Some(l.to_owned());
+                }
+            }
+        }
+        if f == Function::Validate {
+            // Let the lease lapse so the next acquire reclaims it, then renew and release.
+            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            let (_, r) = app
+                .handle(
+                    f,
+                    &req(
+                        "POST",
+                        "/validate",
+                        json!({"token": token, "acquire": true}),
+                        &[],
+                    ),
+                )
+                .await;
+            let l = serde_json::from_slice::<Value>(&r.body).unwrap()["lease"]["id"]
+                .as_str()
+                .map(str::to_owned)
+                .or(lease);
+            let l = l.expect("a lease");
+            let mut renew = req(
+                "PUT",
+                &format!("/validate/leases/{l}"),
+                json!({"token": token}),
+                &[],
+            );
+            renew.path_id = Some(l.clone());
+            assert_eq!(app.handle(f, &renew).await.1.status, 200);
+            let mut release = req(
+                "DELETE",
+                &format!("/validate/leases/{l}"),
+                json!({"token": token}),
+                &[],
+            );
+            release.path_id = Some(l);
+            assert_eq!(app.handle(f, &release).await.1.status, 204);
+        }
+        let mut calls = rec.calls.lock().unwrap().clone();
+        if tollgate::lambda::warms_up(f) {
+            calls.insert("warm_up");
+        }
+        used.insert(f, calls);
+    }
+    used
+}
+
+fn template() -> serde_yaml::Value {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// A policy's resource as text: `!GetAtt TokensTable.Arn` or a `!Sub` string.
+fn resource_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::Tagged(t) => format!("{} {}", t.tag, resource_text(&t.value)),
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Sequence(s) => s.iter().map(resource_text).collect::<Vec<_>>().join(","),
+        other => format!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn each_policy_names_exactly_the_actions_its_code_calls() {
+    let used = exercise().await;
+    let tpl = template();
+    for (f, calls) in used {
+        let name = format!("{}Function", capitalise(f.name()));
+        let statements = tpl["Resources"][name.as_str()]["Properties"]["Policies"][0]["Statement"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{name} has a policy statement list"));
+        let mut granted = BTreeSet::new();
+        for st in statements {
+            assert_eq!(st["Effect"].as_str(), Some("Allow"));
+            let resource = resource_text(&st["Resource"]);
+            assert!(
+                !resource.contains('*'),
+                "{name}: wildcard resource {resource}"
+            );
+            assert!(
+                resource.contains("TokensTable"),
+                "{name}: resource is the table: {resource}"
+            );
+            for a in st["Action"].as_sequence().unwrap() {
+                let a = a.as_str().unwrap();
+                assert!(
+                    a.starts_with("dynamodb:") && !a.contains('*'),
+                    "{name}: broad action {a}"
+                );
+                if a == "dynamodb:Query" {
+                    assert!(
+                        resource.ends_with("/index/byOwner"),
+                        "{name}: Query only on the index"
+                    );
+                } else {
+                    assert!(
+                        !resource.contains("/index/"),
+                        "{name}: item actions on the table"
+                    );
+                }
+                granted.insert(a.to_owned());
+            }
+        }
+        let needed: BTreeSet<String> = calls
+            .iter()
+            .flat_map(|m| iam_actions(m).iter().map(|a| a.to_string()))
+            .collect();
+        assert_eq!(
+            granted, needed,
+            "{name}: policy vs the actions its code calls ({calls:?})"
+        );
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
