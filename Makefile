@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test lint bench fmt soak
+.PHONY: dev test lint bench fmt soak fuzz
 
 dev:
 	@bash scripts/dev.sh
@@ -9,6 +9,12 @@ test:
 
 bench:
 	@bash scripts/bench.sh
+
+soak:
+	@bash scripts/soak.sh
+
+fuzz:
+	@bash scripts/fuzz.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -95,16 +95,38 @@ async fn vanished_holders_free_their_slots_once_leases_lapse() {
         0,
         "lapsed leases stop counting at once"
     );
-    // A burst right after the lapse: the cap still holds.
+    // A burst right after the lapse: the cap still holds. The burst can
+    // outlast the 1 s lease, so leases granted in it lapse and are reclaimed
+    // mid-burst and more than 12 may be admitted in all; what must hold is
+    // that the stored lease set (a superset of the live leases) never
+    // exceeds 12, sampled throughout with consistent reads.
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (app, id, done) = (app.clone(), id.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let t = app.store.get(&id).await.unwrap().unwrap();
+                peak = peak.max(t.leases.len());
+            }
+            peak
+        })
+    };
     let burst = join_all((0..200).map(|_| {
         let app = app.clone();
         let token = token.clone();
         async move { acquire(&app, &token).await }
     }))
     .await;
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let peak = sampler.await.unwrap();
     let admitted = burst.iter().filter(|a| a["active"] == true).count();
-    assert_eq!(admitted, 12, "{burst:?}");
-    assert_eq!(live_leases(&app, &o, &id).await, 12);
+    assert!(admitted >= 12, "every free slot was taken ({admitted})");
+    assert!(peak <= 12, "{peak} leases held at once");
+    assert!(burst
+        .iter()
+        .all(|a| a["active"] == true || a["reason"] == "CONCURRENCY_LIMIT"));
+    assert!(live_leases(&app, &o, &id).await <= 12);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# make soak: a bounded soak of the whole local stack on loopback, then a
+# reconciliation of every write; prints the latency distribution.
+source "$(dirname "$0")/common.sh"
+source "$ROOT/scripts/stack.sh"
+cd "$ROOT"
+ensure_tools
+trap stop_stack EXIT
+cargo build --quiet --release -p tollgate-bench --bin soak
+start_stack "${SOAK_DDB_PORT:-18200}" "${SOAK_API_PORT:-19200}" soak
+./target/release/soak

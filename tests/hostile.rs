@@ -1,0 +1,343 @@
+//! Hostile input on every route, in-process over DynamoDB Local: malformed
+//! JSON, wrong types, huge numbers, invalid UTF-8, NUL bytes, 70 KB bodies,
+//! deep nesting, odd content types, path tricks, oversized headers, bogus
+//! If-Match and Idempotency-Key. Never a 5xx, never an internal detail in a
+//! body, and nothing written by a refused request.
+
+use http::HeaderValue;
+use serde_json::Value;
+use tollgate::http::ApiRequest;
+use tollgate::{App, Function};
+use tollgate_tests::{dynamo_app, owner, record_minted};
+
+/// (function, method, path, header, value, expected status)
+type HeaderCase<'a> = (
+    Function,
+    &'a str,
+    &'a str,
+    &'static str,
+    Vec<u8>,
+    Option<u16>,
+);
+
+fn bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_obj = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    vec![
+        ("truncated JSON", b"{\"description\":".to_vec()),
+        ("not JSON", b"nul".to_vec()),
+        ("array", b"[1,2,3]".to_vec()),
+        ("string", b"\"x\"".to_vec()),
+        (
+            "wrong types",
+            br#"{"description":[],"write":"yes","tags":5,"maxUses":"7","token":5,"acquire":"x"}"#
+                .to_vec(),
+        ),
+        (
+            "huge float",
+            br#"{"maxUses":1e400,"maxConcurrent":1e400}"#.to_vec(),
+        ),
+        (
+            "huge integer",
+            br#"{"maxUses":99999999999999999999999999,"ttlSeconds":9223372036854775808}"#.to_vec(),
+        ),
+        (
+            "negative",
+            br#"{"maxUses":-1,"maxConcurrent":-1e308,"ttlSeconds":-5}"#.to_vec(),
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"description\":\"\xff\xfe\xfd\"}".to_vec(),
+        ),
+        (
+            "NUL in string",
+            b"{\"description\":\"a\\u0000b\",\"token\":\"tgl_\\u0000\"}".to_vec(),
+        ),
+        ("raw NUL", b"{\"description\":\"a\x00b\"}".to_vec()),
+        (
+            "70 KB",
+            format!("{{\"description\":\"{}\"}}", "x".repeat(70 * 1024)).into_bytes(),
+        ),
+        ("deep array", deep.into_bytes()),
+        ("deep object", deep_obj.into_bytes()),
+        (
+            "duplicate keys",
+            br#"{"description":"a","description":"b","maxUses":1,"maxUses":0}"#.to_vec(),
+        ),
+        (
+            "form junk",
+            b"token=%ff%fe&&&==&write=maybe&address=999.1.1.1".to_vec(),
+        ),
+    ]
+}
+
+const CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/json; charset=utf-16",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/merge-patch+json",
+    "",
+];
+
+fn request(method: &str, path: &str, owner: &str, body: &[u8], ctype: &str) -> ApiRequest {
+    let mut r = ApiRequest {
+        method: method.parse().unwrap(),
+        path: path.into(),
+        body: body.to_vec(),
+        source_ip: Some("127.0.0.1".parse().unwrap()),
+        ..Default::default()
+    };
+    r.identity.jwt_sub = Some(owner.into());
+    if !ctype.is_empty() {
+        r.headers
+            .insert("content-type", HeaderValue::from_str(ctype).unwrap());
+    }
+    r
+}
+
+fn check_safe(what: &str, status: u16, body: &[u8], secret: &str) {
+    assert!(
+        status < 500,
+        "{what}: {status} {}",
+        String::from_utf8_lossy(body)
+    );
+    assert!(
+        !String::from_utf8_lossy(body).contains(secret),
+        "{what}: the token secret leaked"
+    );
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    for leak in [
+        "panicked",
+        "backtrace",
+        "sdkerror",
+        "dynamodb",
+        "dispatch",
+        "src/",
+        "stack",
+    ] {
+        assert!(!text.contains(leak), "{what}: {leak:?} in {text}");
+    }
+}
+
+async fn snapshot(app: &App, owner: &str, id: &str) -> (usize, Value) {
+    let (_, l) = app
+        .handle(Function::List, &request("GET", "/tokens", owner, b"", ""))
+        .await;
+    let list: Value = serde_json::from_slice(&l.body).unwrap();
+    let (_, d) = app
+        .handle(
+            Function::Detail,
+            &request("GET", &format!("/tokens/{id}"), owner, b"", ""),
+        )
+        .await;
+    (
+        list["tokens"].as_array().unwrap().len(),
+        serde_json::from_slice(&d.body).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_on_every_route() {
+    let app = dynamo_app(300).await;
+    let o = owner("hostile");
+    let (_, created) = app
+        .handle(
+            Function::Create,
+            &request(
+                "POST",
+                "/tokens",
+                &o,
+                br#"{"maxUses":3,"maxConcurrent":2}"#,
+                "application/json",
+            ),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let v: Value = serde_json::from_slice(&created.body).unwrap();
+    let (id, token) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    record_minted(&token);
+    let before = snapshot(&app, &o, &id).await;
+
+    let long_id = "a".repeat(10_000);
+    let routes: Vec<(Function, &str, String)> = vec![
+        (Function::List, "GET", "/tokens".into()),
+        (Function::Create, "POST", "/tokens".into()),
+        (Function::Detail, "GET", format!("/tokens/{id}")),
+        (Function::Patch, "PATCH", format!("/tokens/{id}")),
+        (Function::Delete, "DELETE", "/tokens/..".into()),
+        (Function::Validate, "POST", "/validate".into()),
+        (
+            Function::Validate,
+            "PUT",
+            "/validate/leases/00000000000000000000000000".into(),
+        ),
+        (
+            Function::Validate,
+            "DELETE",
+            "/validate/leases/%2F..%2F".into(),
+        ),
+    ];
+    let mut count = 0;
+    for (f, method, path) in &routes {
+        for (name, body) in bodies() {
+            for ctype in CONTENT_TYPES {
+                let (_, resp) = app
+                    .handle(*f, &request(method, path, &o, &body, ctype))
+                    .await;
+                check_safe(
+                    &format!("{f:?} {method} {path} {name} [{ctype}]"),
+                    resp.status,
+                    &resp.body,
+                    &token[12..],
+                );
+                count += 1;
+            }
+        }
+    }
+    // Path tricks and long ids.
+    for path in [
+        "/tokens/../../etc/passwd".to_owned(),
+        "/tokens/%2e%2e%2f".into(),
+        format!("/tokens/{long_id}"),
+        "/tokens/a/b/c".into(),
+        "//tokens".into(),
+        "/tokens/\u{0}".into(),
+        format!("/tokens/{id}%00"),
+    ] {
+        for (f, m) in [
+            (Function::Detail, "GET"),
+            (Function::Patch, "PATCH"),
+            (Function::Delete, "DELETE"),
+        ] {
+            let (_, resp) = app
+                .handle(
+                    f,
+                    &request(m, &path, &o, br#"{"description":"x"}"#, "application/json"),
+                )
+                .await;
+            check_safe(
+                &format!("{f:?} {path}"),
+                resp.status,
+                &resp.body,
+                &token[12..],
+            );
+            count += 1;
+        }
+    }
+    // Oversized and bogus headers, each on the routes that read it.
+    let big = "x".repeat(64 * 1024);
+    let patch_path = format!("/tokens/{id}");
+    let cases: Vec<HeaderCase> = vec![
+        (
+            Function::Patch,
+            "PATCH",
+            &patch_path,
+            "if-match",
+            big.as_bytes().to_vec(),
+            Some(412),
+        ),
+        (
+            Function::Patch,
+            "PATCH",
+            &patch_path,
+            "if-match",
+            b"W/\"9\", \"\"".to_vec(),
+            Some(412),
+        ),
+        (
+            Function::Patch,
+            "PATCH",
+            &patch_path,
+            "if-match",
+            vec![0xff, 0xfe],
+            Some(412),
+        ),
+        (
+            Function::Create,
+            "POST",
+            "/tokens",
+            "idempotency-key",
+            big.as_bytes().to_vec(),
+            Some(400),
+        ),
+        (
+            Function::Create,
+            "POST",
+            "/tokens",
+            "idempotency-key",
+            vec![0x80, 0x81],
+            Some(400),
+        ),
+        (
+            Function::Create,
+            "POST",
+            "/tokens",
+            "idempotency-key",
+            b"a b".to_vec(),
+            Some(400),
+        ),
+        (
+            Function::Validate,
+            "POST",
+            "/validate",
+            "authorization",
+            big.as_bytes().to_vec(),
+            None,
+        ),
+        (
+            Function::Validate,
+            "POST",
+            "/validate",
+            "authorization",
+            b"Bearer".to_vec(),
+            None,
+        ),
+        (
+            Function::List,
+            "GET",
+            "/tokens",
+            "accept",
+            big.as_bytes().to_vec(),
+            Some(200),
+        ),
+        (
+            Function::List,
+            "GET",
+            "/tokens",
+            "authorization",
+            format!("Bearer {token}").into_bytes(),
+            Some(403),
+        ),
+    ];
+    for (f, m, p, name, value, expect) in cases {
+        let body: &[u8] = if f == Function::Validate {
+            b"{}"
+        } else {
+            br#"{"description":"via header"}"#
+        };
+        let mut r = request(m, p, &o, body, "application/json");
+        r.headers
+            .insert(name, HeaderValue::from_bytes(&value).unwrap());
+        let (_, resp) = app.handle(f, &r).await;
+        check_safe(
+            &format!("{f:?} header {name}"),
+            resp.status,
+            &resp.body,
+            &token[12..],
+        );
+        if let Some(e) = expect {
+            assert_eq!(resp.status, e, "{f:?} header {name}");
+        }
+        count += 1;
+    }
+    assert!(count > 900, "{count} hostile requests");
+    // Nothing written: the same tokens, the base token unchanged.
+    let after = snapshot(&app, &o, &id).await;
+    assert_eq!(after.0, before.0, "no hostile request created a token");
+    assert_eq!(after.1, before.1, "the base token is unchanged");
+}
