@@ -6,6 +6,7 @@ source "$ROOT/scripts/stack.sh"
 cd "$ROOT"
 DDB_PORT=${TEST_DDB_PORT:-18000}
 API_PORT=${TEST_API_PORT:-19000}
+GATEWAY_PORT=${TEST_GATEWAY_PORT:-19050}
 ensure_tools
 trap stop_stack EXIT
 
@@ -27,6 +28,18 @@ echo "==> unit, store contract (memory + DynamoDB Local), lease and end-to-end t
 cargo test --workspace --no-fail-fast -- --skip no_secret_or_hash_key 2>&1 | tee "$RUN/test-output.log"
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "tests failed"; exit "$status"; }
+
+echo "==> schemathesis against openapi.yaml (every operation, bounded examples)"
+python3 "$ROOT/scripts/local_gateway.py" "$GATEWAY_PORT" "$API_PORT" &
+echo $! >"$RUN/test-gateway.pid"
+STACK_PIDS="$STACK_PIDS $RUN/test-gateway.pid"
+wait_port 127.0.0.1 "$GATEWAY_PORT" 10 || die "local gateway did not start"
+schemathesis run openapi.yaml --url "http://127.0.0.1:$GATEWAY_PORT" \
+  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+  --max-examples "${SCHEMATHESIS_EXAMPLES:-15}" --phases examples,coverage,fuzzing --request-timeout 30 \
+  --header "X-Owner: schemathesis" --no-color >"$RUN/schemathesis.log" 2>&1 \
+  || { tail -60 "$RUN/schemathesis.log"; die "schemathesis found failures (full log: .run/schemathesis.log)"; }
+tail -5 "$RUN/schemathesis.log"
 
 echo "==> secret scan of the table and the logs after the whole run"
 cargo test --quiet -p tollgate-tests --test secret_scan

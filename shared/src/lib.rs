@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod dates;
 pub mod fuzzing;
 pub mod http;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod model;
 pub mod rules;

@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 
 use crate::model::TokenRecord;
 
+#[cfg(feature = "aws")]
 pub mod dynamo;
 pub mod memory;
 
