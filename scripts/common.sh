@@ -27,8 +27,12 @@ ensure_tools() {
   need npm "install npm alongside Node.js"
   need python3 "install Python 3.9+ (cargo-lambda, SAM CLI and cfn-lint come from PyPI)"
   need cargo "install Rust with rustup"
-  if [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
-    echo "==> installing cargo-lambda, aws-sam-cli, cfn-lint into .tools/venv"
+  local tool missing=""
+  for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator; do
+    [ -x "$VENV/bin/$tool" ] || missing="$missing $tool"
+  done
+  if [ -n "$missing" ]; then
+    echo "==> installing$missing into .tools/venv (scripts/requirements.txt)"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
     "$VENV/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"

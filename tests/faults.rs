@@ -14,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tollgate::http::ApiRequest;
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 use tollgate::{App, Function};
-use tollgate_tests::{config, owner, record_minted};
+use tollgate_tests::{api_request, config, owner, record_minted};
 
 const PASS: u8 = 0;
 const DOWN: u8 = 1;
@@ -137,23 +137,7 @@ async fn app_via(endpoint: &str) -> App {
 }
 
 fn req(method: &str, path: &str, body: Value, owner: &str) -> ApiRequest {
-    let mut r = ApiRequest {
-        method: method.parse().unwrap(),
-        path: path.into(),
-        body: if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        },
-        source_ip: Some("127.0.0.1".parse().unwrap()),
-        ..Default::default()
-    };
-    r.identity.jwt_sub = Some(owner.into());
-    if !body.is_null() {
-        r.headers
-            .insert("content-type", "application/json".parse().unwrap());
-    }
-    r
+    api_request(method, path, Some(owner), body)
 }
 
 async fn call(app: &App, f: Function, r: ApiRequest) -> (u16, Value, Vec<(&'static str, String)>) {

@@ -5,7 +5,7 @@
 use serde_json::{json, Value};
 use tollgate::http::ApiRequest;
 use tollgate::{App, Function};
-use tollgate_tests::{dynamo_app, owner, record_minted};
+use tollgate_tests::{api_request, dynamo_app, owner, record_minted};
 
 fn request(
     method: &str,
@@ -14,31 +14,7 @@ fn request(
     body: Value,
     headers: &[(&'static str, &str)],
 ) -> ApiRequest {
-    let mut r = ApiRequest {
-        method: method.parse().unwrap(),
-        path: path.split('?').next().unwrap_or_default().into(),
-        query: path
-            .split_once('?')
-            .map(|(_, q)| {
-                q.split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                    .collect()
-            })
-            .unwrap_or_default(),
-        body: if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        },
-        source_ip: Some("127.0.0.1".parse().unwrap()),
-        ..Default::default()
-    };
-    r.identity.jwt_sub = Some(owner.into());
-    if !r.body.is_empty() {
-        r.headers
-            .insert("content-type", "application/json".parse().unwrap());
-    }
+    let mut r = api_request(method, path, Some(owner), body);
     for (k, v) in headers {
         r.headers.insert(*k, v.parse().unwrap());
     }

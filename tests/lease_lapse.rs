@@ -9,35 +9,16 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::{json, Value};
-use tollgate::http::{ApiRequest, Identity};
+use tollgate::http::ApiRequest;
 use tollgate::{App, Function};
-use tollgate_tests::{dynamo_app, owner, record_minted};
+use tollgate_tests::{api_request, dynamo_app, owner, record_minted};
 
 fn request(method: &str, path: &str, body: Value, owner: Option<&str>) -> ApiRequest {
-    let mut r = ApiRequest {
-        method: http_method(method),
-        path: path.to_owned(),
-        body: body.to_string().into_bytes(),
-        source_ip: Some("127.0.0.1".parse().unwrap()),
-        identity: Identity {
-            jwt_sub: owner.map(str::to_owned),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    r.headers
-        .insert("content-type", "application/json".parse().unwrap());
-    r
-}
-
-fn http_method(m: &str) -> tollgate_tests::Method {
-    m.parse().unwrap()
+    api_request(method, path, owner, body)
 }
 
 async fn call(app: &App, f: Function, req: ApiRequest) -> (u16, Value) {
-    let (_, resp) = app.handle(f, &req).await;
-    let v = serde_json::from_slice(&resp.body).unwrap_or(Value::Null);
-    (resp.status, v)
+    tollgate_tests::call(app, f, &req).await
 }
 
 async fn mint(app: &App, owner: &str, body: Value) -> (String, String) {

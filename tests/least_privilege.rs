@@ -18,6 +18,7 @@ use tollgate::store::{
     Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Page, Store, StoreError,
 };
 use tollgate::{App, Function};
+use tollgate_tests::api_request;
 
 /// Records which store methods were called, around the memory store.
 struct Recording {
@@ -114,22 +115,7 @@ fn config() -> Config {
 }
 
 fn req(method: &str, path: &str, body: Value, headers: &[(&'static str, &str)]) -> ApiRequest {
-    let mut r = ApiRequest {
-        method: method.parse().unwrap(),
-        path: path.into(),
-        body: if body.is_null() {
-            Vec::new()
-        } else {
-            body.to_string().into_bytes()
-        },
-        source_ip: Some("127.0.0.1".parse().unwrap()),
-        ..Default::default()
-    };
-    r.identity.jwt_sub = Some("owner-1".into());
-    if !body.is_null() {
-        r.headers
-            .insert("content-type", "application/json".parse().unwrap());
-    }
+    let mut r = api_request(method, path, Some("owner-1"), body);
     for (k, v) in headers {
         r.headers.insert(*k, v.parse().unwrap());
     }

@@ -179,6 +179,13 @@ impl Api {
         .await
     }
 
+    /// How many tokens the owner's first list page holds.
+    pub async fn count(&self, owner: &str) -> usize {
+        self.list(owner, "").await.json()["tokens"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     pub async fn list(&self, owner: &str, query: &str) -> Answer {
         self.send(
             self.request("GET", "list", &format!("/tokens{query}"))
@@ -188,5 +195,47 @@ impl Api {
     }
 }
 
-/// The HTTP method type the core's `ApiRequest` uses.
-pub use reqwest::Method;
+/// An in-process request as API Gateway hands it to a function: a query in
+/// `path` is split off, `owner` plays the JWT authorizer's `sub` claim, a
+/// non-null body is sent as JSON, and the source address is loopback.
+pub fn api_request(
+    method: &str,
+    path: &str,
+    owner: Option<&str>,
+    body: Value,
+) -> tollgate::http::ApiRequest {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut r = tollgate::http::ApiRequest {
+        method: method.parse().expect("an HTTP method"),
+        path: path.to_owned(),
+        query: query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        source_ip: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+        ..Default::default()
+    };
+    r.identity.jwt_sub = owner.map(str::to_owned);
+    if !body.is_null() {
+        r.body = body.to_string().into_bytes();
+        r.headers.insert(
+            "content-type",
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+    }
+    r
+}
+
+/// Serves `req` in-process: the status and the body as JSON (`Null` if none).
+pub async fn call(
+    app: &tollgate::App,
+    function: tollgate::Function,
+    req: &tollgate::http::ApiRequest,
+) -> (u16, Value) {
+    let (_, resp) = app.handle(function, req).await;
+    (
+        resp.status,
+        serde_json::from_slice(&resp.body).unwrap_or(Value::Null),
+    )
+}
