@@ -58,9 +58,11 @@ impl Client {
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
-    fn at(&self, method: reqwest::Method, function: &str, route: &str) -> reqwest::RequestBuilder {
+    /// `base` is the local API Gateway stand-in (scripts/local_gateway.py),
+    /// which routes like API Gateway and turns `X-Owner` into the JWT `sub`.
+    fn at(&self, method: reqwest::Method, route: &str) -> reqwest::RequestBuilder {
         self.http
-            .request(method, format!("{}/{function}{route}", self.base))
+            .request(method, format!("{}{route}", self.base))
             .header("x-owner", &self.owner)
     }
 
@@ -69,8 +71,7 @@ impl Client {
         let (s, v) = self
             .call(
                 "create",
-                self.at(reqwest::Method::POST, "create", "/tokens")
-                    .json(&body),
+                self.at(reqwest::Method::POST, "/tokens").json(&body),
             )
             .await;
         (s == 201).then(|| Token {
@@ -86,7 +87,7 @@ impl Client {
         let (s, v) = self
             .call(
                 op,
-                self.at(reqwest::Method::POST, "validate", "/validate")
+                self.at(reqwest::Method::POST, "/validate")
                     .json(&json!({"token": t.token, "acquire": acquire})),
             )
             .await;
@@ -98,7 +99,6 @@ impl Client {
                         "release",
                         self.at(
                             reqwest::Method::DELETE,
-                            "validate",
                             &format!("/validate/leases/{lease}"),
                         )
                         .bearer_auth(&t.token),
@@ -119,8 +119,8 @@ fn next(seed: &mut u64) -> u64 {
 
 #[tokio::main]
 async fn main() {
-    let base =
-        std::env::var("TOLLGATE_URL").expect("TOLLGATE_URL (scripts/soak.sh starts the stack)");
+    let base = std::env::var("TOLLGATE_GATEWAY_URL")
+        .expect("TOLLGATE_GATEWAY_URL (scripts/soak.sh starts the stack)");
     let total: usize = std::env::var("SOAK_REQUESTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -167,11 +167,7 @@ async fn main() {
                             .call(
                                 "patch",
                                 client
-                                    .at(
-                                        reqwest::Method::PATCH,
-                                        "patch",
-                                        &format!("/tokens/{}", t.id),
-                                    )
+                                    .at(reqwest::Method::PATCH, &format!("/tokens/{}", t.id))
                                     .json(&json!({"description": d})),
                             )
                             .await;
@@ -183,20 +179,14 @@ async fn main() {
                         client
                             .call(
                                 "detail",
-                                client.at(
-                                    reqwest::Method::GET,
-                                    "detail",
-                                    &format!("/tokens/{}", tokens[i].id),
-                                ),
+                                client
+                                    .at(reqwest::Method::GET, &format!("/tokens/{}", tokens[i].id)),
                             )
                             .await;
                     }
                     _ => {
                         client
-                            .call(
-                                "list",
-                                client.at(reqwest::Method::GET, "list", "/tokens?limit=20"),
-                            )
+                            .call("list", client.at(reqwest::Method::GET, "/tokens?limit=20"))
                             .await;
                     }
                 }
@@ -220,7 +210,7 @@ async fn main() {
                 format!("/tokens?limit=100&cursor={c}")
             });
             let (s, v) = client
-                .call("list", client.at(reqwest::Method::GET, "list", &q))
+                .call("list", client.at(reqwest::Method::GET, &q))
                 .await;
             assert_eq!(s, 200);
             listed.extend(
@@ -239,7 +229,7 @@ async fn main() {
             let (s, v) = client
                 .call(
                     "detail",
-                    client.at(reqwest::Method::GET, "detail", &format!("/tokens/{}", t.id)),
+                    client.at(reqwest::Method::GET, &format!("/tokens/{}", t.id)),
                 )
                 .await;
             let expected_remaining = MAX_USES - t.admitted;
