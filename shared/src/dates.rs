@@ -20,13 +20,16 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
         }
     }
     let parsed = OffsetDateTime::parse(input, &Rfc3339).ok()?;
+    // Checked: 9999-12-31T23:59:59-0359 is year 10000 in UTC, which `time`
+    // cannot represent (found by the `dates` fuzz target).
+    let utc = parsed.checked_to_offset(UtcOffset::UTC)?;
     // Stored with millisecond precision; answer what will be stored.
-    Some(from_millis(millis(parsed.to_offset(UtcOffset::UTC))))
+    Some(from_millis(millis(utc)))
 }
 
 /// UTC with `Z`, whole seconds unless the value carries sub-seconds.
 pub fn format(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
+    let t = t.checked_to_offset(UtcOffset::UTC).unwrap_or(t);
     t.format(&Rfc3339)
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
@@ -82,6 +85,12 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn out_of_range_in_utc_is_refused_not_a_panic() {
+        assert!(parse("9999-12-31T23:59:59-0359").is_none());
+        assert!(parse("9999-12-31T23:59:59Z").is_some());
     }
 
     #[test]
