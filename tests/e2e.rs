@@ -840,6 +840,13 @@ async fn twenty_concurrent_validations_of_max_uses_5_admit_exactly_5() {
         .filter(|a| a["reason"] == "USAGE_EXHAUSTED")
         .count();
     assert_eq!((admitted, exhausted), (5, 15), "{answers:?}");
+    // Each admitted validation reports the count its own write left.
+    let mut left: Vec<i64> = answers
+        .iter()
+        .filter_map(|a| a["remainingUses"].as_i64())
+        .collect();
+    left.sort();
+    assert_eq!(left, [0, 1, 2, 3, 4]);
 }
 
 // ---------- leases ----------

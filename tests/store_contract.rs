@@ -174,7 +174,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
     .unwrap();
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { .. }
     ));
     assert!(!s.replace(&stored, &raise).await.unwrap());
     let fresh = s.get(&rec.id).await.unwrap().unwrap();
@@ -231,19 +231,19 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     };
     assert!(matches!(
         s.admit(&adm).await.unwrap(),
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { remaining: Some(1) }
     ));
     // The same attempt again (an SDK retry after a lost answer) spends nothing.
     assert!(matches!(
         s.admit(&adm).await.unwrap(),
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { remaining: Some(1) }
     ));
     let t = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(t.remaining_uses, Some(1));
     assert!(t.last_used_at.is_some());
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { .. }
     ));
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
@@ -266,7 +266,7 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     .await;
     let admitted = results
         .iter()
-        .filter(|r| matches!(r, AdmitOutcome::Admitted))
+        .filter(|r| matches!(r, AdmitOutcome::Admitted { .. }))
         .count();
     let exhausted = results
         .iter()
@@ -277,6 +277,16 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
         s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
         Some(0)
     );
+    // Each admitted use saw its own count: exact under races.
+    let mut left: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            AdmitOutcome::Admitted { remaining } => *remaining,
+            _ => None,
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, [0, 1, 2, 3, 4]);
 }
 
 async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
@@ -301,11 +311,11 @@ async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
     };
     assert!(matches!(
         take("l1".into(), now - 1).await,
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { .. }
     )); // lapses at once
     assert!(matches!(
         take("l2".into(), now + 60_000).await,
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { .. }
     ));
     let current = match take("l3".into(), now + 60_000).await {
         AdmitOutcome::Limit(cur) => cur,
@@ -318,7 +328,7 @@ async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
     assert!(!s.reclaim(&rec.id, &lapsed).await.unwrap());
     assert!(matches!(
         take("l3".into(), now + 60_000).await,
-        AdmitOutcome::Admitted
+        AdmitOutcome::Admitted { .. }
     ));
     assert!(s.renew(&rec.id, "l2", now, now + 120_000).await.unwrap());
     assert_eq!(
@@ -364,7 +374,7 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
     .await;
     let admitted = results
         .iter()
-        .filter(|r| matches!(r, AdmitOutcome::Admitted))
+        .filter(|r| matches!(r, AdmitOutcome::Admitted { .. }))
         .count();
     assert_eq!(admitted, 12);
     let t = s.get(&rec.id).await.unwrap().unwrap();

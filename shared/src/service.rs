@@ -517,8 +517,8 @@ impl App {
         // refuses, or made progress freeing a slot, so a few rounds suffice.
         for _ in 0..6 {
             match self.store.admit(&admission).await? {
-                AdmitOutcome::Admitted => {
-                    let remaining = rec.remaining_uses.map(|r| r.saturating_sub(1));
+                AdmitOutcome::Admitted { remaining } => {
+                    // The count the conditional write left, exact under races.
                     return Ok(Ok(validate::acceptance(&rec, remaining, admission.lease)));
                 }
                 AdmitOutcome::NotFound => return Ok(Err(Reason::NotFound)),

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -280,8 +280,8 @@ impl DynamoStore {
             .await;
     }
 
-    /// Runs a conditional update; on a failed condition returns the item as
-    /// it was (`Some(None)` if there was none).
+    /// Runs a conditional update: `Ok(attributes it wrote)`, or on a failed
+    /// condition `Err(the item as it was)` (`Err(None)` if there was none).
     async fn conditional_update(
         &self,
         key: Item,
@@ -289,7 +289,7 @@ impl DynamoStore {
         condition: String,
         names: HashMap<String, String>,
         values: HashMap<String, AttributeValue>,
-    ) -> Result<Option<Option<Item>>, StoreError> {
+    ) -> Result<Result<Item, Option<Item>>, StoreError> {
         let r = self
             .client
             .update_item()
@@ -299,15 +299,16 @@ impl DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(None),
+            Ok(out) => Ok(Ok(out.attributes.unwrap_or_default())),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
                 match se.into_err() {
-                    UpdateItemError::ConditionalCheckFailedException(ex) => Ok(Some(ex.item)),
-                    _ => Ok(Some(None)),
+                    UpdateItemError::ConditionalCheckFailedException(ex) => Ok(Err(ex.item)),
+                    _ => Ok(Err(None)),
                 }
             }
             Err(e) => Err(store_error(e)),
@@ -520,10 +521,10 @@ impl Store for DynamoStore {
                 None => cond.push_str(" AND attribute_not_exists(#rem)"),
             }
         }
-        let failed = self
+        let outcome = self
             .conditional_update(token_key(&seen.id), update, cond, nm, vals)
             .await?;
-        Ok(failed.is_none())
+        Ok(outcome.is_ok())
     }
 
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
@@ -574,23 +575,27 @@ impl Store for DynamoStore {
             vals.insert(":now".into(), n(dates::millis(now)));
         }
         let update = format!("SET {}", sets.join(", "));
-        let failed = self
+        let old = match self
             .conditional_update(token_key(a.id), update, cond.join(" AND "), nm, vals)
-            .await?;
-        let Some(old) = failed else {
-            return Ok(AdmitOutcome::Admitted);
-        };
-        let Some(old) = old else {
-            return Ok(AdmitOutcome::NotFound);
+            .await?
+        {
+            Ok(written) => {
+                return Ok(AdmitOutcome::Admitted {
+                    remaining: get_n(&written, "remainingUses"),
+                })
+            }
+            Err(None) => return Ok(AdmitOutcome::NotFound),
+            Err(Some(old)) => old,
         };
         // A retry of a write that already applied is a success, not a refusal.
+        let remaining = get_n(&old, "remainingUses");
         if get_s(&old, "lastUseId") == Some(a.attempt_id) {
-            return Ok(AdmitOutcome::Admitted);
+            return Ok(AdmitOutcome::Admitted { remaining });
         }
         let rec = from_item(&old)?;
         if let Some((lease, _)) = a.lease {
             if rec.leases.contains_key(lease) {
-                return Ok(AdmitOutcome::Admitted);
+                return Ok(AdmitOutcome::Admitted { remaining });
             }
         }
         if a.consume_use && rec.remaining_uses.unwrap_or(0) == 0 {
@@ -615,10 +620,10 @@ impl Store for DynamoStore {
             cond.push(format!("#leases.#l{i} = :e{i}"));
         }
         let update = format!("REMOVE {}", removes.join(", "));
-        let failed = self
+        let outcome = self
             .conditional_update(token_key(id), update, cond.join(" AND "), nm, vals)
             .await?;
-        Ok(failed.is_none())
+        Ok(outcome.is_ok())
     }
 
     async fn renew(
@@ -633,7 +638,7 @@ impl Store for DynamoStore {
             (":now".to_owned(), n(now_ms)),
             (":exp".to_owned(), n(new_expiry)),
         ]);
-        let failed = self
+        let outcome = self
             .conditional_update(
                 token_key(id),
                 "SET #leases.#lid = :exp".into(),
@@ -642,12 +647,12 @@ impl Store for DynamoStore {
                 vals,
             )
             .await?;
-        Ok(failed.is_none())
+        Ok(outcome.is_ok())
     }
 
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
         let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
-        let failed = self
+        let outcome = self
             .conditional_update(
                 token_key(id),
                 "REMOVE #leases.#lid".into(),
@@ -656,7 +661,7 @@ impl Store for DynamoStore {
                 HashMap::new(),
             )
             .await?;
-        Ok(failed.is_none())
+        Ok(outcome.is_ok())
     }
 
     async fn touch(
@@ -670,14 +675,16 @@ impl Store for DynamoStore {
             (":now".to_owned(), n(dates::millis(now))),
             (":fresh".to_owned(), n(dates::millis(fresh_after))),
         ]);
-        self.conditional_update(
-            token_key(id),
-            "SET #lu = :now".into(),
-            "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :fresh)".into(),
-            nm,
-            vals,
-        )
-        .await?;
+        // A failed condition means another request refreshed it first.
+        let _fresh_or_gone = self
+            .conditional_update(
+                token_key(id),
+                "SET #lu = :now".into(),
+                "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu < :fresh)".into(),
+                nm,
+                vals,
+            )
+            .await?;
         Ok(())
     }
 }

@@ -141,14 +141,18 @@ impl Store for MemoryStore {
             return Ok(AdmitOutcome::NotFound);
         };
         if already {
-            return Ok(AdmitOutcome::Admitted);
+            return Ok(AdmitOutcome::Admitted {
+                remaining: t.remaining_uses,
+            });
         }
         if a.consume_use && t.remaining_uses.unwrap_or(0) == 0 {
             return Ok(AdmitOutcome::Exhausted);
         }
         if let Some((lease, expiry)) = a.lease {
             if t.leases.contains_key(lease) {
-                return Ok(AdmitOutcome::Admitted);
+                return Ok(AdmitOutcome::Admitted {
+                    remaining: t.remaining_uses,
+                });
             }
             let cap = t.max_concurrent.map_or(0, |c| c as usize);
             if t.leases.len() >= cap {
@@ -162,8 +166,9 @@ impl Store for MemoryStore {
         if let Some(now) = a.touch {
             t.last_used_at = Some(now);
         }
+        let remaining = t.remaining_uses;
         s.last_use.insert(a.id.to_owned(), a.attempt_id.to_owned());
-        Ok(AdmitOutcome::Admitted)
+        Ok(AdmitOutcome::Admitted { remaining })
     }
 
     async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {

@@ -74,7 +74,10 @@ pub struct Admission<'a> {
 
 #[derive(Debug)]
 pub enum AdmitOutcome {
-    Admitted,
+    /// Admitted; `remaining` is `remainingUses` right after this use.
+    Admitted {
+        remaining: Option<u64>,
+    },
     NotFound,
     Exhausted,
     /// The cap is reached; the current record, to find lapsed leases.
