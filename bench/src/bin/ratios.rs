@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use serde_json::{json, Value};
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
@@ -148,6 +148,7 @@ async fn main() {
                 .expression_attribute_names("#cap", "maxConcurrent")
                 .expression_attribute_values(":aid", AttributeValue::S(format!("a{n}")))
                 .expression_attribute_values(":exp", AttributeValue::N("9999999999999".into()))
+                .return_values(ReturnValue::UpdatedNew)
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .send()
                 .await
