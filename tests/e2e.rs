@@ -855,6 +855,11 @@ async fn acquire(api: &Api, token: &str) -> Value {
     api.validate(json!({"token": token, "acquire": true})).await
 }
 
+/// The status of a renew (`PUT`) or release (`DELETE`) of `lease` with `token`.
+async fn lease_status(api: &Api, method: &str, lease: &str, token: &str) -> u16 {
+    api.send(lease_call(api, method, lease, token)).await.status
+}
+
 fn lease_call(api: &Api, method: &str, lease: &str, token: &str) -> reqwest::RequestBuilder {
     api.request(method, "validate", &format!("/validate/leases/{lease}"))
         .header("authorization", format!("Bearer {token}"))
@@ -928,27 +933,10 @@ async fn renew_release_and_foreign_leases() {
             > first["lease"]["expiresAt"].as_str().unwrap()
     );
     // With another token, or unknown: 404.
+    assert_eq!(lease_status(&api, "PUT", &lease, &other).await, 404);
+    assert_eq!(lease_status(&api, "DELETE", &lease, &other).await, 404);
     assert_eq!(
-        api.send(lease_call(&api, "PUT", &lease, &other))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        api.send(lease_call(&api, "DELETE", &lease, &other))
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        api.send(lease_call(
-            &api,
-            "PUT",
-            "0000000000000000000000000a",
-            &token
-        ))
-        .await
-        .status,
+        lease_status(&api, "PUT", "0000000000000000000000000a", &token).await,
         404
     );
     // Token in the body works too.
@@ -961,24 +949,9 @@ async fn renew_release_and_foreign_leases() {
         .await;
     assert_eq!(a.status, 200);
     // Release frees the slot; twice is still 204; renew after release 404.
-    assert_eq!(
-        api.send(lease_call(&api, "DELETE", &lease, &token))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        api.send(lease_call(&api, "DELETE", &lease, &token))
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        api.send(lease_call(&api, "PUT", &lease, &token))
-            .await
-            .status,
-        404
-    );
+    assert_eq!(lease_status(&api, "DELETE", &lease, &token).await, 204);
+    assert_eq!(lease_status(&api, "DELETE", &lease, &token).await, 204);
+    assert_eq!(lease_status(&api, "PUT", &lease, &token).await, 404);
     let second = acquire(&api, &token).await;
     assert_eq!(second["active"], true);
     // Without maxConcurrent acquire succeeds with no lease.
@@ -993,16 +966,8 @@ async fn renew_release_and_foreign_leases() {
     )
     .await;
     let l2 = second["lease"]["id"].as_str().unwrap();
-    assert_eq!(
-        api.send(lease_call(&api, "PUT", l2, &token)).await.status,
-        404
-    );
-    assert_eq!(
-        api.send(lease_call(&api, "DELETE", l2, &token))
-            .await
-            .status,
-        204
-    );
+    assert_eq!(lease_status(&api, "PUT", l2, &token).await, 404);
+    assert_eq!(lease_status(&api, "DELETE", l2, &token).await, 204);
 }
 
 #[tokio::test]
