@@ -15,6 +15,11 @@ use tollgate_tests::{owner, Api};
 /// acquires run in-process in `lease_lapse.rs`.
 const IN_FLIGHT: usize = 64;
 
+/// An RFC 3339 date-time from an answer.
+fn utc(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+}
+
 fn api() -> Api {
     Api::new()
 }
@@ -46,11 +51,7 @@ async fn create_answers_201_with_location_etag_and_token_once() {
     assert_eq!(v["resource"], "/teams");
     assert_eq!(v["startDate"], format!("{year}-01-01T08:00:00Z"));
     assert_eq!(v["endDate"], format!("{year}-06-01T08:00:00Z"));
-    let end = time::OffsetDateTime::parse(
-        &format!("{year}-06-01T08:00:00Z"),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let end = utc(&format!("{year}-06-01T08:00:00Z"));
     assert_eq!(v["expire"], end.unix_timestamp());
     assert_eq!(v["remainingUses"], 10);
     assert_eq!(v["activeLeases"], 0);
@@ -70,16 +71,8 @@ async fn lifetime_defaults_ttl_and_limits() {
     let api = api();
     let o = owner("life");
     let v = api.create(&o, json!({})).await.json();
-    let created = time::OffsetDateTime::parse(
-        v["createdAt"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let end = time::OffsetDateTime::parse(
-        v["endDate"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let created = utc(v["createdAt"].as_str().unwrap());
+    let end = utc(v["endDate"].as_str().unwrap());
     assert_eq!(
         end - created,
         time::Duration::hours(12),
@@ -90,16 +83,8 @@ async fn lifetime_defaults_ttl_and_limits() {
     assert_eq!(v["resource"], "/");
     assert_eq!(v["write"], false);
     let v = api.create(&o, json!({"ttlSeconds": 60})).await.json();
-    let created = time::OffsetDateTime::parse(
-        v["createdAt"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
-    let end = time::OffsetDateTime::parse(
-        v["endDate"].as_str().unwrap(),
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let created = utc(v["createdAt"].as_str().unwrap());
+    let end = utc(v["endDate"].as_str().unwrap());
     assert_eq!(end - created, time::Duration::seconds(60), "{v}");
     for (body, field) in [
         (json!({"ttlSeconds": 31_536_001}), "ttlSeconds"),

@@ -49,6 +49,18 @@ async fn acquire(app: &App, token: &str) -> Value {
     .1
 }
 
+/// Renews (`PUT`) or releases (`DELETE`) `lease` with `token`; the status.
+async fn lease_call(app: &App, method: &str, lease: &str, token: &str) -> u16 {
+    let mut r = request(
+        method,
+        &format!("/validate/leases/{lease}"),
+        json!({"token": token}),
+        None,
+    );
+    r.path_id = Some(lease.to_owned());
+    call(app, Function::Validate, r).await.0
+}
+
 async fn live_leases(app: &App, owner: &str, id: &str) -> i64 {
     call(
         app,
@@ -142,24 +154,11 @@ async fn random_acquire_renew_release_soak_keeps_the_invariant() {
                     }
                     2 if !held.is_empty() => {
                         let l = held.remove((seed as usize >> 3) % held.len());
-                        let mut r = request(
-                            "DELETE",
-                            &format!("/validate/leases/{l}"),
-                            json!({"token": token}),
-                            None,
-                        );
-                        r.path_id = Some(l);
-                        assert_eq!(call(&app, Function::Validate, r).await.0, 204);
+                        assert_eq!(lease_call(&app, "DELETE", &l, &token).await, 204);
                     }
                     3 if !held.is_empty() => {
                         let l = held[(seed as usize >> 3) % held.len()].clone();
-                        let r = request(
-                            "PUT",
-                            &format!("/validate/leases/{l}"),
-                            json!({"token": token}),
-                            None,
-                        );
-                        let status = call(&app, Function::Validate, r).await.0;
+                        let status = lease_call(&app, "PUT", &l, &token).await;
                         assert!(status == 200 || status == 404, "{status}");
                         if status == 404 {
                             held.retain(|h| *h != l); // lapsed and reclaimed
@@ -177,14 +176,7 @@ async fn random_acquire_renew_release_soak_keeps_the_invariant() {
     let remaining: Vec<Vec<String>> = join_all(workers).await;
     // Release what is still held: nothing leaks.
     for l in remaining.into_iter().flatten().collect::<HashSet<_>>() {
-        let mut r = request(
-            "DELETE",
-            &format!("/validate/leases/{l}"),
-            json!({"token": token}),
-            None,
-        );
-        r.path_id = Some(l);
-        assert_eq!(call(&app, Function::Validate, r).await.0, 204);
+        assert_eq!(lease_call(&app, "DELETE", &l, &token).await, 204);
     }
     assert_eq!(live_leases(&app, &o, &id).await, 0, "no slot leaked");
     let a = join_all((0..cap).map(|_| acquire(&app, &token))).await;
