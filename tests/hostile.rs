@@ -335,6 +335,58 @@ async fn hostile_input_on_every_route() {
         }
         count += 1;
     }
+    // The two crashes of the security review and their neighbours: a
+    // multi-byte character straddling every byte of a 98-byte token string
+    // (validate by body and Bearer, renew, release), and dates at both ends
+    // of the calendar on create and patch.
+    let len = tollgate::crypto::TOKEN_LEN;
+    for ch in ['é', '€', '𝄞'] {
+        for at in 4..=len - ch.len_utf8() {
+            let s = format!("tgl_{}{ch}{}", "a".repeat(at - 4), "a".repeat(len - at - ch.len_utf8()));
+            let body = serde_json::to_vec(&serde_json::json!({ "token": s })).unwrap();
+            let lease = "/validate/leases/00000000000000000000000000";
+            for (m, p) in [("POST", "/validate"), ("PUT", lease), ("DELETE", lease)] {
+                let (_, resp) = app
+                    .handle(Function::Validate, &request(m, p, &o, &body, "application/json"))
+                    .await;
+                check_safe(&format!("{m} {p} {ch}@{at}"), resp.status, &resp.body, &token[12..]);
+                count += 1;
+            }
+            let mut r = request("POST", "/validate", &o, b"", "");
+            r.headers.insert(
+                "authorization",
+                HeaderValue::from_str(&format!("Bearer {s}")).unwrap(),
+            );
+            let (_, resp) = app.handle(Function::Validate, &r).await;
+            check_safe(&format!("Bearer {ch}@{at}"), resp.status, &resp.body, &token[12..]);
+            count += 1;
+        }
+    }
+    for date in [
+        "9999-12-30T00:00:00Z",
+        "9999-12-31T23:59:59.999Z",
+        "9999-12-31T23:59:59-0359",
+        "0000-01-01T00:00:00Z",
+        "0000-01-01T00:00:00+23:59",
+    ] {
+        for field in ["startDate", "endDate"] {
+            if field == "startDate" && date.starts_with("0000") {
+                continue; // a start in the past is a valid token, not hostile
+            }
+            let body = serde_json::to_vec(&serde_json::json!({ field: date })).unwrap();
+            for (f, m, p) in [
+                (Function::Create, "POST", "/tokens".to_owned()),
+                (Function::Patch, "PATCH", format!("/tokens/{id}")),
+            ] {
+                let (_, resp) = app
+                    .handle(f, &request(m, &p, &o, &body, "application/json"))
+                    .await;
+                check_safe(&format!("{m} {field}={date}"), resp.status, &resp.body, &token[12..]);
+                assert_eq!(resp.status, 400, "{m} {field}={date}");
+                count += 1;
+            }
+        }
+    }
     assert!(count > 900, "{count} hostile requests");
     // Nothing written: the same tokens, the base token unchanged.
     let after = snapshot(&app, &o, &id).await;

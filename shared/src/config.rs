@@ -40,6 +40,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// A hundred years.
+const MAX_SECONDS: i64 = 100 * 366 * 86_400;
+
 fn seconds(
     name: &str,
     default: i64,
@@ -51,8 +54,14 @@ fn seconds(
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| ConfigError(format!("{name} must be a positive number of seconds"))),
+            // Bounded, so that adding it to a date or to milliseconds can
+            // never overflow.
+            .filter(|n| (1..=MAX_SECONDS).contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!(
+                    "{name} must be a number of seconds from 1 to {MAX_SECONDS}"
+                ))
+            }),
     }
 }
 

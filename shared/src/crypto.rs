@@ -111,19 +111,20 @@ impl Keys {
     /// Parses and integrity-checks a token string. `None` means `MALFORMED`.
     pub fn parse_token(&self, text: &str) -> Option<TokenString> {
         let text = text.trim();
-        if text.len() != TOKEN_LEN || !text.starts_with(TOKEN_PREFIX) {
+        // ASCII first: every offset below is then a character boundary, so
+        // no slicing can panic whatever the client sent.
+        if text.len() != TOKEN_LEN || !text.is_ascii() || !text.starts_with(TOKEN_PREFIX) {
             return None;
         }
-        let body_end = TOKEN_LEN - CHECK_LEN;
-        let (body, check) = text.split_at(body_end);
-        let check: [u8; CHECK_BYTES] = codec::decode(check)?;
+        let body = text.get(..TOKEN_LEN - CHECK_LEN)?;
+        let check: [u8; CHECK_BYTES] = codec::decode(text.get(TOKEN_LEN - CHECK_LEN..)?)?;
         let expected = self.mac(&self.token_check, &[body.as_bytes()]);
         if !bool::from(expected[..CHECK_BYTES].ct_eq(&check)) {
             return None;
         }
-        let id = &body[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN];
+        let id = body.get(TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + ID_LEN)?;
         codec::decode::<ID_BYTES>(id)?;
-        let secret = codec::decode(&body[TOKEN_PREFIX.len() + ID_LEN..])?;
+        let secret = codec::decode(body.get(TOKEN_PREFIX.len() + ID_LEN..)?)?;
         Some(TokenString {
             id: id.to_owned(),
             secret,
@@ -260,6 +261,27 @@ mod tests {
         assert!(k.parse_token(&m.token[..97]).is_none());
         assert!(k.parse_token(&format!("{}0", m.token)).is_none());
         assert!(k.parse_token("").is_none());
+    }
+
+    #[test]
+    fn multi_byte_characters_at_every_position_are_refused_not_a_panic() {
+        // 98 bytes with a 2-, 3- or 4-byte character straddling every
+        // offset, the check boundary (82) among them.
+        let k = keys();
+        for ch in ['é', '€', '𝄞'] {
+            let w = ch.len_utf8();
+            for at in TOKEN_PREFIX.len()..=TOKEN_LEN - w {
+                let s = format!(
+                    "{TOKEN_PREFIX}{}{ch}{}",
+                    "a".repeat(at - TOKEN_PREFIX.len()),
+                    "a".repeat(TOKEN_LEN - at - w)
+                );
+                assert_eq!(s.len(), TOKEN_LEN);
+                assert!(k.parse_token(&s).is_none(), "{ch} at {at}");
+                assert!(!k.lease_belongs_to("id", &s));
+                assert!(k.open_cursor("o", &s).is_none());
+            }
+        }
     }
 
     #[test]

@@ -31,6 +31,14 @@ pub fn token_string(data: &[u8]) {
         let _ = k.open_cursor("owner", text);
         let _ = k.lease_belongs_to("id", text);
     }
+    // The same bytes as a string of exactly the token length behind the
+    // prefix, so multi-byte characters land on every offset of the format.
+    let exact = exact_token_length(data);
+    assert_eq!(exact.len(), crate::crypto::TOKEN_LEN);
+    if let Some(t) = k.parse_token(&exact) {
+        assert_eq!(k.parse_token(&exact), Some(t));
+    }
+    let _ = k.lease_belongs_to("id", &exact);
     // A real token with these bytes spliced in must still be refused or be
     // exactly the original.
     let m = k.mint();
@@ -45,6 +53,23 @@ pub fn token_string(data: &[u8]) {
             assert_eq!(t.id, m.id);
         }
     }
+}
+
+/// `tgl_` + the bytes as (lossy) UTF-8, cut at a character boundary or
+/// padded with `a` to exactly the token string's byte length.
+fn exact_token_length(data: &[u8]) -> String {
+    let len = crate::crypto::TOKEN_LEN;
+    let mut s = String::from(crate::crypto::TOKEN_PREFIX);
+    for c in String::from_utf8_lossy(data).chars() {
+        if s.len() + c.len_utf8() > len {
+            break;
+        }
+        s.push(c);
+    }
+    while s.len() < len {
+        s.push('a');
+    }
+    s
 }
 
 fn new_token(

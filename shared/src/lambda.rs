@@ -56,12 +56,36 @@ pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
 
 pub async fn run(function: Function) -> Result<(), Error> {
     init_logging();
+    log_panics_without_detail();
     let app = Arc::new(app_from_env(warms_up(function)).await?);
     lambda_http::run(service_fn(move |event: Request| {
         let app = app.clone();
-        async move { Ok::<_, Error>(handle_event(&app, function, event).await) }
+        async move { Ok::<_, Error>(handle_contained(app, function, event).await) }
     }))
     .await
+}
+
+/// The last line of defence: a panic in the handler (always a bug) becomes
+/// a bare 500 problem document, and the process lives on to serve the next
+/// request. The panic hook has already written the one `ERROR` line.
+pub async fn handle_contained(app: Arc<App>, function: Function, event: Request) -> Response<Body> {
+    match tokio::spawn(async move { handle_event(&app, function, event).await }).await {
+        Ok(resp) => resp,
+        Err(_) => to_lambda_response(crate::http::ApiError::Internal.into_response()),
+    }
+}
+
+/// Replaces the default panic message (which quotes the input a slice
+/// failed on, possibly a token) with one `ERROR` log line naming only
+/// where the panic happened.
+pub fn log_panics_without_detail() {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(location = %location, "handler panicked; answered 500");
+    }));
 }
 
 /// One request: adapt, serve, log, adapt back.

@@ -367,7 +367,10 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         }
         (Change::Set(e), None) => Some(*e),
         (_, Some(ttl)) => match ttl <= input.lifetimes.max_ttl_seconds {
-            true => Some(now + Duration::seconds(ttl)),
+            true => after_seconds(now, ttl).or_else(|| {
+                errs.add("ttlSeconds", "ends beyond the representable dates");
+                None
+            }),
             false => {
                 errs.add(
                     "ttlSeconds",
@@ -379,7 +382,10 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
                 None
             }
         },
-        (_, None) => Some(now + Duration::seconds(input.lifetimes.default_ttl_seconds)),
+        (_, None) => after_seconds(now, input.lifetimes.default_ttl_seconds).or_else(|| {
+            errs.add("endDate", "the default lifetime ends beyond the representable dates");
+            None
+        }),
     };
     let bind = c.bind_to_requester;
     apply(&mut rec, c, None);
@@ -494,6 +500,12 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     }
 }
 
+/// `t` plus `seconds`, or `None` past the dates `time` can represent:
+/// client dates reach year 9999, so plain `+` could panic.
+pub fn after_seconds(t: OffsetDateTime, seconds: i64) -> Option<OffsetDateTime> {
+    t.checked_add(Duration::seconds(seconds))
+}
+
 /// The window's rules. The lifetime is measured from when the token becomes
 /// usable: `startDate` when later than now, else now.
 fn check_lifetime(
@@ -512,7 +524,9 @@ fn check_lifetime(
         }
     }
     let usable_from = rec.start_date.map_or(now, |s| s.max(now));
-    if rec.end_date > usable_from + Duration::seconds(l.max_ttl_seconds) {
+    // Past the last representable date nothing can exceed the maximum.
+    let latest_end = after_seconds(usable_from, l.max_ttl_seconds);
+    if latest_end.is_some_and(|latest| rec.end_date > latest) {
         errs.add(
             "endDate",
             format!(
@@ -631,6 +645,56 @@ mod tests {
             create_with(json!({"startDate": dates::format(start), "endDate": dates::format(end)}))
                 .unwrap();
         assert_eq!(r.end_date, end);
+    }
+
+    #[test]
+    fn dates_near_both_ends_of_the_range_are_400_not_a_panic() {
+        for start in [
+            "9999-12-30T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "9999-12-31T23:59:59.999Z",
+            "0000-01-01T00:00:00Z",
+            "0001-01-01T00:00:00+23:59",
+        ] {
+            for body in [
+                json!({ "startDate": start }),
+                json!({ "startDate": start, "endDate": "9999-12-31T23:59:59Z" }),
+                json!({ "endDate": start }),
+                json!({ "startDate": start, "ttlSeconds": 31_536_000 }),
+            ] {
+                let _ = create_with(body.clone());
+                let base = create_with(json!({})).unwrap();
+                let _ = patch(&base, body.as_object().unwrap(), dates::now(), L);
+            }
+        }
+        // A maximum lifetime past the end of the calendar is no limit.
+        let huge = Lifetimes {
+            default_ttl_seconds: i64::MAX,
+            max_ttl_seconds: i64::MAX,
+        };
+        let body = json!({"startDate": "9999-12-30T00:00:00Z", "endDate": "9999-12-31T00:00:00Z"});
+        let r = create(NewToken {
+            id: "id".into(),
+            owner: "o".into(),
+            start: "tgl_12345678".into(),
+            secret_hash: "h".into(),
+            requester: None,
+            now: dates::now(),
+            lifetimes: huge,
+            body: body.as_object().unwrap(),
+        });
+        assert!(r.is_ok());
+        let r = create(NewToken {
+            id: "id".into(),
+            owner: "o".into(),
+            start: "tgl_12345678".into(),
+            secret_hash: "h".into(),
+            requester: None,
+            now: dates::now(),
+            lifetimes: huge,
+            body: json!({}).as_object().unwrap(),
+        });
+        assert_eq!(fields(r.unwrap_err()), ["endDate"]);
     }
 
     #[test]
