@@ -32,6 +32,11 @@ pub fn encode(bytes: &[u8]) -> String {
     s
 }
 
+/// Whether `c` is a character of the alphabet.
+pub fn is_alphabet(c: u8) -> bool {
+    value(c).is_some()
+}
+
 fn value(c: u8) -> Option<u32> {
     match c {
         b'0'..=b'9' => Some(u32::from(c - b'0')),
@@ -67,6 +72,26 @@ pub fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
         }
     }
     (i == N && acc == 0).then_some(out)
+}
+
+/// Decodes any length (cursors), in 5-byte blocks of the fixed decoder.
+pub fn decode_vec(text: &str) -> Option<Vec<u8>> {
+    if !text.is_ascii() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    for chunk in text.as_bytes().chunks(8) {
+        let s = std::str::from_utf8(chunk).ok()?;
+        match chunk.len() {
+            8 => out.extend_from_slice(&decode::<5>(s)?),
+            7 => out.extend_from_slice(&decode::<4>(s)?),
+            5 => out.extend_from_slice(&decode::<3>(s)?),
+            4 => out.extend_from_slice(&decode::<2>(s)?),
+            2 => out.extend_from_slice(&decode::<1>(s)?),
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 
-use crate::rules::Lifetimes;
+use crate::token::rules::Lifetimes;
 
 #[derive(Clone)]
 pub struct Config {

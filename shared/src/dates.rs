@@ -15,14 +15,24 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
     if b.len() > 5 {
         let tail = &b[b.len() - 5..];
         if (tail[0] == b'+' || tail[0] == b'-') && tail[1..].iter().all(u8::is_ascii_digit) {
-            normalised = format!("{}:{}", &text[..text.len() - 2], &text[text.len() - 2..]);
-            input = &normalised;
+            // ASCII was checked above, so the split is a character boundary.
+            if let (Some(head), Some(minutes)) =
+                (text.get(..text.len() - 2), text.get(text.len() - 2..))
+            {
+                normalised = format!("{head}:{minutes}");
+                input = &normalised;
+            }
         }
     }
     let parsed = OffsetDateTime::parse(input, &Rfc3339).ok()?;
     // Checked: 9999-12-31T23:59:59-0359 is year 10000 in UTC, which `time`
     // cannot represent (found by the `dates` fuzz target).
     let utc = parsed.checked_to_offset(UtcOffset::UTC)?;
+    // RFC 3339 has four-digit years only: 0000-01-01T00:00:00+23:59 is year
+    // -1 in UTC, which could not be written back (found by a fuzz seed).
+    if !(0..=9999).contains(&utc.year()) {
+        return None;
+    }
     // Stored with millisecond precision; answer what will be stored.
     Some(from_millis(millis(utc)))
 }
@@ -91,6 +101,8 @@ mod tests {
     fn out_of_range_in_utc_is_refused_not_a_panic() {
         assert!(parse("9999-12-31T23:59:59-0359").is_none());
         assert!(parse("9999-12-31T23:59:59Z").is_some());
+        assert!(parse("0000-01-01T00:00:00+23:59").is_none());
+        assert!(parse("0000-01-01T00:00:00-01:00").is_some());
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
-use crate::crypto::Keys;
 use crate::http::ApiRequest;
-use crate::rules::{self, Lifetimes, NewToken};
-use crate::{address, dates, scope, validate};
+use crate::token::rules::{self, Lifetimes, NewToken};
+use crate::token::{
+    address, scope, FieldErrors, Keys, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
+};
+use crate::{dates, validate};
 
 fn keys() -> Keys {
     Keys::new(&[0x5a; 32])
@@ -25,20 +27,23 @@ pub fn token_string(data: &[u8]) {
     let k = keys();
     if let Ok(text) = std::str::from_utf8(data) {
         if let Some(t) = k.parse_token(text) {
-            assert_eq!(t.id.len(), 26);
+            assert_eq!(t.id.as_str().len(), 26);
             assert_eq!(k.parse_token(text), Some(t));
         }
-        let _ = k.open_cursor("owner", text);
-        let _ = k.lease_belongs_to("id", text);
+        let owner = crate::token::Owner::parse("owner").expect("a valid owner");
+        let _ = k.open_cursor(&owner, text);
+        if let Some(lease) = LeaseId::parse(text) {
+            let _ = k.lease_belongs_to(&k.mint().id, &lease);
+        }
     }
     // The same bytes as a string of exactly the token length behind the
     // prefix, so multi-byte characters land on every offset of the format.
     let exact = exact_token_length(data);
-    assert_eq!(exact.len(), crate::crypto::TOKEN_LEN);
+    assert_eq!(exact.len(), TOKEN_LEN);
     if let Some(t) = k.parse_token(&exact) {
         assert_eq!(k.parse_token(&exact), Some(t));
     }
-    let _ = k.lease_belongs_to("id", &exact);
+    assert_eq!(LeaseId::parse(&exact), None);
     // A real token with these bytes spliced in must still be refused or be
     // exactly the original.
     let m = k.mint();
@@ -58,8 +63,8 @@ pub fn token_string(data: &[u8]) {
 /// `tgl_` + the bytes as (lossy) UTF-8, cut at a character boundary or
 /// padded with `a` to exactly the token string's byte length.
 fn exact_token_length(data: &[u8]) -> String {
-    let len = crate::crypto::TOKEN_LEN;
-    let mut s = String::from(crate::crypto::TOKEN_PREFIX);
+    let len = TOKEN_LEN;
+    let mut s = String::from(TOKEN_PREFIX);
     for c in String::from_utf8_lossy(data).chars() {
         if s.len() + c.len_utf8() > len {
             break;
@@ -72,9 +77,7 @@ fn exact_token_length(data: &[u8]) -> String {
     s
 }
 
-fn new_token(
-    body: &serde_json::Map<String, Value>,
-) -> Result<crate::model::TokenRecord, rules::FieldErrors> {
+fn new_token(body: &serde_json::Map<String, Value>) -> Result<TokenRecord, FieldErrors> {
     rules::create(NewToken {
         id: "0000000000000000000000000a".into(),
         owner: "owner".into(),
@@ -95,8 +98,8 @@ pub fn token_bodies(data: &[u8]) {
     };
     match new_token(&body) {
         Ok(rec) => {
-            assert!(rec.description.chars().count() <= rules::MAX_DESCRIPTION);
-            assert!(rec.tags.len() <= rules::MAX_TAGS);
+            assert!(rec.description.chars().count() <= crate::token::fields::MAX_DESCRIPTION);
+            assert!(rec.tags.len() <= crate::token::fields::MAX_TAGS);
             assert!(rec.end_date > rec.created_at);
             assert_eq!(
                 scope::normalise(&rec.resource).as_deref(),
@@ -104,7 +107,7 @@ pub fn token_bodies(data: &[u8]) {
             );
             let again = rules::patch(&rec, &body, rec.created_at, LIFETIMES);
             if let Ok(p) = again {
-                assert!(p.tags.len() <= rules::MAX_TAGS);
+                assert!(p.tags.len() <= crate::token::fields::MAX_TAGS);
             }
         }
         Err(e) => assert!(!e.0.is_empty()),
@@ -129,7 +132,7 @@ pub fn validate_bodies(data: &[u8]) {
         };
         req.headers
             .insert("content-type", http::HeaderValue::from_static(ctype));
-        if let Ok(input) = validate::decode_input(&req) {
+        if let Ok(input) = validate::input::decode_input(&req) {
             assert!(input.token.as_deref().is_some_and(|t| !t.is_empty()));
         }
     }

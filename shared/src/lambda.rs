@@ -93,7 +93,7 @@ pub async fn handle_event(app: &App, function: Function, event: Request) -> Resp
     let started = Instant::now();
     let req = to_api_request(event);
     let (route, resp) = app.handle(function, &req).await;
-    let owner = app.owner(&req).ok();
+    let owner = crate::service::owner::owner(&app.config, &req).ok();
     tracing::info!(
         requestId = %req.request_id,
         function = function.name(),
@@ -101,7 +101,7 @@ pub async fn handle_event(app: &App, function: Function, event: Request) -> Resp
         status = resp.status,
         latencyMs = started.elapsed().as_secs_f64() * 1000.0,
         reason = resp.reason,
-        owner = owner.as_deref(),
+        owner = owner.as_ref().map(|o| o.as_str()),
         "request"
     );
     to_lambda_response(resp)
@@ -120,7 +120,7 @@ pub fn to_api_request(event: Request) -> ApiRequest {
             .http
             .source_ip
             .as_deref()
-            .and_then(crate::address::parse_ip);
+            .and_then(crate::token::address::parse_ip);
         if request_id.is_empty() {
             request_id = ctx.request_id.clone().unwrap_or_default();
         }

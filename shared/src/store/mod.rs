@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::model::TokenRecord;
+use crate::token::TokenRecord;
 
 #[cfg(feature = "aws")]
 pub mod dynamo;

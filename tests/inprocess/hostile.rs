@@ -339,17 +339,29 @@ async fn hostile_input_on_every_route() {
     // multi-byte character straddling every byte of a 98-byte token string
     // (validate by body and Bearer, renew, release), and dates at both ends
     // of the calendar on create and patch.
-    let len = tollgate::crypto::TOKEN_LEN;
+    let len = tollgate::token::TOKEN_LEN;
     for ch in ['é', '€', '𝄞'] {
         for at in 4..=len - ch.len_utf8() {
-            let s = format!("tgl_{}{ch}{}", "a".repeat(at - 4), "a".repeat(len - at - ch.len_utf8()));
+            let s = format!(
+                "tgl_{}{ch}{}",
+                "a".repeat(at - 4),
+                "a".repeat(len - at - ch.len_utf8())
+            );
             let body = serde_json::to_vec(&serde_json::json!({ "token": s })).unwrap();
             let lease = "/validate/leases/00000000000000000000000000";
             for (m, p) in [("POST", "/validate"), ("PUT", lease), ("DELETE", lease)] {
                 let (_, resp) = app
-                    .handle(Function::Validate, &request(m, p, &o, &body, "application/json"))
+                    .handle(
+                        Function::Validate,
+                        &request(m, p, &o, &body, "application/json"),
+                    )
                     .await;
-                check_safe(&format!("{m} {p} {ch}@{at}"), resp.status, &resp.body, &token[12..]);
+                check_safe(
+                    &format!("{m} {p} {ch}@{at}"),
+                    resp.status,
+                    &resp.body,
+                    &token[12..],
+                );
                 count += 1;
             }
             let mut r = request("POST", "/validate", &o, b"", "");
@@ -358,7 +370,12 @@ async fn hostile_input_on_every_route() {
                 HeaderValue::from_str(&format!("Bearer {s}")).unwrap(),
             );
             let (_, resp) = app.handle(Function::Validate, &r).await;
-            check_safe(&format!("Bearer {ch}@{at}"), resp.status, &resp.body, &token[12..]);
+            check_safe(
+                &format!("Bearer {ch}@{at}"),
+                resp.status,
+                &resp.body,
+                &token[12..],
+            );
             count += 1;
         }
     }
@@ -381,7 +398,12 @@ async fn hostile_input_on_every_route() {
                 let (_, resp) = app
                     .handle(f, &request(m, &p, &o, &body, "application/json"))
                     .await;
-                check_safe(&format!("{m} {field}={date}"), resp.status, &resp.body, &token[12..]);
+                check_safe(
+                    &format!("{m} {field}={date}"),
+                    resp.status,
+                    &resp.body,
+                    &token[12..],
+                );
                 assert_eq!(resp.status, 400, "{m} {field}={date}");
                 count += 1;
             }

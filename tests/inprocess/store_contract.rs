@@ -6,21 +6,20 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::json;
 use time::Duration;
-use tollgate::crypto::Keys;
 use tollgate::dates;
-use tollgate::model::TokenRecord;
-use tollgate::rules::{self, Lifetimes, NewToken};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Store};
+use tollgate::token::rules::{self, Lifetimes, NewToken};
+use tollgate::token::{Keys, TokenRecord};
 use tollgate_tests::{dynamo_store, owner};
 
 fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
     let keys = Keys::new(&[9u8; 32]);
     let m = keys.mint();
     rules::create(NewToken {
-        id: m.id,
+        id: m.id.to_string(),
         owner: owner.to_owned(),
-        start: m.token[..12].to_owned(),
+        start: m.start(),
         secret_hash: m.secret_hash,
         requester: None,
         now: dates::now(),

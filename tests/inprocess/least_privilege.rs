@@ -11,12 +11,12 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
-use tollgate::model::TokenRecord;
-use tollgate::store::dynamo::iam_actions;
+use tollgate::store::dynamo::iam::iam_actions;
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
     Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Page, Store, StoreError,
 };
+use tollgate::token::TokenRecord;
 use tollgate::{App, Function};
 use tollgate_tests::api_request;
 

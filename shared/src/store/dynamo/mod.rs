@@ -7,10 +7,9 @@
 //!   conditional update of one item: `size(leases) < maxConcurrent`.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
@@ -19,239 +18,25 @@ use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::{address, dates};
+use crate::dates;
+
+mod client;
+mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod iam;
+mod item;
+
+pub use client::sdk_config;
+use error::{is_condition_failure, store_error};
+use item::{bad, client_attrs, from_item, get_n, get_s, n, req_s, s, to_item, token_key, Item};
 
 pub const INDEX: &str = "byOwner";
-type Item = HashMap<String, AttributeValue>;
 
 #[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
     retention_seconds: i64,
-}
-
-/// SDK configuration fit for Lambda: rustls with ring (cheapest TLS init
-/// measured), short timeouts so a stuck DynamoDB answers 503 well inside the
-/// function timeout, and bounded retries with backoff.
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_millis(1000))
-                .operation_attempt_timeout(Duration::from_millis(1500))
-                .operation_timeout(Duration::from_millis(4000))
-                .build(),
-        )
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
-        .load()
-        .await
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn token_key(id: &str) -> Item {
-    HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
-}
-
-/// The TTL attribute: end of life plus the retention period.
-fn ttl_of(rec: &TokenRecord, retention: i64) -> AttributeValue {
-    n(rec.end_date.unix_timestamp() + retention)
-}
-
-/// The client-settable attributes; `None` means "remove".
-fn client_attrs(
-    rec: &TokenRecord,
-    retention: i64,
-    with_remaining: bool,
-) -> Vec<(&'static str, Option<AttributeValue>)> {
-    let mut v = vec![
-        ("type", Some(s(&rec.token_type))),
-        ("description", Some(s(&rec.description))),
-        ("resource", Some(s(&rec.resource))),
-        ("write", Some(AttributeValue::Bool(rec.write))),
-        (
-            "tags",
-            Some(AttributeValue::M(
-                rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect(),
-            )),
-        ),
-        ("caller", rec.caller.as_ref().map(s)),
-        ("callee", rec.callee.as_ref().map(s)),
-        ("maxConcurrent", rec.max_concurrent.map(n)),
-        ("maxUses", rec.max_uses.map(n)),
-        (
-            "allowedAddresses",
-            rec.allowed_addresses
-                .as_ref()
-                .map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
-        ),
-        ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
-        ("endDate", Some(n(dates::millis(rec.end_date)))),
-        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
-        ("version", Some(n(rec.version))),
-        ("ttl", Some(ttl_of(rec, retention))),
-    ];
-    if with_remaining {
-        v.push(("remainingUses", rec.remaining_uses.map(n)));
-    }
-    v
-}
-
-fn to_item(rec: &TokenRecord, retention: i64) -> Item {
-    let mut item = token_key(&rec.id);
-    item.insert("gsi1pk".into(), s(format!("O#{}", rec.owner)));
-    item.insert("gsi1sk".into(), s(list_position(rec)));
-    item.insert("id".into(), s(&rec.id));
-    item.insert("owner".into(), s(&rec.owner));
-    item.insert("start".into(), s(&rec.start));
-    item.insert("secretHash".into(), s(&rec.secret_hash));
-    item.insert("createdAt".into(), n(dates::millis(rec.created_at)));
-    if let Some(t) = rec.last_used_at {
-        item.insert("lastUsedAt".into(), n(dates::millis(t)));
-    }
-    item.insert(
-        "leases".into(),
-        AttributeValue::M(rec.leases.iter().map(|(k, e)| (k.clone(), n(e))).collect()),
-    );
-    for (k, v) in client_attrs(rec, retention, true) {
-        if let Some(v) = v {
-            item.insert(k.into(), v);
-        }
-    }
-    item
-}
-
-fn bad(field: &str) -> StoreError {
-    StoreError::Internal(format!("stored item has a bad or missing {field}"))
-}
-
-fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
-    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
-}
-fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
-    item.get(k)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-}
-fn req_s(item: &Item, k: &str) -> Result<String, StoreError> {
-    get_s(item, k).map(str::to_owned).ok_or_else(|| bad(k))
-}
-fn date(item: &Item, k: &str) -> Option<OffsetDateTime> {
-    get_n::<i64>(item, k).map(dates::from_millis)
-}
-
-fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
-    let str_map = |k: &str| -> BTreeMapS {
-        item.get(k)
-            .and_then(|v| v.as_m().ok())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    Ok(TokenRecord {
-        id: req_s(item, "id")?,
-        owner: req_s(item, "owner")?,
-        token_type: req_s(item, "type")?,
-        description: get_s(item, "description").unwrap_or_default().to_owned(),
-        resource: req_s(item, "resource")?,
-        write: item
-            .get("write")
-            .and_then(|v| v.as_bool().ok())
-            .copied()
-            .unwrap_or(false),
-        tags: str_map("tags"),
-        caller: get_s(item, "caller").map(str::to_owned),
-        callee: get_s(item, "callee").map(str::to_owned),
-        max_concurrent: get_n(item, "maxConcurrent"),
-        max_uses: get_n(item, "maxUses"),
-        remaining_uses: get_n(item, "remainingUses"),
-        allowed_addresses: item
-            .get("allowedAddresses")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| {
-                l.iter()
-                    .filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a)))
-                    .collect()
-            }),
-        start_date: date(item, "startDate"),
-        end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
-        start: req_s(item, "start")?,
-        secret_hash: req_s(item, "secretHash")?,
-        created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
-        updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
-        last_used_at: date(item, "lastUsedAt"),
-        version: get_n(item, "version").ok_or_else(|| bad("version"))?,
-        leases: item
-            .get("leases")
-            .and_then(|v| v.as_m().ok())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e)))
-                    .collect()
-            })
-            .unwrap_or_default(),
-    })
-}
-
-type BTreeMapS = std::collections::BTreeMap<String, String>;
-
-/// Throttling, timeouts and connection failures are 503; the rest is a bug.
-fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match &e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            StoreError::Unavailable(format!(
-                "{}",
-                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-            ))
-        }
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or("unknown");
-            let transient = matches!(
-                code,
-                "ProvisionedThroughputExceededException"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-                    | "InternalServerError"
-                    | "ServiceUnavailable"
-                    | "TransactionInProgressException"
-                    | "TransactionConflictException"
-            );
-            if transient {
-                StoreError::Unavailable(code.to_owned())
-            } else {
-                StoreError::Internal(code.to_owned())
-            }
-        }
-        _ => StoreError::Internal(format!(
-            "{}",
-            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-        )),
-    }
-}
-
-/// Whether a service error is a failed condition (for any operation).
-fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 
 impl DynamoStore {
@@ -313,22 +98,6 @@ impl DynamoStore {
             }
             Err(e) => Err(store_error(e)),
         }
-    }
-}
-
-/// The IAM actions each `Store` method issues against the table, for the
-/// least-privilege test of `template.yaml` (a transaction needs the actions
-/// of its parts: create's `TransactWriteItems` is two `PutItem`s).
-pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
-    match store_method {
-        "put_new" => &["dynamodb:PutItem"],
-        "idempotency" | "get" => &["dynamodb:GetItem"],
-        "list" => &["dynamodb:Query"],
-        "delete" => &["dynamodb:DeleteItem"],
-        "replace" | "admit" | "reclaim" | "renew" | "release" | "touch" => &["dynamodb:UpdateItem"],
-        // The init-time connection warm-up.
-        "warm_up" => &["dynamodb:GetItem"],
-        _ => &[],
     }
 }
 

@@ -1,0 +1,202 @@
+//! The functions' behaviour over any `Store`. A request is routed
+//! (`routes`), its owner established for management routes (`owner`), and
+//! served by one operation family: `tokens` (list, create, detail, patch,
+//! delete), `validate`, `leases` (renew, release). Handlers in
+//! `functions/*` only adapt events (see `lambda`).
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY};
+use crate::store::Store;
+use crate::token::Keys;
+
+mod leases;
+pub mod owner;
+pub mod routes;
+mod tokens;
+mod validate;
+
+pub use routes::{route, Route};
+
+/// The Lambda function a binary is; each serves only its own routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    List,
+    Create,
+    Detail,
+    Patch,
+    Delete,
+    Validate,
+}
+
+impl Function {
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::List => "list",
+            Function::Create => "create",
+            Function::Detail => "detail",
+            Function::Patch => "patch",
+            Function::Delete => "delete",
+            Function::Validate => "validate",
+        }
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    pub keys: Keys,
+    pub store: Arc<dyn Store>,
+}
+
+type Result<T> = std::result::Result<T, ApiError>;
+
+impl App {
+    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
+        let keys = Keys::new(&config.hash_key);
+        App {
+            config,
+            keys,
+            store,
+        }
+    }
+
+    /// Serves one request for `function`; never panics on input.
+    pub async fn handle(
+        &self,
+        function: Function,
+        req: &ApiRequest,
+    ) -> (Option<Route>, ApiResponse) {
+        let route = match route(function, req) {
+            Ok(r) => r,
+            Err(e) => return (None, e.into_response()),
+        };
+        let result = if req.body.len() > MAX_BODY {
+            Err(ApiError::PayloadTooLarge)
+        } else {
+            self.dispatch(&route, req).await
+        };
+        (Some(route), result.unwrap_or_else(ApiError::into_response))
+    }
+
+    async fn dispatch(&self, route: &Route, req: &ApiRequest) -> Result<ApiResponse> {
+        let owner = || owner::owner(&self.config, req);
+        match route {
+            Route::Validate => self.validate(req).await,
+            Route::Renew(lease) => self.renew(req, lease).await,
+            Route::Release(lease) => self.release(req, lease).await,
+            Route::List => self.list(req, &owner()?).await,
+            Route::Create => self.create(req, &owner()?).await,
+            Route::Detail(id) => self.detail(req, &owner()?, id).await,
+            Route::Patch(id) => self.patch(req, &owner()?, id).await,
+            Route::Delete(id) => self.delete(&owner()?, id).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use serde_json::Value;
+
+    fn app() -> App {
+        let config = Config::from_lookup(|k| match k {
+            "TOLLGATE_TABLE" => Some("t".into()),
+            "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
+            "TOLLGATE_DEV_AUTH" => Some("1".into()),
+            _ => None,
+        })
+        .unwrap();
+        App::new(config, Arc::new(MemoryStore::new()))
+    }
+
+    fn req(method: http::Method, path: &str, body: &[u8]) -> ApiRequest {
+        let mut r = ApiRequest {
+            method,
+            path: path.into(),
+            body: body.to_vec(),
+            ..Default::default()
+        };
+        r.headers
+            .insert("content-type", "application/json".parse().unwrap());
+        r.headers.insert("x-owner", "alice".parse().unwrap());
+        r
+    }
+
+    #[tokio::test]
+    async fn invalid_utf8_is_400_naming_body() {
+        let app = app();
+        for (f, m, p) in [
+            (Function::Create, http::Method::POST, "/tokens"),
+            (Function::Validate, http::Method::POST, "/validate"),
+        ] {
+            let (_, r) = app.handle(f, &req(m, p, b"\xff\xfe{}")).await;
+            assert_eq!(r.status, 400);
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["errors"][0]["field"], "body");
+        }
+    }
+
+    #[tokio::test]
+    async fn routes_404_and_405() {
+        let app = app();
+        let (_, r) = app
+            .handle(Function::Detail, &req(http::Method::GET, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 404);
+        let (_, r) = app
+            .handle(Function::List, &req(http::Method::DELETE, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 405);
+        assert!(r.headers.iter().any(|(k, v)| *k == "allow" && v == "GET"));
+        // A stage prefix is tolerated; the id comes from the last segment.
+        let (route, _) = app
+            .handle(
+                Function::Detail,
+                &req(http::Method::GET, "/prod/tokens/abc", b""),
+            )
+            .await;
+        assert_eq!(route, Some(Route::Detail("abc".into())));
+    }
+
+    #[tokio::test]
+    async fn x_owner_is_ignored_without_dev_auth() {
+        let mut app = app();
+        app.config.dev_auth = false;
+        let (_, r) = app
+            .handle(Function::List, &req(http::Method::GET, "/tokens", b""))
+            .await;
+        assert_eq!(r.status, 401);
+        let mut with_jwt = req(http::Method::GET, "/tokens", b"");
+        with_jwt.identity.jwt_sub = Some("user-1".into());
+        let (_, r) = app.handle(Function::List, &with_jwt).await;
+        assert_eq!(r.status, 200);
+    }
+
+    #[tokio::test]
+    async fn owner_precedence_jwt_then_authorizer_then_iam() {
+        let app = app();
+        let mut r = req(http::Method::GET, "/tokens", b"");
+        r.identity = crate::http::Identity {
+            jwt_sub: None,
+            authorizer_owner: Some("lambda-owner".into()),
+            iam_caller: Some("arn:aws:iam::1:user/x".into()),
+        };
+        assert_eq!(
+            owner::owner(&app.config, &r).unwrap().as_str().to_owned(),
+            "lambda-owner"
+        );
+        r.identity.jwt_sub = Some("jwt-sub".into());
+        assert_eq!(
+            owner::owner(&app.config, &r).unwrap().as_str().to_owned(),
+            "jwt-sub"
+        );
+        r.identity.jwt_sub = None;
+        r.identity.authorizer_owner = None;
+        assert_eq!(
+            owner::owner(&app.config, &r).unwrap().as_str().to_owned(),
+            "arn:aws:iam::1:user/x"
+        );
+    }
+}

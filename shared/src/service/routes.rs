@@ -1,0 +1,85 @@
+//! Routing: which of a function's routes a request is, or 404/405.
+
+use super::Function;
+use crate::http::{ApiError, ApiRequest};
+
+/// A matched route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    List,
+    Create,
+    Detail(String),
+    Patch(String),
+    Delete(String),
+    Validate,
+    Renew(String),
+    Release(String),
+}
+
+impl Route {
+    pub fn template(&self) -> &'static str {
+        match self {
+            Route::List => "GET /tokens",
+            Route::Create => "POST /tokens",
+            Route::Detail(_) => "GET /tokens/{id}",
+            Route::Patch(_) => "PATCH /tokens/{id}",
+            Route::Delete(_) => "DELETE /tokens/{id}",
+            Route::Validate => "POST /validate",
+            Route::Renew(_) => "PUT /validate/leases/{leaseId}",
+            Route::Release(_) => "DELETE /validate/leases/{leaseId}",
+        }
+    }
+}
+
+/// Path segments after any API Gateway stage prefix.
+fn segments(path: &str) -> Vec<&str> {
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match segs.iter().position(|s| *s == "tokens" || *s == "validate") {
+        Some(i) => segs[i..].to_vec(),
+        None => segs,
+    }
+}
+
+/// Matches the request to one of `function`'s routes: 404 for a path it
+/// does not serve, 405 for a method it does not allow there.
+pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route, ApiError> {
+    let segs = segments(&req.path);
+    let id = || {
+        req.path_id
+            .clone()
+            .or_else(|| segs.last().map(|s| s.to_string()))
+            .unwrap_or_default()
+    };
+    let m = &req.method;
+    use http::Method as M;
+    match (function, segs.as_slice()) {
+        (Function::List, ["tokens"]) => (m == M::GET)
+            .then_some(Route::List)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Create, ["tokens"]) => (m == M::POST)
+            .then_some(Route::Create)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Detail, ["tokens", _]) => (m == M::GET)
+            .then(|| Route::Detail(id()))
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Patch, ["tokens", _]) => (m == M::PATCH)
+            .then(|| Route::Patch(id()))
+            .ok_or(ApiError::MethodNotAllowed("PATCH")),
+        (Function::Delete, ["tokens", _]) => (m == M::DELETE)
+            .then(|| Route::Delete(id()))
+            .ok_or(ApiError::MethodNotAllowed("DELETE")),
+        (Function::Validate, ["validate"]) => (m == M::POST)
+            .then_some(Route::Validate)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Validate, ["validate", "leases", _]) => match *m {
+            M::PUT => Ok(Route::Renew(id())),
+            M::DELETE => Ok(Route::Release(id())),
+            _ => Err(ApiError::MethodNotAllowed("PUT, DELETE")),
+        },
+        _ => Err(ApiError::NotFound),
+    }
+}

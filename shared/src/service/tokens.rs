@@ -1,0 +1,200 @@
+//! The management operations, one owner's tokens: list, create (with
+//! `Idempotency-Key`), detail, patch (merge patch, `If-Match`) and delete.
+
+use serde_json::{json, Value};
+use time::Duration;
+
+use super::{App, Result};
+use crate::dates;
+use crate::http::{canonical_json, json_object, ApiError, ApiRequest, ApiResponse};
+use crate::store::{CreateOutcome, IdempotencyRecord};
+use crate::token::query::ListQuery;
+use crate::token::rules::{self, NewToken};
+use crate::token::{IdempotencyKey, Owner, TokenId, TokenRecord};
+
+/// How long an `Idempotency-Key` is remembered.
+const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
+
+impl App {
+    pub(super) async fn list(&self, req: &ApiRequest, owner: &Owner) -> Result<ApiResponse> {
+        let query = ListQuery::parse(&req.query, &self.keys, owner)?;
+        let page = self
+            .store
+            .list(owner.as_str(), query.limit, query.after.as_deref())
+            .await?;
+        let now = dates::now();
+        let items: Vec<Value> = page
+            .items
+            .iter()
+            .filter(|t| query.admits(t, now))
+            .map(|t| t.to_json(now))
+            .collect();
+        let mut doc = json!({ "tokens": items });
+        if let Some(next) = page.next {
+            doc["nextCursor"] = json!(self.keys.sign_cursor(owner, &next));
+        }
+        Ok(ApiResponse::document(200, req.format(), "tokens", &doc))
+    }
+
+    pub(super) async fn create(&self, req: &ApiRequest, owner: &Owner) -> Result<ApiResponse> {
+        require_json(req, false)?;
+        let idem_key = match req.headers.get("idempotency-key") {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(IdempotencyKey::parse)
+                    .ok_or_else(|| ApiError::field("Idempotency-Key", IdempotencyKey::MESSAGE))?,
+            ),
+        };
+        let body = json_object(&req.body)?;
+        let now = dates::now();
+        let idem = idem_key.map(|k| {
+            let canonical = canonical_json(&Value::Object(body.clone()));
+            (
+                self.keys.idempotency_key(owner, &k),
+                self.keys.fingerprint(canonical.as_bytes()),
+            )
+        });
+        if let Some((key, fp)) = &idem {
+            if let Some(prev) = self.store.idempotency(key, now.unix_timestamp()).await? {
+                return self.replay(req, owner, &prev, fp).await;
+            }
+        }
+        let minted = self.keys.mint();
+        let rec = rules::create(NewToken {
+            id: minted.id.to_string(),
+            owner: owner.as_str().to_owned(),
+            start: minted.start(),
+            secret_hash: minted.secret_hash.clone(),
+            requester: req.source_ip,
+            now,
+            lifetimes: self.config.lifetimes,
+            body: &body,
+        })?;
+        let idem_rec = idem.as_ref().map(|(key, fp)| IdempotencyRecord {
+            key: key.clone(),
+            token_id: rec.id.clone(),
+            fingerprint: fp.clone(),
+            snapshot: rec.to_json(now).to_string(),
+            expires_at: (now + IDEMPOTENCY_WINDOW).unix_timestamp(),
+        });
+        match self.store.put_new(&rec, idem_rec.as_ref()).await? {
+            CreateOutcome::Created => Ok(self
+                .token_response(201, req, &rec, Some(("token", json!(minted.token))))
+                .with_header("location", format!("/tokens/{}", rec.id))),
+            CreateOutcome::Replay(prev) => {
+                let fp = idem.map(|(_, fp)| fp).unwrap_or_default();
+                self.replay(req, owner, &prev, &fp).await
+            }
+        }
+    }
+
+    /// A repeated create: the first token's object, current if it still
+    /// exists, else as first created; never its secret.
+    async fn replay(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        prev: &IdempotencyRecord,
+        fingerprint: &str,
+    ) -> Result<ApiResponse> {
+        if prev.fingerprint != fingerprint {
+            return Err(ApiError::IdempotencyMismatch);
+        }
+        if let Ok(rec) = self.owned(owner, &prev.token_id).await {
+            return Ok(self
+                .token_response(200, req, &rec, None)
+                .with_header("location", format!("/tokens/{}", rec.id)));
+        }
+        let doc: Value = serde_json::from_str(&prev.snapshot).map_err(|_| ApiError::Internal)?;
+        Ok(ApiResponse::document(200, req.format(), "token", &doc).with_header("etag", "\"1\""))
+    }
+
+    pub(super) async fn detail(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<ApiResponse> {
+        let rec = self.owned(owner, id).await?;
+        Ok(self.token_response(200, req, &rec, None))
+    }
+
+    pub(super) async fn patch(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<ApiResponse> {
+        require_json(req, true)?;
+        let body = json_object(&req.body)?;
+        let if_match = req.header("if-match").map(str::trim);
+        if req.headers.contains_key("if-match") && if_match.is_none() {
+            return Err(ApiError::PreconditionFailed);
+        }
+        // Optimistic concurrency: re-read and re-apply when a concurrent
+        // write (a validate spending a use, another patch) moved the item.
+        for _ in 0..5 {
+            let current = self.owned(owner, id).await?;
+            if let Some(tag) = if_match {
+                let matches = tag == "*"
+                    || tag
+                        .split(',')
+                        .any(|t| t.trim().trim_start_matches("W/") == current.etag());
+                if !matches {
+                    return Err(ApiError::PreconditionFailed);
+                }
+            }
+            let new = rules::patch(&current, &body, dates::now(), self.config.lifetimes)?;
+            if new == current || self.store.replace(&current, &new).await? {
+                return Ok(self.token_response(200, req, &new, None));
+            }
+        }
+        Err(ApiError::Unavailable)
+    }
+
+    pub(super) async fn delete(&self, owner: &Owner, id: &str) -> Result<ApiResponse> {
+        let id = TokenId::parse(id).ok_or(ApiError::NotFound)?;
+        if self.store.delete(id.as_str(), owner.as_str()).await? {
+            Ok(ApiResponse::empty(204))
+        } else {
+            Err(ApiError::NotFound)
+        }
+    }
+
+    /// The owner's token `id`: another owner's answers exactly like an
+    /// unknown one, and an id that is not one is unknown without a read.
+    async fn owned(&self, owner: &Owner, id: &str) -> Result<TokenRecord> {
+        let id = TokenId::parse(id).ok_or(ApiError::NotFound)?;
+        match self.store.get(id.as_str()).await? {
+            Some(t) if t.owner == owner.as_str() => Ok(t),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+
+    fn token_response(
+        &self,
+        status: u16,
+        req: &ApiRequest,
+        rec: &TokenRecord,
+        extra: Option<(&str, Value)>,
+    ) -> ApiResponse {
+        let mut doc = rec.to_json(dates::now());
+        if let Some((k, v)) = extra {
+            doc[k] = v;
+        }
+        ApiResponse::document(status, req.format(), "token", &doc).with_header("etag", rec.etag())
+    }
+}
+
+fn require_json(req: &ApiRequest, merge_patch: bool) -> Result<()> {
+    match req.content_type().as_deref() {
+        None | Some("application/json") => Ok(()),
+        Some("application/merge-patch+json") if merge_patch => Ok(()),
+        _ if merge_patch => Err(ApiError::UnsupportedMediaType(
+            "application/merge-patch+json or application/json",
+        )),
+        _ => Err(ApiError::UnsupportedMediaType("application/json")),
+    }
+}

@@ -1,0 +1,27 @@
+//! `POST /validate`: decode the request, run the validate flow
+//! (`crate::validate::decide`), answer 200 with the decision.
+
+use super::{App, Result};
+use crate::http::{ApiRequest, ApiResponse};
+use crate::validate::{self, answer, Reason};
+
+impl App {
+    pub(super) async fn validate(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let input = validate::input::decode_input(req)?;
+        let decision = validate::decide(
+            &self.keys,
+            self.store.as_ref(),
+            self.config.lease_seconds,
+            &input,
+            req.source_ip,
+        )
+        .await?;
+        let (doc, reason) = match decision {
+            Ok((rec, admitted)) => (answer::acceptance(&rec, &admitted), None),
+            Err(reason) => (answer::refusal(reason), Some(reason)),
+        };
+        let mut resp = ApiResponse::document(200, req.format(), "validation", &doc);
+        resp.reason = reason.map(Reason::code);
+        Ok(resp)
+    }
+}

@@ -1,0 +1,48 @@
+//! SDK errors classified: what is worth a 503 and what is a bug.
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+
+use crate::store::StoreError;
+
+/// Throttling, timeouts and connection failures are 503; the rest is a bug.
+pub fn store_error<E, R>(e: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(format!(
+                "{}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))
+        }
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or("unknown");
+            let transient = matches!(
+                code,
+                "ProvisionedThroughputExceededException"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "InternalServerError"
+                    | "ServiceUnavailable"
+                    | "TransactionInProgressException"
+                    | "TransactionConflictException"
+            );
+            if transient {
+                StoreError::Unavailable(code.to_owned())
+            } else {
+                StoreError::Internal(code.to_owned())
+            }
+        }
+        _ => StoreError::Internal(format!(
+            "{}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        )),
+    }
+}
+
+/// Whether a service error is a failed condition (for any operation).
+pub fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
+}

@@ -1,0 +1,169 @@
+//! Token items: the table's keys and the mapping between a `TokenRecord`
+//! and its DynamoDB attributes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use crate::dates;
+use crate::store::{list_position, StoreError};
+use crate::token::{address, TokenRecord};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn token_key(id: &str) -> Item {
+    HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
+}
+
+/// The TTL attribute: end of life plus the retention period.
+pub fn ttl_of(rec: &TokenRecord, retention: i64) -> AttributeValue {
+    n(rec.end_date.unix_timestamp() + retention)
+}
+
+/// The client-settable attributes; `None` means "remove".
+pub fn client_attrs(
+    rec: &TokenRecord,
+    retention: i64,
+    with_remaining: bool,
+) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let mut v = vec![
+        ("type", Some(s(&rec.token_type))),
+        ("description", Some(s(&rec.description))),
+        ("resource", Some(s(&rec.resource))),
+        ("write", Some(AttributeValue::Bool(rec.write))),
+        (
+            "tags",
+            Some(AttributeValue::M(
+                rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect(),
+            )),
+        ),
+        ("caller", rec.caller.as_ref().map(s)),
+        ("callee", rec.callee.as_ref().map(s)),
+        ("maxConcurrent", rec.max_concurrent.map(n)),
+        ("maxUses", rec.max_uses.map(n)),
+        (
+            "allowedAddresses",
+            rec.allowed_addresses
+                .as_ref()
+                .map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
+        ),
+        ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
+        ("endDate", Some(n(dates::millis(rec.end_date)))),
+        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
+        ("version", Some(n(rec.version))),
+        ("ttl", Some(ttl_of(rec, retention))),
+    ];
+    if with_remaining {
+        v.push(("remainingUses", rec.remaining_uses.map(n)));
+    }
+    v
+}
+
+pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
+    let mut item = token_key(&rec.id);
+    item.insert("gsi1pk".into(), s(format!("O#{}", rec.owner)));
+    item.insert("gsi1sk".into(), s(list_position(rec)));
+    item.insert("id".into(), s(&rec.id));
+    item.insert("owner".into(), s(&rec.owner));
+    item.insert("start".into(), s(&rec.start));
+    item.insert("secretHash".into(), s(&rec.secret_hash));
+    item.insert("createdAt".into(), n(dates::millis(rec.created_at)));
+    if let Some(t) = rec.last_used_at {
+        item.insert("lastUsedAt".into(), n(dates::millis(t)));
+    }
+    item.insert(
+        "leases".into(),
+        AttributeValue::M(rec.leases.iter().map(|(k, e)| (k.clone(), n(e))).collect()),
+    );
+    for (k, v) in client_attrs(rec, retention, true) {
+        if let Some(v) = v {
+            item.insert(k.into(), v);
+        }
+    }
+    item
+}
+
+pub fn bad(field: &str) -> StoreError {
+    StoreError::Internal(format!("stored item has a bad or missing {field}"))
+}
+
+pub fn get_s<'a>(item: &'a Item, k: &str) -> Option<&'a str> {
+    item.get(k).and_then(|v| v.as_s().ok()).map(String::as_str)
+}
+pub fn get_n<T: std::str::FromStr>(item: &Item, k: &str) -> Option<T> {
+    item.get(k)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+pub fn req_s(item: &Item, k: &str) -> Result<String, StoreError> {
+    get_s(item, k).map(str::to_owned).ok_or_else(|| bad(k))
+}
+pub fn date(item: &Item, k: &str) -> Option<OffsetDateTime> {
+    get_n::<i64>(item, k).map(dates::from_millis)
+}
+
+pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
+    let str_map = |k: &str| -> BTreeMapS {
+        item.get(k)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Ok(TokenRecord {
+        id: req_s(item, "id")?,
+        owner: req_s(item, "owner")?,
+        token_type: req_s(item, "type")?,
+        description: get_s(item, "description").unwrap_or_default().to_owned(),
+        resource: req_s(item, "resource")?,
+        write: item
+            .get("write")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        tags: str_map("tags"),
+        caller: get_s(item, "caller").map(str::to_owned),
+        callee: get_s(item, "callee").map(str::to_owned),
+        max_concurrent: get_n(item, "maxConcurrent"),
+        max_uses: get_n(item, "maxUses"),
+        remaining_uses: get_n(item, "remainingUses"),
+        allowed_addresses: item
+            .get("allowedAddresses")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| {
+                l.iter()
+                    .filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a)))
+                    .collect()
+            }),
+        start_date: date(item, "startDate"),
+        end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
+        start: req_s(item, "start")?,
+        secret_hash: req_s(item, "secretHash")?,
+        created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
+        updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
+        last_used_at: date(item, "lastUsedAt"),
+        version: get_n(item, "version").ok_or_else(|| bad("version"))?,
+        leases: item
+            .get("leases")
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
+type BTreeMapS = BTreeMap<String, String>;

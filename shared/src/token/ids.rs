@@ -1,0 +1,146 @@
+//! Identifiers that parse their input: once one of these exists, it is
+//! well formed, so no later code checks it again.
+
+use crate::codec;
+
+/// Bytes of a token id (26 base32 characters).
+pub const TOKEN_ID_BYTES: usize = 16;
+/// Bytes of a lease id: a random nonce plus a tag binding it to its token.
+pub const LEASE_ID_BYTES: usize = 16;
+
+/// A token id as minted: 26 lower-case base32 characters. Anything else
+/// cannot name a token, so callers answer 404 without a read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenId(String);
+
+impl TokenId {
+    pub fn parse(text: &str) -> Option<TokenId> {
+        codec::decode::<TOKEN_ID_BYTES>(text).map(|_| TokenId(text.to_owned()))
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8; TOKEN_ID_BYTES]) -> TokenId {
+        TokenId(codec::encode(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for TokenId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who owns tokens: the authorizer's subject, trimmed, 1 to 256
+/// characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner(String);
+
+impl Owner {
+    pub const MAX_LEN: usize = 256;
+
+    pub fn parse(text: &str) -> Option<Owner> {
+        let text = text.trim();
+        let ok =
+            !text.is_empty() && text.len() <= Self::MAX_LEN && !text.chars().any(char::is_control);
+        ok.then(|| Owner(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client's `Idempotency-Key`: 1 to 255 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const MESSAGE: &'static str = "must be 1 to 255 visible ASCII characters";
+
+    pub fn parse(text: &str) -> Option<IdempotencyKey> {
+        let ok = (1..=255).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| IdempotencyKey(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A lease id as issued: 26 base32 characters (see `Keys::new_lease_id`
+/// for the tag that binds it to one token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseId(String);
+
+impl LeaseId {
+    pub fn parse(text: &str) -> Option<LeaseId> {
+        Self::bytes_of(text).map(|_| LeaseId(text.to_owned()))
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8; LEASE_ID_BYTES]) -> LeaseId {
+        LeaseId(codec::encode(bytes))
+    }
+
+    pub(crate) fn bytes(&self) -> [u8; LEASE_ID_BYTES] {
+        Self::bytes_of(&self.0).unwrap_or([0; LEASE_ID_BYTES])
+    }
+
+    fn bytes_of(text: &str) -> Option<[u8; LEASE_ID_BYTES]> {
+        codec::decode::<LEASE_ID_BYTES>(text)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_ids() {
+        let id = TokenId::from_bytes(&[7; TOKEN_ID_BYTES]);
+        assert_eq!(TokenId::parse(id.as_str()), Some(id.clone()));
+        for bad in [
+            "",
+            "abc",
+            "..",
+            &"a".repeat(27),
+            &id.as_str().to_uppercase(),
+        ] {
+            assert!(TokenId::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn owners() {
+        assert_eq!(Owner::parse("  alice ").unwrap().as_str(), "alice");
+        assert!(Owner::parse("").is_none());
+        assert!(Owner::parse("   ").is_none());
+        assert!(Owner::parse("a\u{7}b").is_none());
+        assert!(Owner::parse(&"a".repeat(256)).is_some());
+        assert!(Owner::parse(&"a".repeat(257)).is_none());
+    }
+
+    #[test]
+    fn idempotency_keys() {
+        assert!(IdempotencyKey::parse("order-17").is_some());
+        assert!(IdempotencyKey::parse(&"k".repeat(255)).is_some());
+        for bad in ["", "a b", "é", "a\tb", &"k".repeat(256)] {
+            assert!(IdempotencyKey::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn lease_ids() {
+        let l = LeaseId::from_bytes(&[3; LEASE_ID_BYTES]);
+        assert_eq!(LeaseId::parse(l.as_str()), Some(l.clone()));
+        assert_eq!(l.bytes(), [3; LEASE_ID_BYTES]);
+        assert!(LeaseId::parse("nope").is_none());
+        assert!(LeaseId::parse("%2F..%2F").is_none());
+    }
+}

@@ -1,0 +1,194 @@
+//! Keys derived from the server hash key, one per purpose, so a value made
+//! for one purpose (a cursor) can never pass for another (a token), and the
+//! small signed values built on them: list cursors, lease ids, idempotency
+//! record keys and request fingerprints.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, LEASE_ID_BYTES};
+use crate::codec;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const LEASE_NONCE_BYTES: usize = 10;
+const LEASE_TAG_BYTES: usize = LEASE_ID_BYTES - LEASE_NONCE_BYTES;
+const CURSOR_TAG_BYTES: usize = 12;
+
+#[derive(Clone)]
+pub struct Keys {
+    token_check: HmacSha256,
+    secret_hash: HmacSha256,
+    cursor: HmacSha256,
+    lease: HmacSha256,
+    idempotency: HmacSha256,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(..)")
+    }
+}
+
+fn keyed(key: &[u8]) -> HmacSha256 {
+    // HMAC takes keys of any length.
+    <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length")
+}
+
+fn derive(master: &[u8], label: &str) -> HmacSha256 {
+    let mut m = keyed(master);
+    m.update(b"tollgate/v1/");
+    m.update(label.as_bytes());
+    keyed(&m.finalize().into_bytes())
+}
+
+fn mac(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = key.clone();
+    for p in parts {
+        // Length-prefix each part so ("ab","c") and ("a","bc") differ.
+        m.update(&(p.len() as u32).to_be_bytes());
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
+impl Keys {
+    pub fn new(master: &[u8]) -> Self {
+        Keys {
+            token_check: derive(master, "token-check"),
+            secret_hash: derive(master, "secret-hash"),
+            cursor: derive(master, "list-cursor"),
+            lease: derive(master, "lease-id"),
+            idempotency: derive(master, "idempotency"),
+        }
+    }
+
+    /// The integrity check of a token string's body (see `token::string`).
+    pub(super) fn token_check(&self, body: &[u8]) -> [u8; 32] {
+        mac(&self.token_check, &[body])
+    }
+
+    /// What the store keeps of a secret.
+    pub(super) fn secret_digest(&self, secret: &[u8]) -> [u8; 32] {
+        mac(&self.secret_hash, &[secret])
+    }
+
+    /// Signs an opaque value (a list cursor) for one owner.
+    pub fn sign_cursor(&self, owner: &Owner, position: &str) -> String {
+        let tag = mac(
+            &self.cursor,
+            &[owner.as_str().as_bytes(), position.as_bytes()],
+        );
+        let mut s = codec::encode(&tag[..CURSOR_TAG_BYTES]);
+        s.push_str(&codec::encode(position.as_bytes()));
+        s
+    }
+
+    /// Verifies a cursor for this owner; a tampered or foreign one is `None`.
+    pub fn open_cursor(&self, owner: &Owner, cursor: &str) -> Option<String> {
+        let tag_len = codec::encoded_len(CURSOR_TAG_BYTES);
+        if cursor.len() <= tag_len || cursor.len() > 512 || !cursor.is_ascii() {
+            return None;
+        }
+        let tag: [u8; CURSOR_TAG_BYTES] = codec::decode(cursor.get(..tag_len)?)?;
+        let pos = String::from_utf8(codec::decode_vec(cursor.get(tag_len..)?)?).ok()?;
+        let expected = mac(&self.cursor, &[owner.as_str().as_bytes(), pos.as_bytes()]);
+        bool::from(expected[..CURSOR_TAG_BYTES].ct_eq(&tag)).then_some(pos)
+    }
+
+    /// A lease id bound to its token: a random nonce plus a tag over the
+    /// token id, so a lease id presented with another token is recognised as
+    /// foreign without any read.
+    pub fn new_lease_id(&self, token: &TokenId) -> LeaseId {
+        let nonce = codec::random_bytes::<LEASE_NONCE_BYTES>();
+        let tag = self.lease_tag(token, &nonce);
+        let mut bytes = [0u8; LEASE_ID_BYTES];
+        bytes[..LEASE_NONCE_BYTES].copy_from_slice(&nonce);
+        bytes[LEASE_NONCE_BYTES..].copy_from_slice(&tag);
+        LeaseId::from_bytes(&bytes)
+    }
+
+    /// Whether `lease` was issued for `token`.
+    pub fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
+        let bytes = lease.bytes();
+        let (nonce, tag) = bytes.split_at(LEASE_NONCE_BYTES);
+        bool::from(self.lease_tag(token, nonce).ct_eq(tag))
+    }
+
+    fn lease_tag(&self, token: &TokenId, nonce: &[u8]) -> [u8; LEASE_TAG_BYTES] {
+        let tag = mac(&self.lease, &[token.as_str().as_bytes(), nonce]);
+        let mut out = [0u8; LEASE_TAG_BYTES];
+        out.copy_from_slice(&tag[..LEASE_TAG_BYTES]);
+        out
+    }
+
+    /// The store key of an idempotency record: neither the owner nor the
+    /// client's key appears in clear.
+    pub fn idempotency_key(&self, owner: &Owner, key: &IdempotencyKey) -> String {
+        let tag = mac(
+            &self.idempotency,
+            &[owner.as_str().as_bytes(), key.as_str().as_bytes()],
+        );
+        codec::encode(&tag[..20])
+    }
+
+    /// A fingerprint of a request, to tell a replay from a reuse of the key
+    /// with a different request. `canonical` is the body in a canonical form
+    /// (see `http::canonical_json`), so formatting and key order do not count.
+    pub fn fingerprint(&self, canonical: &[u8]) -> String {
+        codec::encode(&mac(&self.idempotency, &[b"body", canonical])[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::new(&[7u8; 32])
+    }
+
+    fn owner(s: &str) -> Owner {
+        Owner::parse(s).unwrap()
+    }
+
+    #[test]
+    fn cursors_bind_to_owner() {
+        let k = keys();
+        let c = k.sign_cursor(&owner("alice"), "0001700000000#abc");
+        assert_eq!(
+            k.open_cursor(&owner("alice"), &c).as_deref(),
+            Some("0001700000000#abc")
+        );
+        assert!(k.open_cursor(&owner("bob"), &c).is_none());
+        let mut t = c.clone().into_bytes();
+        let last = t.len() - 3;
+        t[last] = if t[last] == b'a' { b'b' } else { b'a' };
+        assert!(k
+            .open_cursor(&owner("alice"), &String::from_utf8(t).unwrap())
+            .is_none());
+        assert!(k.open_cursor(&owner("alice"), "garbage!").is_none());
+    }
+
+    #[test]
+    fn lease_ids_bind_to_token() {
+        let k = keys();
+        let (a, b) = (k.mint().id, k.mint().id);
+        let l = k.new_lease_id(&a);
+        assert!(k.lease_belongs_to(&a, &l));
+        assert!(!k.lease_belongs_to(&b, &l));
+        assert_ne!(l, k.new_lease_id(&a));
+    }
+
+    #[test]
+    fn purposes_do_not_mix() {
+        let k = keys();
+        let key = IdempotencyKey::parse("k").unwrap();
+        assert_ne!(
+            k.idempotency_key(&owner("a"), &key),
+            k.idempotency_key(&owner("b"), &key)
+        );
+        assert_ne!(k.fingerprint(b"{}"), k.fingerprint(b"{ }"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The token: its record and how it is shown (`record`), the identifiers
+//! that parse their input (`ids`), the client fields and list query
+//! (`fields`, `query`), create and patch (`rules`), resource scopes and
+//! address binding (`scope`, `address`), and the secrets: derived keys
+//! (`keys`) and the token string (`string`).
+
+pub mod address;
+pub mod fields;
+pub mod ids;
+pub mod keys;
+pub mod query;
+mod record;
+pub mod rules;
+pub mod scope;
+pub mod string;
+
+pub use fields::{FieldError, FieldErrors};
+pub use ids::{IdempotencyKey, LeaseId, Owner, TokenId};
+pub use keys::Keys;
+pub use record::{address_strings, TokenRecord};
+pub use string::{looks_like_token, Minted, TokenString, START_LEN, TOKEN_LEN, TOKEN_PREFIX};

@@ -1,0 +1,107 @@
+//! The query of `GET /tokens`, parsed with the same field errors as bodies.
+
+use time::OffsetDateTime;
+
+use super::fields::FieldErrors;
+use super::ids::Owner;
+use super::keys::Keys;
+use super::TokenRecord;
+
+/// `GET /tokens` query parameters, parsed.
+#[derive(Debug)]
+pub struct ListQuery<'a> {
+    pub limit: usize,
+    /// The position after which the page starts, from a verified cursor.
+    pub after: Option<String>,
+    pub state: ListState,
+    pub token_type: Option<&'a str>,
+    /// `tag=key:value` filters; all must match.
+    pub tags: Vec<(&'a str, &'a str)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListState {
+    Active,
+    Expired,
+    All,
+}
+
+impl<'a> ListQuery<'a> {
+    pub const DEFAULT_LIMIT: usize = 50;
+
+    /// Parses the query parameters of a list request (name, value pairs);
+    /// a cursor must have been issued to this owner.
+    pub fn parse(
+        params: &'a [(String, String)],
+        keys: &Keys,
+        owner: &Owner,
+    ) -> Result<ListQuery<'a>, FieldErrors> {
+        let all = |name: &str| {
+            params
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect::<Vec<&'a str>>()
+        };
+        let one = |name: &str| all(name).first().copied();
+        let mut errs = FieldErrors::default();
+        let limit = match one("limit") {
+            None => Self::DEFAULT_LIMIT,
+            Some(l) => match l.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => n,
+                _ => {
+                    errs.add("limit", "must be an integer from 1 to 100");
+                    Self::DEFAULT_LIMIT
+                }
+            },
+        };
+        let after = one("cursor").and_then(|c| {
+            let position = keys.open_cursor(owner, c);
+            if position.is_none() {
+                errs.add("cursor", "is not a cursor this API issued to you");
+            }
+            position
+        });
+        let state = match one("state").unwrap_or("all") {
+            "active" => ListState::Active,
+            "expired" => ListState::Expired,
+            "all" => ListState::All,
+            _ => {
+                errs.add("state", "must be active, expired or all");
+                ListState::All
+            }
+        };
+        let token_type = one("type");
+        if token_type.is_some_and(|t| !(1..=32).contains(&t.len())) {
+            errs.add("type", "must be 1 to 32 characters");
+        }
+        let mut tags = Vec::new();
+        for t in all("tag") {
+            match t.split_once(':') {
+                Some((k, v)) if !k.is_empty() => tags.push((k, v)),
+                _ => errs.add("tag", "must be key:value"),
+            }
+        }
+        errs.into_result(ListQuery {
+            limit,
+            after,
+            state,
+            token_type,
+            tags,
+        })
+    }
+
+    /// Whether a token of the page passes the filters.
+    pub fn admits(&self, t: &TokenRecord, now: OffsetDateTime) -> bool {
+        self.token_type.is_none_or(|ty| t.token_type == ty)
+            && self
+                .tags
+                .iter()
+                .all(|(k, v)| t.tags.get(*k).map(String::as_str) == Some(*v))
+            && match self.state {
+                ListState::Active => !t.is_expired(now),
+                ListState::Expired => t.is_expired(now),
+                ListState::All => true,
+            }
+    }
+}

@@ -1,0 +1,58 @@
+//! What a validate answers: the refusal (the reason and nothing else) or
+//! the acceptance (what a calling service needs, nothing more).
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+
+use super::admission::Admitted;
+use super::Reason;
+use crate::dates;
+use crate::token::{LeaseId, TokenRecord};
+
+pub fn refusal(reason: Reason) -> Value {
+    json!({"active": false, "reason": reason.code()})
+}
+
+/// The answer for a valid token: what a calling service needs, nothing more.
+pub fn acceptance(rec: &TokenRecord, admitted: &Admitted) -> Value {
+    let opt_date = |d: Option<OffsetDateTime>| d.map(dates::format);
+    let mut v = json!({
+        "active": true,
+        "id": rec.id,
+        "owner": rec.owner,
+        "type": rec.token_type,
+        "description": rec.description,
+        "resource": rec.resource,
+        "write": rec.write,
+        "tags": rec.tags,
+        "caller": rec.caller,
+        "callee": rec.callee,
+        "startDate": opt_date(rec.start_date),
+        "endDate": dates::format(rec.end_date),
+        "expire": rec.end_date.unix_timestamp(),
+        "maxConcurrent": rec.max_concurrent,
+        "remainingUses": admitted.remaining_uses,
+    });
+    if let Some((id, expiry)) = &admitted.lease {
+        v["lease"] = lease_document(id, *expiry);
+    }
+    v
+}
+
+/// A lease as answered by acquire and renew.
+pub fn lease_document(id: &LeaseId, expiry_ms: i64) -> Value {
+    json!({"id": id.as_str(), "expiresAt": dates::format(dates::from_millis(expiry_ms))})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusal_reveals_nothing_else() {
+        assert_eq!(
+            refusal(Reason::Expired),
+            json!({"active": false, "reason": "EXPIRED"})
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! A validate (or lease) request, decoded from JSON, a form or a Bearer
+//! header into one `ValidateInput`.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::http::{ApiError, ApiRequest};
+use crate::token::address;
+
+/// A validate (or lease) request body, decoded.
+#[derive(Debug, Default, Clone)]
+pub struct ValidateInput {
+    pub token: Option<String>,
+    /// The requested resource as sent; normalised during the check.
+    pub resource: Option<String>,
+    pub write: bool,
+    pub address: Option<IpAddr>,
+    pub acquire: bool,
+}
+
+fn parse_bool(field: &str, v: &str) -> Result<bool, ApiError> {
+    match v {
+        "true" | "1" => Ok(true),
+        "false" | "0" | "" => Ok(false),
+        _ => Err(ApiError::field(field, "must be true or false")),
+    }
+}
+
+/// Decodes a validate body: JSON, form-encoded, or empty (Bearer only).
+/// The token may also come as `Authorization: Bearer`.
+pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
+    let mut input = ValidateInput::default();
+    let ctype = req.content_type();
+    if !req.body.is_empty() || ctype.is_some() {
+        match ctype.as_deref() {
+            Some("application/x-www-form-urlencoded") => {
+                if std::str::from_utf8(&req.body).is_err() {
+                    return Err(ApiError::field("body", "must be UTF-8"));
+                }
+                let mut errors = Vec::new();
+                for (k, v) in form_urlencoded::parse(&req.body) {
+                    let r = match k.as_ref() {
+                        "token" => {
+                            input.token = Some(v.into_owned());
+                            Ok(())
+                        }
+                        "resource" => {
+                            input.resource = Some(v.into_owned());
+                            Ok(())
+                        }
+                        "write" => parse_bool("write", &v).map(|b| input.write = b),
+                        "acquire" => parse_bool("acquire", &v).map(|b| input.acquire = b),
+                        "address" => parse_address(&v).map(|a| input.address = Some(a)),
+                        other => Err(ApiError::field(
+                            other,
+                            "is not a field of a validate request",
+                        )),
+                    };
+                    if let Err(ApiError::BadRequest(mut e)) = r {
+                        errors.append(&mut e);
+                    }
+                }
+                if !errors.is_empty() {
+                    return Err(ApiError::BadRequest(errors));
+                }
+            }
+            Some("application/json") | None => {
+                let obj = crate::http::json_object(&req.body)?;
+                input = from_json(&obj)?;
+            }
+            Some(_) => {
+                return Err(ApiError::UnsupportedMediaType(
+                    "application/json or application/x-www-form-urlencoded",
+                ))
+            }
+        }
+    }
+    if input.token.is_none() {
+        input.token = bearer(req).map(str::to_owned);
+    }
+    if input.token.as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::field(
+            "token",
+            "a token is required, in the body or as Authorization: Bearer",
+        ));
+    }
+    Ok(input)
+}
+
+pub fn bearer(req: &ApiRequest) -> Option<&str> {
+    let h = req.header("authorization")?;
+    let (scheme, rest) = h.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+fn parse_address(v: &str) -> Result<IpAddr, ApiError> {
+    address::parse_ip(v)
+        .ok_or_else(|| ApiError::field("address", "must be an IPv4 or IPv6 address"))
+}
+
+fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
+    let mut input = ValidateInput::default();
+    let mut errors = crate::token::FieldErrors::default();
+    for (k, v) in obj {
+        match (k.as_str(), v) {
+            (_, Value::Null) => {}
+            ("token", Value::String(s)) => input.token = Some(s.clone()),
+            ("resource", Value::String(s)) => input.resource = Some(s.clone()),
+            ("write", Value::Bool(b)) => input.write = *b,
+            ("acquire", Value::Bool(b)) => input.acquire = *b,
+            ("address", Value::String(s)) => match address::parse_ip(s) {
+                Some(a) => input.address = Some(a),
+                None => errors.add("address", "must be an IPv4 or IPv6 address"),
+            },
+            ("token" | "resource" | "address", _) => errors.add(k, "must be a string"),
+            ("write" | "acquire", _) => errors.add(k, "must be true or false"),
+            _ => errors.add(k, "is not a field of a validate request"),
+        }
+    }
+    errors.into_result(input).map_err(Into::into)
+}

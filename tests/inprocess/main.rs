@@ -1,0 +1,14 @@
+//! The in-process integration tests, one binary: the app and the stores
+//! called directly, over DynamoDB Local (and the memory store), without
+//! HTTP in between.
+
+// Test code slices strings it built itself.
+#![allow(clippy::string_slice)]
+
+mod faults;
+mod fuzz_corpus;
+mod hostile;
+mod isolation;
+mod lease_lapse;
+mod least_privilege;
+mod store_contract;

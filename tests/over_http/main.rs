@@ -1,0 +1,9 @@
+//! The tests over real HTTP and real Lambda events, one binary: every
+//! route through `cargo lambda watch`, and the `events/` fixtures through
+//! `cargo lambda invoke`.
+
+// Test code slices strings it built itself.
+#![allow(clippy::string_slice)]
+
+mod e2e;
+mod events;
