@@ -62,7 +62,7 @@ cat <<TABLE
 | raw consistent GetItem, median µs | $(val getitem_median_us "$OUT/ratios.txt") | |
 | **validate_vs_getitem** | **$validate_ratio** | ≤ 1.15 |
 | validate + acquire, median µs | $(val acquire_median_us "$OUT/ratios.txt") | |
-| raw GetItem + conditional UpdateItem, median µs | $(val raw_acquire_median_us "$OUT/ratios.txt") | |
+| raw GetItem + TransactWriteItems (token update, lease put), median µs | $(val raw_acquire_median_us "$OUT/ratios.txt") | |
 | **acquire_vs_raw** | **$acquire_ratio** | ≤ 1.15 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **init_ms** (process start → first request for work, median of 5) | **$init_ms** | ≤ 20 |

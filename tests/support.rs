@@ -174,6 +174,30 @@ impl Api {
         a.json()
     }
 
+    /// A validate with a relay credential in `Tollgate-Relay`.
+    pub async fn validate_relayed(&self, body: Value, relay: &str) -> Value {
+        let a = self
+            .send(
+                self.request("POST", "validate", "/validate")
+                    .header("content-type", "application/json")
+                    .header("tollgate-relay", relay)
+                    .body(body.to_string()),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+        a.json()
+    }
+
+    pub async fn patch(&self, owner: &str, id: &str, body: Value) -> Answer {
+        self.send(
+            self.request("PATCH", "patch", &format!("/tokens/{id}"))
+                .header("x-owner", owner)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     pub async fn detail(&self, owner: &str, id: &str) -> Answer {
         self.send(
             self.request("GET", "detail", &format!("/tokens/{id}"))

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::http::ApiRequest;
 use crate::token::rules::{self, Lifetimes, NewToken};
 use crate::token::{
-    address, scope, FieldErrors, Keys, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
+    address, resource, FieldErrors, Keys, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
 };
 use crate::{dates, validate};
 
@@ -102,7 +102,7 @@ pub fn token_bodies(data: &[u8]) {
             assert!(rec.tags.len() <= crate::token::fields::MAX_TAGS);
             assert!(rec.end_date > rec.created_at);
             assert_eq!(
-                scope::normalise(&rec.resource).as_deref(),
+                resource::normalise(&rec.resource).as_deref(),
                 Some(rec.resource.as_str())
             );
             let again = rules::patch(&rec, &body, rec.created_at, LIFETIMES);
@@ -157,13 +157,13 @@ pub fn scopes(data: &[u8]) {
         return;
     };
     let (a, b) = text.split_once('\n').unwrap_or((text, "/"));
-    if let Some(n) = scope::normalise(a) {
-        assert_eq!(scope::normalise(&n).as_deref(), Some(n.as_str()));
-        assert!(scope::covers("/", &n));
-        assert!(scope::covers(&n, &n));
+    if let Some(n) = resource::normalise(a) {
+        assert_eq!(resource::normalise(&n).as_deref(), Some(n.as_str()));
+        assert!(resource::covers("/", &n));
+        assert!(resource::covers(&n, &n));
         assert!(!n.contains("//") && !n.split('/').any(|s| s == ".." || s == "."));
-        if let Some(m) = scope::normalise(b) {
-            if scope::covers(&n, &m) && n != "/" {
+        if let Some(m) = resource::normalise(b) {
+            if resource::covers(&n, &m) && n != "/" {
                 assert!(m == n || m.starts_with(&format!("{n}/")));
             }
         }

@@ -91,7 +91,7 @@ async fn vanished_holders_free_their_slots_once_leases_lapse() {
     // A burst right after the lapse: the cap still holds. The burst can
     // outlast the 1 s lease, so leases granted in it lapse and are reclaimed
     // mid-burst and more than 12 may be admitted in all; what must hold is
-    // that the stored lease set (a superset of the live leases) never
+    // that the stored lease count (a superset of the live leases) never
     // exceeds 12, sampled throughout with consistent reads.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -100,7 +100,7 @@ async fn vanished_holders_free_their_slots_once_leases_lapse() {
             let mut peak = 0;
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
                 let t = app.store.get(&id).await.unwrap().unwrap();
-                peak = peak.max(t.leases.len());
+                peak = peak.max(t.lease_count);
             }
             peak
         })

@@ -8,7 +8,9 @@ use serde_json::json;
 use time::Duration;
 use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
-use tollgate::store::{Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Store};
+use tollgate::store::{
+    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, RenewOutcome, Store,
+};
 use tollgate::token::rules::{self, Lifetimes, NewToken};
 use tollgate::token::{Keys, TokenRecord};
 use tollgate_tests::{dynamo_store, owner};
@@ -36,17 +38,33 @@ fn attempt() -> String {
     tollgate::codec::encode(&tollgate::codec::random_bytes::<10>())
 }
 
-async fn admit_use(s: &dyn Store, id: &str) -> AdmitOutcome {
+/// Admits as the validate flow does: from the token as read now.
+async fn admit(
+    s: &dyn Store,
+    id: &str,
+    consume_use: bool,
+    lease: Option<(&str, i64)>,
+) -> AdmitOutcome {
     let a = attempt();
+    let (seen_version, seen_remaining) = match s.get(id).await.unwrap() {
+        Some(t) => (t.version, t.remaining_uses),
+        None => (1, None),
+    };
     s.admit(&Admission {
         id,
         attempt_id: &a,
-        consume_use: true,
-        lease: None,
+        seen_version,
+        consume_use,
+        seen_remaining,
+        lease,
         touch: None,
     })
     .await
     .unwrap()
+}
+
+async fn admit_use(s: &dyn Store, id: &str) -> AdmitOutcome {
+    admit(s, id, true, None).await
 }
 
 async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
@@ -55,7 +73,8 @@ async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
         &o,
         json!({"description": "d", "tags": {"a": "1"}, "maxUses": 3, "maxConcurrent": 2,
         "allowedAddresses": ["10.0.0.0/8", "203.0.113.9"], "caller": "c", "callee": "e",
-        "startDate": "2020-01-01T00:00:00Z", "write": true, "resource": "/teams"}),
+        "startDate": "2020-01-01T00:00:00Z", "write": true, "resource": "/teams",
+        "enabled": false, "scopes": ["scope:client:incoming?clientName=alice"]}),
     );
     assert!(matches!(
         s.put_new(&rec, None).await.unwrap(),
@@ -224,22 +243,31 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let adm = Admission {
         id: &rec.id,
         attempt_id: &a,
+        seen_version: rec.version,
         consume_use: true,
+        seen_remaining: rec.remaining_uses,
         lease: None,
         touch: Some(dates::now()),
     };
-    assert!(matches!(
+    assert_eq!(
         s.admit(&adm).await.unwrap(),
         AdmitOutcome::Admitted { remaining: Some(1) }
-    ));
-    // The same attempt again (an SDK retry after a lost answer) spends nothing.
-    assert!(matches!(
-        s.admit(&adm).await.unwrap(),
-        AdmitOutcome::Admitted { remaining: Some(1) }
-    ));
+    );
     let t = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(t.remaining_uses, Some(1));
     assert!(t.last_used_at.is_some());
+    // An admission checked against an older version does not apply: a
+    // patch between the read and the write is never missed.
+    let mut patched = t.clone();
+    patched.description = "narrowed".into();
+    patched.version += 1;
+    assert!(s.replace(&t, &patched).await.unwrap());
+    assert_eq!(s.admit(&adm).await.unwrap(), AdmitOutcome::Moved);
+    assert_eq!(
+        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        Some(1),
+        "a moved admission spends nothing"
+    );
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
         AdmitOutcome::Admitted { .. }
@@ -292,61 +320,87 @@ async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
     let rec = record(&owner("lease"), json!({"maxConcurrent": 2}));
     s.put_new(&rec, None).await.unwrap();
     let now = dates::millis(dates::now());
-    let take = |lease: String, exp: i64| {
+    let take = |lease: &'static str, exp: i64| {
         let s = s.clone();
         let id = rec.id.clone();
-        async move {
-            let a = attempt();
-            s.admit(&Admission {
-                id: &id,
-                attempt_id: &a,
-                consume_use: false,
-                lease: Some((&lease, exp)),
-                touch: None,
-            })
-            .await
-            .unwrap()
-        }
+        async move { admit(&*s, &id, false, Some((lease, exp))).await }
+    };
+    let held = |s: Arc<dyn Store>, id: String| async move {
+        let mut l = s.leases(&id).await.unwrap();
+        l.sort();
+        l
     };
     assert!(matches!(
-        take("l1".into(), now - 1).await,
+        take("l1", now - 1).await,
         AdmitOutcome::Admitted { .. }
     )); // lapses at once
     assert!(matches!(
-        take("l2".into(), now + 60_000).await,
+        take("l2", now + 60_000).await,
         AdmitOutcome::Admitted { .. }
     ));
-    let current = match take("l3".into(), now + 60_000).await {
-        AdmitOutcome::Limit(cur) => cur,
-        other => panic!("expected the cap, got {other:?}"),
-    };
-    assert_eq!(current.leases.len(), 2);
+    assert_eq!(take("l3", now + 60_000).await, AdmitOutcome::AtCap);
+    assert_eq!(
+        held(s.clone(), rec.id.clone()).await,
+        [("l1".to_owned(), now - 1), ("l2".to_owned(), now + 60_000)]
+    );
     // Reclaim is conditioned on the lapsed expiry: only one reclaimer wins.
     let lapsed = vec![("l1".to_owned(), now - 1)];
     assert!(s.reclaim(&rec.id, &lapsed).await.unwrap());
     assert!(!s.reclaim(&rec.id, &lapsed).await.unwrap());
     assert!(matches!(
-        take("l3".into(), now + 60_000).await,
+        take("l3", now + 60_000).await,
         AdmitOutcome::Admitted { .. }
     ));
-    assert!(s.renew(&rec.id, "l2", now, now + 120_000).await.unwrap());
+    let v = rec.version;
     assert_eq!(
-        s.get(&rec.id).await.unwrap().unwrap().leases.get("l2"),
-        Some(&(now + 120_000))
+        s.renew(&rec.id, "l2", now, now + 120_000, v).await.unwrap(),
+        RenewOutcome::Renewed
     );
-    assert!(
-        !s.renew(&rec.id, "l1", now, now + 120_000).await.unwrap(),
+    assert!(held(s.clone(), rec.id.clone())
+        .await
+        .contains(&("l2".to_owned(), now + 120_000)));
+    assert_eq!(
+        s.renew(&rec.id, "l1", now, now + 120_000, v).await.unwrap(),
+        RenewOutcome::Gone,
         "a reclaimed lease cannot be renewed"
     );
-    assert!(
-        !s.renew(&rec.id, "l2", now + 200_000, now + 300_000)
+    assert_eq!(
+        s.renew(&rec.id, "l2", now + 200_000, now + 300_000, v)
             .await
             .unwrap(),
+        RenewOutcome::Gone,
         "a lapsed lease cannot be renewed"
+    );
+    assert_eq!(
+        s.renew(&rec.id, "l2", now, now + 120_000, v + 1)
+            .await
+            .unwrap(),
+        RenewOutcome::Moved,
+        "a renewal checked against an older version does not apply"
+    );
+    // The cap lowered to 1 with two leases held: no renewal until one goes.
+    let t = s.get(&rec.id).await.unwrap().unwrap();
+    let mut lowered = t.clone();
+    lowered.max_concurrent = Some(1);
+    lowered.version += 1;
+    assert!(s.replace(&t, &lowered).await.unwrap());
+    assert_eq!(
+        s.renew(&rec.id, "l2", now, now + 120_000, lowered.version)
+            .await
+            .unwrap(),
+        RenewOutcome::OverCap
+    );
+    assert!(s.release(&rec.id, "l3").await.unwrap());
+    assert_eq!(
+        s.renew(&rec.id, "l2", now, now + 120_000, lowered.version)
+            .await
+            .unwrap(),
+        RenewOutcome::Renewed
     );
     assert!(s.release(&rec.id, "l2").await.unwrap());
     assert!(!s.release(&rec.id, "l2").await.unwrap());
-    assert_eq!(s.get(&rec.id).await.unwrap().unwrap().leases.len(), 1);
+    assert!(held(s.clone(), rec.id.clone()).await.is_empty());
+    assert_eq!(s.get(&rec.id).await.unwrap().unwrap().lease_count, 0);
 }
 
 async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
@@ -357,17 +411,8 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
         let s = s.clone();
         let id = rec.id.clone();
         async move {
-            let a = attempt();
             let lease = format!("lease{i}");
-            s.admit(&Admission {
-                id: &id,
-                attempt_id: &a,
-                consume_use: true,
-                lease: Some((&lease, exp)),
-                touch: None,
-            })
-            .await
-            .unwrap()
+            admit(&*s, &id, true, Some((&lease, exp))).await
         }
     }))
     .await;
@@ -376,8 +421,22 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
         .filter(|r| matches!(r, AdmitOutcome::Admitted { .. }))
         .count();
     assert_eq!(admitted, 12);
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, AdmitOutcome::Admitted { .. } | AdmitOutcome::AtCap)));
+    // Each admitted acquire saw its own count: exact under races.
+    let mut left: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            AdmitOutcome::Admitted { remaining } => *remaining,
+            _ => None,
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, (88..100).collect::<Vec<u64>>());
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(t.leases.len(), 12);
+    assert_eq!(s.leases(&rec.id).await.unwrap().len(), 12);
+    assert_eq!(t.lease_count, 12);
     assert_eq!(
         t.remaining_uses,
         Some(88),

@@ -595,8 +595,19 @@ async fn validate_reason_codes_in_order() {
         refusal("EXPIRED")
     );
     // Address binding: the given address, else the request's source address.
+    // Address binding: the request's source address (127.0.0.1 here), or
+    // the address a trusted relay of the same owner vouches for.
+    let (_, relay) = api
+        .mint(&o, json!({"scopes": ["scope:tollgate:relay"]}))
+        .await;
     assert_eq!(
-        api.validate(json!({"token": token, "address": "198.51.100.1"}))
+        api.validate(json!({"token": token, "address": "203.0.113.9"}))
+            .await,
+        refusal("ADDRESS_NOT_ALLOWED"),
+        "a claimed address without a relay does not count"
+    );
+    assert_eq!(
+        api.validate_relayed(json!({"token": token, "address": "198.51.100.1"}), &relay)
             .await,
         refusal("ADDRESS_NOT_ALLOWED")
     );
@@ -610,7 +621,7 @@ async fn validate_reason_codes_in_order() {
         b.as_object_mut()
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
-        b
+        api.validate_relayed(b, &relay)
     };
     for bad in [
         "/teamsx",
@@ -622,19 +633,16 @@ async fn validate_reason_codes_in_order() {
         "/teams/%2e%2e",
     ] {
         assert_eq!(
-            api.validate(at(json!({"resource": bad}))).await,
+            at(json!({"resource": bad})).await,
             refusal("RESOURCE_NOT_ALLOWED"),
             "{bad}"
         );
     }
     assert_eq!(
-        api.validate(at(json!({"resource": "/teams/1", "write": true})))
-            .await,
+        at(json!({"resource": "/teams/1", "write": true})).await,
         refusal("WRITE_NOT_ALLOWED")
     );
-    let ok = api
-        .validate(at(json!({"resource": "/teams/17dh0cf43jfgl8"})))
-        .await;
+    let ok = at(json!({"resource": "/teams/17dh0cf43jfgl8"})).await;
     assert_eq!(ok["active"], true, "{ok}");
     assert_eq!(ok["remainingUses"], 0);
     assert_eq!(ok["owner"], o.as_str());
@@ -657,7 +665,7 @@ async fn validate_reason_codes_in_order() {
     }
     assert!(ok.get("lease").is_none());
     assert_eq!(
-        api.validate(at(json!({"resource": "/teams"}))).await,
+        at(json!({"resource": "/teams"})).await,
         refusal("USAGE_EXHAUSTED")
     );
     // lastUsedAt is recorded.

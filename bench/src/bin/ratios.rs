@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use serde_json::{json, Value};
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
@@ -106,19 +108,15 @@ async fn main() {
     }
     let (v_med, g_med) = (median(&mut v_times), median(&mut g_times));
 
-    // acquire_vs_raw: validate with acquire = GetItem + one conditional
-    // UpdateItem (lease in, lastUseId); the raw side issues the same two.
+    // acquire_vs_raw: validate with acquire = GetItem + one
+    // TransactWriteItems (the token's leaseCount up under the cap, the lease
+    // item put); the raw side issues the same two requests.
     let (cid, ctoken) = mint(&app, json!({"maxConcurrent": 10_000})).await;
     let acquire_event = validate_event(&json!({"token": ctoken, "acquire": true}));
     let release = |lease: String| {
-        client
-            .update_item()
-            .table_name(&table)
-            .set_key(Some(key(&cid)))
-            .update_expression("REMOVE #l.#id")
-            .expression_attribute_names("#l", "leases")
-            .expression_attribute_names("#id", lease)
-            .send()
+        let app = app.clone();
+        let cid = cid.clone();
+        async move { app.store.release(&cid, &lease).await }
     };
     let raw_acquire = |n: usize| {
         let lease = format!("raw{n:020}");
@@ -134,22 +132,36 @@ async fn main() {
                 .send()
                 .await
                 .unwrap();
-            client
-                .update_item()
+            let update = Update::builder()
                 .table_name(&table)
                 .set_key(Some(key(&cid)))
-                .update_expression("SET #lu = :aid, #leases.#lid = :exp")
+                .update_expression("SET #lc = if_not_exists(#lc, :zero) + :one")
                 .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(#lu) OR #lu <> :aid) AND attribute_not_exists(#leases.#lid) AND size(#leases) < #cap",
+                    "attribute_exists(pk) AND #ver = :ver AND (attribute_not_exists(#lc) OR #lc < #cap)",
                 )
-                .expression_attribute_names("#lu", "lastUseId")
-                .expression_attribute_names("#leases", "leases")
-                .expression_attribute_names("#lid", &lease)
+                .expression_attribute_names("#lc", "leaseCount")
                 .expression_attribute_names("#cap", "maxConcurrent")
-                .expression_attribute_values(":aid", AttributeValue::S(format!("a{n}")))
-                .expression_attribute_values(":exp", AttributeValue::N("9999999999999".into()))
-                .return_values(ReturnValue::UpdatedNew)
+                .expression_attribute_names("#ver", "version")
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":ver", AttributeValue::N("1".into()))
                 .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .build()
+                .unwrap();
+            let put = Put::builder()
+                .table_name(&table)
+                .item("pk", AttributeValue::S(format!("T#{cid}")))
+                .item("sk", AttributeValue::S(format!("L#{lease}")))
+                .item("expiresAt", AttributeValue::N("9999999999999".into()))
+                .item("ttl", AttributeValue::N("9999999999".into()))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .unwrap();
+            client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .client_request_token(format!("raw-{n}"))
                 .send()
                 .await
                 .unwrap();
@@ -166,11 +178,11 @@ async fn main() {
             .as_str()
             .expect("admitted with a lease")
             .to_owned();
-        release(lease).send_ok().await;
+        assert!(release(lease).await.expect("release"));
         let t = Instant::now();
         let lease = raw_acquire(i).await;
         let r = t.elapsed().as_secs_f64() * 1e6;
-        release(lease).send_ok().await;
+        assert!(release(lease).await.expect("release"));
         if i >= 100 {
             a_times.push(a);
             r_times.push(r);
@@ -184,18 +196,4 @@ async fn main() {
     println!("samples {iterations} {acquire_iterations}");
     println!("validate_vs_getitem {:.3}", v_med / g_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
-}
-
-trait SendOk {
-    async fn send_ok(self);
-}
-
-impl<F, T, E> SendOk for F
-where
-    F: std::future::Future<Output = Result<T, E>>,
-    E: std::fmt::Debug,
-{
-    async fn send_ok(self) {
-        self.await.expect("release");
-    }
 }

@@ -15,6 +15,7 @@ fn item_name(list: &str) -> &str {
     match list {
         "tokens" => "token",
         "allowedAddresses" => "address",
+        "scopes" => "scope",
         "errors" => "error",
         _ => "item",
     }

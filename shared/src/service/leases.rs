@@ -4,58 +4,74 @@
 use super::{App, Result};
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use crate::token::{LeaseId, TokenRecord};
-use crate::validate::{self, answer, Reason};
+use crate::store::RenewOutcome;
+use crate::token::LeaseId;
+use crate::validate::{self, admission, answer, checks, Presented, Reason};
 
 impl App {
+    /// A renewal is refused (404) unless the lease is live and the token
+    /// would still validate: enabled, inside its window, from an allowed
+    /// address, and holding no more leases than its (perhaps lowered) cap.
     pub(super) async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
-        let (lease, rec) = match self.lease_holder(req, lease).await? {
-            (lease, Ok(rec)) => (lease, rec),
-            (_, Err(_)) => return Err(ApiError::NotFound),
-        };
-        let now = dates::now();
-        if rec.is_expired(now) {
-            return Err(ApiError::NotFound);
+        let input = validate::input::decode_input(req)?;
+        let lease = self.lease_of(&input, lease)?;
+        for _ in 0..4 {
+            let now = dates::now();
+            let Presented { id, rec, address } =
+                validate::presented(&self.keys, self.store.as_ref(), &input, req.source_ip, now)
+                    .await?
+                    .map_err(|_| ApiError::NotFound)?;
+            checks::check_standing(&rec, address, now).map_err(|_| ApiError::NotFound)?;
+            let now_ms = dates::millis(now);
+            let expiry = now_ms + self.config.lease_seconds * 1000;
+            let outcome = self
+                .store
+                .renew(id.as_str(), lease.as_str(), now_ms, expiry, rec.version)
+                .await?;
+            match outcome {
+                RenewOutcome::Renewed => {
+                    let doc =
+                        serde_json::json!({ "lease": answer::lease_document(&lease, expiry) });
+                    return Ok(ApiResponse::document(200, req.format(), "validation", &doc));
+                }
+                RenewOutcome::Gone => return Err(ApiError::NotFound),
+                RenewOutcome::Moved => continue,
+                // Lapsed leases may still count: free them and look again.
+                RenewOutcome::OverCap => {
+                    if !admission::reclaim_lapsed(self.store.as_ref(), &id).await? {
+                        return Err(ApiError::NotFound);
+                    }
+                }
+            }
         }
-        let now_ms = dates::millis(now);
-        let expiry = now_ms + self.config.lease_seconds * 1000;
-        if !self
-            .store
-            .renew(&rec.id, lease.as_str(), now_ms, expiry)
-            .await?
-        {
-            return Err(ApiError::NotFound);
-        }
-        let doc = serde_json::json!({ "lease": answer::lease_document(&lease, expiry) });
-        Ok(ApiResponse::document(200, req.format(), "validation", &doc))
+        Err(ApiError::NotFound)
     }
 
     pub(super) async fn release(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
-        match self.lease_holder(req, lease).await? {
-            (lease, Ok(rec)) => {
-                self.store.release(&rec.id, lease.as_str()).await?;
+        let input = validate::input::decode_input(req)?;
+        let lease = self.lease_of(&input, lease)?;
+        let now = dates::now();
+        let found =
+            validate::presented(&self.keys, self.store.as_ref(), &input, req.source_ip, now)
+                .await?;
+        match found {
+            Ok(Presented { id, .. }) => {
+                self.store.release(id.as_str(), lease.as_str()).await?;
                 Ok(ApiResponse::empty(204))
             }
             // The token is gone, and its leases with it.
-            (_, Err(Reason::NotFound)) => Ok(ApiResponse::empty(204)),
-            (_, Err(_)) => Err(ApiError::NotFound),
+            Err(Reason::NotFound) => Ok(ApiResponse::empty(204)),
+            Err(_) => Err(ApiError::NotFound),
         }
     }
 
-    /// The lease id and the token presented with a lease call; 404 for a
-    /// malformed token or a lease id not issued to it, without a read.
-    async fn lease_holder(
-        &self,
-        req: &ApiRequest,
-        lease: &str,
-    ) -> Result<(LeaseId, std::result::Result<TokenRecord, Reason>)> {
-        let input = validate::input::decode_input(req)?;
-        let text = input.token.unwrap_or_default();
-        let parsed = self.keys.parse_token(&text).ok_or(ApiError::NotFound)?;
-        let lease = LeaseId::parse(lease)
+    /// The lease id, if it was issued to the presented token: 404 for a
+    /// malformed token or a foreign lease id, without a read.
+    fn lease_of(&self, input: &validate::ValidateInput, lease: &str) -> Result<LeaseId> {
+        let text = input.token.as_deref().unwrap_or_default();
+        let parsed = self.keys.parse_token(text).ok_or(ApiError::NotFound)?;
+        LeaseId::parse(lease)
             .filter(|l| self.keys.lease_belongs_to(&parsed.id, l))
-            .ok_or(ApiError::NotFound)?;
-        let found = validate::presented(&self.keys, self.store.as_ref(), &text).await?;
-        Ok((lease, found.map(|(_, rec)| rec)))
+            .ok_or(ApiError::NotFound)
     }
 }

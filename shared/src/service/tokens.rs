@@ -23,12 +23,10 @@ impl App {
             .list(owner.as_str(), query.limit, query.after.as_deref())
             .await?;
         let now = dates::now();
-        let items: Vec<Value> = page
-            .items
-            .iter()
-            .filter(|t| query.admits(t, now))
-            .map(|t| t.to_json(now))
-            .collect();
+        let mut items = Vec::with_capacity(page.items.len());
+        for t in page.items.into_iter().filter(|t| query.admits(t, now)) {
+            items.push(self.with_active_leases(t).await?.to_json());
+        }
         let mut doc = json!({ "tokens": items });
         if let Some(next) = page.next {
             doc["nextCursor"] = json!(self.keys.sign_cursor(owner, &next));
@@ -76,7 +74,7 @@ impl App {
             key: key.clone(),
             token_id: rec.id.clone(),
             fingerprint: fp.clone(),
-            snapshot: rec.to_json(now).to_string(),
+            snapshot: rec.to_json().to_string(),
             expires_at: (now + IDEMPOTENCY_WINDOW).unix_timestamp(),
         });
         match self.store.put_new(&rec, idem_rec.as_ref()).await? {
@@ -168,9 +166,19 @@ impl App {
     async fn owned(&self, owner: &Owner, id: &str) -> Result<TokenRecord> {
         let id = TokenId::parse(id).ok_or(ApiError::NotFound)?;
         match self.store.get(id.as_str()).await? {
-            Some(t) if t.owner == owner.as_str() => Ok(t),
+            Some(t) if t.owner == owner.as_str() => self.with_active_leases(t).await,
             _ => Err(ApiError::NotFound),
         }
+    }
+
+    /// Counts the token's live leases, for `activeLeases`.
+    async fn with_active_leases(&self, mut rec: TokenRecord) -> Result<TokenRecord> {
+        if rec.max_concurrent.is_some() {
+            let now_ms = dates::millis(dates::now());
+            let leases = self.store.leases(&rec.id).await?;
+            rec.active_leases = Some(leases.iter().filter(|(_, e)| *e > now_ms).count() as u32);
+        }
+        Ok(rec)
     }
 
     fn token_response(
@@ -180,7 +188,7 @@ impl App {
         rec: &TokenRecord,
         extra: Option<(&str, Value)>,
     ) -> ApiResponse {
-        let mut doc = rec.to_json(dates::now());
+        let mut doc = rec.to_json();
         if let Some((k, v)) = extra {
             doc[k] = v;
         }

@@ -12,7 +12,8 @@ use super::*;
 #[derive(Default)]
 struct State {
     tokens: BTreeMap<String, TokenRecord>,
-    last_use: HashMap<String, String>,
+    /// Token id → lease id → expiry (unix ms), as DynamoDB's lease items.
+    leases: HashMap<String, BTreeMap<String, i64>>,
     idempotency: HashMap<String, IdempotencyRecord>,
 }
 
@@ -51,7 +52,9 @@ impl Store for MemoryStore {
         if s.tokens.contains_key(&rec.id) {
             return Err(StoreError::Internal("token id collision".into()));
         }
-        s.tokens.insert(rec.id.clone(), rec.clone());
+        let mut stored = rec.clone();
+        stored.active_leases = None; // counted on reading, as DynamoDB does
+        s.tokens.insert(rec.id.clone(), stored);
         if let Some(i) = idem {
             s.idempotency.insert(i.key.clone(), i.clone());
         }
@@ -73,6 +76,11 @@ impl Store for MemoryStore {
 
     async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError> {
         Ok(self.lock()?.tokens.get(id).cloned())
+    }
+
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<TokenRecord>>, StoreError> {
+        let s = self.lock()?;
+        Ok(ids.iter().map(|id| s.tokens.get(*id).cloned()).collect())
     }
 
     async fn list(
@@ -113,10 +121,11 @@ impl Store for MemoryStore {
         {
             return Ok(false);
         }
-        let (leases, last_used, remaining) =
-            (cur.leases.clone(), cur.last_used_at, cur.remaining_uses);
+        let (lease_count, last_used, remaining) =
+            (cur.lease_count, cur.last_used_at, cur.remaining_uses);
         *cur = new.clone();
-        cur.leases = leases;
+        cur.lease_count = lease_count;
+        cur.active_leases = None;
         cur.last_used_at = last_used;
         if !uses_change {
             cur.remaining_uses = remaining;
@@ -128,6 +137,7 @@ impl Store for MemoryStore {
         let mut s = self.lock()?;
         if s.tokens.get(id).is_some_and(|t| t.owner == owner) {
             s.tokens.remove(id);
+            s.leases.remove(id);
             Ok(true)
         } else {
             Ok(false)
@@ -136,52 +146,61 @@ impl Store for MemoryStore {
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let mut s = self.lock()?;
-        let already = s.last_use.get(a.id).is_some_and(|u| u == a.attempt_id);
         let Some(t) = s.tokens.get_mut(a.id) else {
             return Ok(AdmitOutcome::NotFound);
         };
-        if already {
-            return Ok(AdmitOutcome::Admitted {
-                remaining: t.remaining_uses,
-            });
+        if t.version != a.seen_version {
+            return Ok(AdmitOutcome::Moved);
         }
         if a.consume_use && t.remaining_uses.unwrap_or(0) == 0 {
             return Ok(AdmitOutcome::Exhausted);
         }
         if let Some((lease, expiry)) = a.lease {
-            if t.leases.contains_key(lease) {
-                return Ok(AdmitOutcome::Admitted {
-                    remaining: t.remaining_uses,
-                });
+            if t.lease_count >= t.max_concurrent.unwrap_or(0) {
+                return Ok(AdmitOutcome::AtCap);
             }
-            let cap = t.max_concurrent.map_or(0, |c| c as usize);
-            if t.leases.len() >= cap {
-                return Ok(AdmitOutcome::Limit(Box::new(t.clone())));
-            }
-            t.leases.insert(lease.to_owned(), expiry);
+            t.lease_count += 1;
+            let id = t.id.clone();
+            s.leases
+                .entry(id)
+                .or_default()
+                .insert(lease.to_owned(), expiry);
         }
+        let Some(t) = s.tokens.get_mut(a.id) else {
+            return Ok(AdmitOutcome::NotFound);
+        };
         if a.consume_use {
-            t.remaining_uses = t.remaining_uses.map(|r| r - 1);
+            t.remaining_uses = t.remaining_uses.map(|r| r.saturating_sub(1));
         }
         if let Some(now) = a.touch {
             t.last_used_at = Some(now);
         }
-        let remaining = t.remaining_uses;
-        s.last_use.insert(a.id.to_owned(), a.attempt_id.to_owned());
-        Ok(AdmitOutcome::Admitted { remaining })
+        Ok(AdmitOutcome::Admitted {
+            remaining: t.remaining_uses,
+        })
+    }
+
+    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        let s = self.lock()?;
+        Ok(s.leases
+            .get(id)
+            .map(|l| l.iter().map(|(k, e)| (k.clone(), *e)).collect())
+            .unwrap_or_default())
     }
 
     async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        let Some(t) = s.tokens.get_mut(id) else {
+        let State { tokens, leases, .. } = &mut *s;
+        let (Some(t), Some(held)) = (tokens.get_mut(id), leases.get_mut(id)) else {
             return Ok(false);
         };
-        if !lapsed.iter().all(|(l, e)| t.leases.get(l) == Some(e)) {
+        if !lapsed.iter().all(|(l, e)| held.get(l) == Some(e)) {
             return Ok(false);
         }
         for (l, _) in lapsed {
-            t.leases.remove(l);
+            held.remove(l);
         }
+        t.lease_count = t.lease_count.saturating_sub(lapsed.len() as u32);
         Ok(true)
     }
 
@@ -191,23 +210,38 @@ impl Store for MemoryStore {
         lease: &str,
         now_ms: i64,
         new_expiry: i64,
-    ) -> Result<bool, StoreError> {
+        seen_version: u64,
+    ) -> Result<RenewOutcome, StoreError> {
         let mut s = self.lock()?;
-        match s.tokens.get_mut(id).and_then(|t| t.leases.get_mut(lease)) {
+        let State { tokens, leases, .. } = &mut *s;
+        let Some(t) = tokens.get(id) else {
+            return Ok(RenewOutcome::Gone);
+        };
+        if t.version != seen_version {
+            return Ok(RenewOutcome::Moved);
+        }
+        if t.lease_count > t.max_concurrent.unwrap_or(0) {
+            return Ok(RenewOutcome::OverCap);
+        }
+        match leases.get_mut(id).and_then(|l| l.get_mut(lease)) {
             Some(exp) if *exp > now_ms => {
                 *exp = new_expiry;
-                Ok(true)
+                Ok(RenewOutcome::Renewed)
             }
-            _ => Ok(false),
+            _ => Ok(RenewOutcome::Gone),
         }
     }
 
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        Ok(s.tokens
-            .get_mut(id)
-            .and_then(|t| t.leases.remove(lease))
-            .is_some())
+        let State { tokens, leases, .. } = &mut *s;
+        let removed = leases.get_mut(id).and_then(|l| l.remove(lease)).is_some();
+        if removed {
+            if let Some(t) = tokens.get_mut(id) {
+                t.lease_count = t.lease_count.saturating_sub(1);
+            }
+        }
+        Ok(removed)
     }
 
     async fn touch(

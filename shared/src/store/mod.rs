@@ -59,29 +59,52 @@ pub struct Page {
 }
 
 /// A request to admit one validation: consume a use, take a lease, or both,
-/// atomically, and refresh `lastUsedAt` when it is stale.
+/// atomically, and refresh `lastUsedAt` when it is stale. It applies only
+/// if the token is still at the version the checks were made on, so a patch
+/// that narrows the token between the read and the write is never missed.
 #[derive(Debug, Clone)]
 pub struct Admission<'a> {
     pub id: &'a str,
-    /// Unique per validate call: a retried write that already applied is
-    /// recognised by it and not counted twice.
+    /// Unique per validate call (also the transaction's idempotency token).
     pub attempt_id: &'a str,
+    /// The version the checks were made on.
+    pub seen_version: u64,
     pub consume_use: bool,
+    /// `remainingUses` as read, when consuming: where the store cannot
+    /// return the count it wrote (a transaction), it conditions the write
+    /// on the count, so the answer stays exact.
+    pub seen_remaining: Option<u64>,
     /// Lease id and its expiry (unix ms), when acquiring under a cap.
     pub lease: Option<(&'a str, i64)>,
     pub touch: Option<OffsetDateTime>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum AdmitOutcome {
     /// Admitted; `remaining` is `remainingUses` right after this use.
     Admitted {
         remaining: Option<u64>,
     },
     NotFound,
+    /// The token's version changed since it was read (a patch): read it
+    /// again and re-check.
+    Moved,
     Exhausted,
-    /// The cap is reached; the current record, to find lapsed leases.
-    Limit(Box<TokenRecord>),
+    /// `maxConcurrent` leases are held (some may have lapsed: reclaim them).
+    AtCap,
+}
+
+/// What a renewal found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RenewOutcome {
+    Renewed,
+    /// The lease is unknown, released or lapsed, or the token is gone.
+    Gone,
+    /// The token changed since it was read: read it again and re-check.
+    Moved,
+    /// More leases are held than the cap allows (it was lowered, or lapsed
+    /// leases await reclaiming).
+    OverCap,
 }
 
 /// Position of a record in an owner's list: creation time, then id.
@@ -105,6 +128,9 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<IdempotencyRecord>, StoreError>;
     /// Strongly consistent read of one token.
     async fn get(&self, id: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Strongly consistent read of several tokens in one request, in the
+    /// order asked (a token and the relay credential beside it).
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<TokenRecord>>, StoreError>;
     /// One page of the owner's tokens, newest first, after `after`.
     async fn list(
         &self,
@@ -115,20 +141,28 @@ pub trait Store: Send + Sync {
     /// Writes `new`'s client fields if the token is still at `seen`'s
     /// version (and remaining uses, when `maxUses` changes). `false`: it moved.
     async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError>;
-    /// Deletes the owner's token with its leases; `false` if there was none.
+    /// Deletes the owner's token; `false` if there was none. Its leases
+    /// end with it: every lease call reads the token first.
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError>;
-    /// Frees lapsed leases, each only if it still has the expiry seen.
+    /// Every lease stored for a token, live or lapsed (id, expiry in unix
+    /// ms), read strongly consistently.
+    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Frees lapsed leases, each only if it still has the expiry seen, and
+    /// lowers the token's lease count by as many; `false` if any moved.
     async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError>;
-    /// Extends a live lease; `false` if it is unknown or lapsed.
+    /// Extends a live lease, if the token is still at `seen_version` and
+    /// holds no more leases than its cap.
     async fn renew(
         &self,
         id: &str,
         lease: &str,
         now_ms: i64,
         new_expiry: i64,
-    ) -> Result<bool, StoreError>;
-    /// Ends a lease; `false` if it was already gone.
+        seen_version: u64,
+    ) -> Result<RenewOutcome, StoreError>;
+    /// Ends a lease and lowers the token's lease count; `false` if it was
+    /// already gone.
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError>;
     /// Sets `lastUsedAt` to `now` unless it is already at or after `fresh_after`.
     async fn touch(

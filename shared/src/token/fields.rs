@@ -7,7 +7,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::{address, scope};
+use super::{address, resource};
 use crate::dates;
 
 pub const MAX_DESCRIPTION: usize = 256;
@@ -19,6 +19,7 @@ pub const MAX_CONCURRENT: u64 = 10_000;
 /// Largest integer every JSON client represents exactly.
 pub const MAX_USES: u64 = (1 << 53) - 1;
 pub const MAX_ADDRESSES: usize = 16;
+pub use super::scopes::MAX_SCOPES;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -78,6 +79,7 @@ pub struct Changes {
     pub description: Change<String>,
     pub resource: Change<String>,
     pub write: Change<bool>,
+    pub enabled: Change<bool>,
     /// Tag key → `Some(value)` to set, `None` to remove.
     pub tags: Change<BTreeMap<String, Option<String>>>,
     pub caller: Change<String>,
@@ -85,6 +87,7 @@ pub struct Changes {
     pub max_concurrent: Change<u32>,
     pub max_uses: Change<u64>,
     pub allowed_addresses: Change<Vec<IpNet>>,
+    pub scopes: Change<Vec<String>>,
     pub start_date: Change<OffsetDateTime>,
     pub end_date: Change<OffsetDateTime>,
     pub ttl_seconds: Option<i64>,
@@ -199,7 +202,7 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             }
             "description" => c.description = field(v, |v| parse_string(k, v, MAX_DESCRIPTION, e)),
             "resource" => {
-                c.resource = field(v, |v| match v.as_str().and_then(scope::normalise) {
+                c.resource = field(v, |v| match v.as_str().and_then(resource::normalise) {
                     Some(r) => Some(r),
                     None => {
                         e.add(k, "must be a path starting with / without .., //, ? or #");
@@ -209,6 +212,14 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             }
             "write" => {
                 c.write = field(v, |v| {
+                    v.as_bool().or_else(|| {
+                        e.add(k, "must be true or false");
+                        None
+                    })
+                })
+            }
+            "enabled" => {
+                c.enabled = field(v, |v| {
                     v.as_bool().or_else(|| {
                         e.add(k, "must be true or false");
                         None
@@ -225,6 +236,7 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             }
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
+            "scopes" => c.scopes = field(v, |v| parse_scopes(v, e)),
             "startDate" => c.start_date = field(v, |v| parse_date(k, v, e)),
             "endDate" => {
                 if v.is_null() && mode == Mode::Patch {
@@ -313,6 +325,32 @@ fn parse_addresses(v: &Value, errs: &mut FieldErrors) -> Option<Vec<IpNet>> {
         }
     }
     (errs.0.len() == before).then_some(nets)
+}
+
+/// Capability scopes: a list of at most 32 scope strings, each stored in
+/// its normalised form; duplicates collapse; an empty list is no scopes.
+fn parse_scopes(v: &Value, errs: &mut FieldErrors) -> Option<Vec<String>> {
+    let Some(items) = v.as_array() else {
+        errs.add("scopes", "must be a list of scope strings");
+        return None;
+    };
+    if items.len() > MAX_SCOPES {
+        errs.add("scopes", format!("must hold at most {MAX_SCOPES} scopes"));
+        return None;
+    }
+    let before = errs.0.len();
+    let mut scopes = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str().and_then(super::scopes::normalise) {
+            Some(s) if !scopes.contains(&s) => scopes.push(s),
+            Some(_) => {}
+            None => errs.add(
+                format!("scopes[{i}]"),
+                "must be scope:<service>:<privilege>[?params], service and privilege [a-z0-9_-]{1,32}, at most 512 characters",
+            ),
+        }
+    }
+    (errs.0.len() == before).then_some(scopes)
 }
 
 #[cfg(test)]

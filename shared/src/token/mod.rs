@@ -1,7 +1,7 @@
 //! The token: its record and how it is shown (`record`), the identifiers
 //! that parse their input (`ids`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
-//! address binding (`scope`, `address`), and the secrets: derived keys
+//! address binding (`resource`, `address`), capability scopes (`scopes`), and the secrets: derived keys
 //! (`keys`) and the token string (`string`).
 
 pub mod address;
@@ -10,8 +10,9 @@ pub mod ids;
 pub mod keys;
 pub mod query;
 mod record;
+pub mod resource;
 pub mod rules;
-pub mod scope;
+pub mod scopes;
 pub mod string;
 
 pub use fields::{FieldError, FieldErrors};

@@ -16,6 +16,8 @@ pub struct TokenRecord {
     pub description: String,
     pub resource: String,
     pub write: bool,
+    /// `false` refuses every validate with `DISABLED`.
+    pub enabled: bool,
     pub tags: BTreeMap<String, String>,
     pub caller: Option<String>,
     pub callee: Option<String>,
@@ -23,6 +25,8 @@ pub struct TokenRecord {
     pub max_uses: Option<u64>,
     pub remaining_uses: Option<u64>,
     pub allowed_addresses: Option<Vec<IpNet>>,
+    /// Capability scopes granted, normalised (see `token::scopes`).
+    pub scopes: Option<Vec<String>>,
     pub start_date: Option<OffsetDateTime>,
     pub end_date: OffsetDateTime,
     /// First characters of the token string, to recognise it.
@@ -34,8 +38,14 @@ pub struct TokenRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Bumped by every change a client makes; the ETag.
     pub version: u64,
-    /// Concurrency leases: lease id → expiry in unix milliseconds.
-    pub leases: BTreeMap<String, i64>,
+    /// Leases taken and not yet released or reclaimed (some may have
+    /// lapsed): the counter an acquire is conditioned on. The leases
+    /// themselves are items of their own, so an admit's cost does not grow
+    /// with `maxConcurrent`.
+    pub lease_count: u32,
+    /// Live leases, counted for display by the management routes (`None`
+    /// where they were not counted: the validate path never needs them).
+    pub active_leases: Option<u32>,
 }
 
 impl TokenRecord {
@@ -43,23 +53,19 @@ impl TokenRecord {
         format!("\"{}\"", self.version)
     }
 
-    /// Leases that have not lapsed at `now_ms`.
-    pub fn live_leases(&self, now_ms: i64) -> usize {
-        self.leases.values().filter(|&&exp| exp > now_ms).count()
-    }
-
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.end_date
     }
 
     /// The public token object (camelCase), never the secret hash.
-    pub fn to_json(&self, now: OffsetDateTime) -> Value {
+    pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
         m.insert("type".into(), json!(self.token_type));
         m.insert("description".into(), json!(self.description));
         m.insert("resource".into(), json!(self.resource));
         m.insert("write".into(), json!(self.write));
+        m.insert("enabled".into(), json!(self.enabled));
         m.insert("tags".into(), json!(self.tags));
         if let Some(c) = &self.caller {
             m.insert("caller".into(), json!(c));
@@ -71,7 +77,7 @@ impl TokenRecord {
             m.insert("maxConcurrent".into(), json!(n));
             m.insert(
                 "activeLeases".into(),
-                json!(self.live_leases(dates::millis(now))),
+                json!(self.active_leases.unwrap_or(0)),
             );
         }
         if let Some(n) = self.max_uses {
@@ -83,6 +89,9 @@ impl TokenRecord {
         }
         if let Some(a) = &self.allowed_addresses {
             m.insert("allowedAddresses".into(), json!(address_strings(a)));
+        }
+        if let Some(s) = &self.scopes {
+            m.insert("scopes".into(), json!(s));
         }
         if let Some(s) = self.start_date {
             m.insert("startDate".into(), json!(dates::format(s)));

@@ -39,6 +39,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         description: String::new(),
         resource: "/".into(),
         write: false,
+        enabled: true,
         tags: BTreeMap::new(),
         caller: None,
         callee: None,
@@ -46,6 +47,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         max_uses: None,
         remaining_uses: None,
         allowed_addresses: None,
+        scopes: None,
         start_date: None,
         end_date: now,
         start: input.start,
@@ -54,7 +56,8 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         updated_at: now,
         last_used_at: None,
         version: 1,
-        leases: BTreeMap::new(),
+        lease_count: 0,
+        active_leases: None,
     };
     let end = match (&c.end_date, c.ttl_seconds) {
         (Change::Set(_), Some(_)) => {
@@ -162,6 +165,9 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     let mut write = Some(rec.write);
     c.write.apply(&mut write);
     rec.write = write.unwrap_or(false);
+    let mut enabled = Some(rec.enabled);
+    c.enabled.apply(&mut enabled);
+    rec.enabled = enabled.unwrap_or(true);
     match c.tags {
         Change::Keep => {}
         Change::Clear => rec.tags.clear(),
@@ -193,6 +199,10 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
         (Some(max), _) => Some(max),
     };
     c.allowed_addresses.apply(&mut rec.allowed_addresses);
+    c.scopes.apply(&mut rec.scopes);
+    if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
+        rec.scopes = None;
+    }
     c.start_date.apply(&mut rec.start_date);
     if let Change::Set(e) = c.end_date {
         rec.end_date = e;

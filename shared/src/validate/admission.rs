@@ -17,12 +17,20 @@ pub struct Admitted {
     pub lease: Option<(LeaseId, i64)>,
 }
 
+/// Why a validate was not admitted, or that it must be decided again.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotAdmitted {
+    Refused(Reason),
+    /// The token changed between the read and the write: read it again.
+    Moved,
+}
+
 /// `lastUsedAt` is written at most once a minute.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
-/// Spends what `rec` needs spent for this validate, or the reason it
-/// cannot: `USAGE_EXHAUSTED` or `CONCURRENCY_LIMIT` (or `NOT_FOUND` if
-/// the token was deleted since it was read).
+/// Spends what `rec` needs spent for this validate, in one conditional
+/// write pinned to the version that was checked. A full cap reclaims
+/// lapsed leases and tries again; anything else is final.
 pub async fn admit(
     store: &dyn Store,
     keys: &Keys,
@@ -31,7 +39,7 @@ pub async fn admit(
     acquire: bool,
     lease_seconds: i64,
     now: OffsetDateTime,
-) -> Result<Result<Admitted, Reason>, StoreError> {
+) -> Result<Result<Admitted, NotAdmitted>, StoreError> {
     let touch = rec
         .last_used_at
         .is_none_or(|l| l <= now - TOUCH_EVERY)
@@ -44,7 +52,7 @@ pub async fn admit(
         )
     });
     if !consume && lease.is_none() {
-        // Nothing to spend: the read already decided.
+        // Nothing to spend: the consistent read already decided.
         if let Some(t) = touch {
             store.touch(id.as_str(), t, now - TOUCH_EVERY).await?;
         }
@@ -54,13 +62,14 @@ pub async fn admit(
     let admission = Admission {
         id: id.as_str(),
         attempt_id: &attempt,
+        seen_version: rec.version,
         consume_use: consume,
+        seen_remaining: rec.remaining_uses,
         lease: lease.as_ref().map(|(l, e)| (l.as_str(), *e)),
         touch,
     };
-    // Reclaiming lapsed leases frees slots; each round either admits,
-    // refuses, or made progress freeing a slot, so a few rounds suffice.
-    for _ in 0..6 {
+    // Each round admits, refuses, or frees at least one lapsed slot.
+    for _ in 0..4 {
         match store.admit(&admission).await? {
             AdmitOutcome::Admitted { remaining } => {
                 return Ok(Ok(Admitted {
@@ -68,28 +77,35 @@ pub async fn admit(
                     lease,
                 }))
             }
-            AdmitOutcome::NotFound => return Ok(Err(Reason::NotFound)),
-            AdmitOutcome::Exhausted => return Ok(Err(Reason::UsageExhausted)),
-            AdmitOutcome::Limit(current) => {
-                if consume && current.remaining_uses.unwrap_or(0) == 0 {
-                    return Ok(Err(Reason::UsageExhausted));
-                }
-                let now_ms = dates::millis(dates::now());
-                let lapsed: Vec<(String, i64)> = current
-                    .leases
-                    .iter()
-                    .filter(|(_, &exp)| exp <= now_ms)
-                    .map(|(l, &e)| (l.clone(), e))
-                    .collect();
-                let cap = current.max_concurrent.map_or(0, |c| c as usize);
-                if lapsed.is_empty() && current.leases.len() >= cap {
-                    return Ok(Err(Reason::ConcurrencyLimit));
-                }
-                if !lapsed.is_empty() {
-                    store.reclaim(id.as_str(), &lapsed).await?;
+            AdmitOutcome::NotFound => return Ok(Err(NotAdmitted::Refused(Reason::NotFound))),
+            AdmitOutcome::Exhausted => {
+                return Ok(Err(NotAdmitted::Refused(Reason::UsageExhausted)))
+            }
+            AdmitOutcome::Moved => return Ok(Err(NotAdmitted::Moved)),
+            AdmitOutcome::AtCap => {
+                if !reclaim_lapsed(store, id).await? {
+                    return Ok(Err(NotAdmitted::Refused(Reason::ConcurrencyLimit)));
                 }
             }
         }
     }
-    Ok(Err(Reason::ConcurrencyLimit))
+    Ok(Err(NotAdmitted::Refused(Reason::ConcurrencyLimit)))
+}
+
+/// Frees the token's lapsed leases, without waiting for DynamoDB's TTL;
+/// `false` when none had lapsed (the cap is really full).
+pub async fn reclaim_lapsed(store: &dyn Store, id: &TokenId) -> Result<bool, StoreError> {
+    let now_ms = dates::millis(dates::now());
+    let lapsed: Vec<(String, i64)> = store
+        .leases(id.as_str())
+        .await?
+        .into_iter()
+        .filter(|(_, expiry)| *expiry <= now_ms)
+        .collect();
+    if lapsed.is_empty() {
+        return Ok(false);
+    }
+    // A concurrent reclaimer may win some: either way slots were freed.
+    store.reclaim(id.as_str(), &lapsed).await?;
+    Ok(true)
 }

@@ -1,5 +1,5 @@
 //! The ordered checks that the token item alone decides, before anything
-//! is spent: the contract's table from `NOT_YET_VALID` to `USAGE_EXHAUSTED`.
+//! is spent: the contract's table from `DISABLED` to `USAGE_EXHAUSTED`.
 
 use std::net::IpAddr;
 
@@ -7,31 +7,20 @@ use time::OffsetDateTime;
 
 use super::input::ValidateInput;
 use super::Reason;
-use crate::token::{address, scope, TokenRecord};
+use crate::token::{address, resource, TokenRecord};
 
 /// Every check of the contract but the stateful ones (uses, leases), in
-/// order. `source` is the validate request's own address.
+/// order. `address` is the one that counts (see `validate::relay`).
 pub fn check(
     rec: &TokenRecord,
     input: &ValidateInput,
-    source: Option<IpAddr>,
+    address: Option<IpAddr>,
     now: OffsetDateTime,
 ) -> Result<(), Reason> {
-    if rec.start_date.is_some_and(|s| now < s) {
-        return Err(Reason::NotYetValid);
-    }
-    if rec.is_expired(now) {
-        return Err(Reason::Expired);
-    }
-    if let Some(nets) = &rec.allowed_addresses {
-        match input.address.or(source) {
-            Some(ip) if address::allowed(nets, ip) => {}
-            _ => return Err(Reason::AddressNotAllowed),
-        }
-    }
+    check_standing(rec, address, now)?;
     if let Some(requested) = &input.resource {
-        match scope::normalise(requested) {
-            Some(r) if scope::covers(&rec.resource, &r) => {}
+        match resource::normalise(requested) {
+            Some(r) if resource::covers(&rec.resource, &r) => {}
             _ => return Err(Reason::ResourceNotAllowed),
         }
     }
@@ -40,6 +29,32 @@ pub fn check(
     }
     if rec.max_uses.is_some() && rec.remaining_uses.unwrap_or(0) == 0 {
         return Err(Reason::UsageExhausted);
+    }
+    Ok(())
+}
+
+/// The checks that hold for the token whatever it is asked for: enabled,
+/// its window and its address binding (also what a lease renewal and a
+/// relay must pass).
+pub fn check_standing(
+    rec: &TokenRecord,
+    address: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<(), Reason> {
+    if !rec.enabled {
+        return Err(Reason::Disabled);
+    }
+    if rec.start_date.is_some_and(|s| now < s) {
+        return Err(Reason::NotYetValid);
+    }
+    if rec.is_expired(now) {
+        return Err(Reason::Expired);
+    }
+    if let Some(nets) = &rec.allowed_addresses {
+        match address {
+            Some(ip) if address::allowed(nets, ip) => {}
+            _ => return Err(Reason::AddressNotAllowed),
+        }
     }
     Ok(())
 }
@@ -69,14 +84,17 @@ mod tests {
         .unwrap()
     }
 
-    fn input(resource: Option<&str>, write: bool, address: Option<&str>) -> ValidateInput {
+    fn input(resource: Option<&str>, write: bool) -> ValidateInput {
         ValidateInput {
             token: Some("t".into()),
             resource: resource.map(str::to_owned),
             write,
-            address: address.map(|a| a.parse().unwrap()),
-            acquire: false,
+            ..Default::default()
         }
+    }
+
+    fn ip(a: &str) -> Option<IpAddr> {
+        Some(a.parse().unwrap())
     }
 
     #[test]
@@ -86,33 +104,50 @@ mod tests {
             token(json!({"resource": "/a", "allowedAddresses": ["10.0.0.1"], "maxUses": 1}));
         t.remaining_uses = Some(0);
         let now = dates::now();
-        let bad = input(Some("/b"), true, Some("10.0.0.2"));
+        let bad = input(Some("/b"), true);
+        t.enabled = false;
+        assert_eq!(check(&t, &bad, ip("10.0.0.2"), now), Err(Reason::Disabled));
+        t.enabled = true;
         t.start_date = Some(now + Duration::hours(1));
-        assert_eq!(check(&t, &bad, None, now), Err(Reason::NotYetValid));
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.2"), now),
+            Err(Reason::NotYetValid)
+        );
         t.start_date = None;
-        assert_eq!(check(&t, &bad, None, t.end_date), Err(Reason::Expired));
-        assert_eq!(check(&t, &bad, None, now), Err(Reason::AddressNotAllowed));
-        let bad = input(Some("/b"), true, Some("10.0.0.1"));
-        assert_eq!(check(&t, &bad, None, now), Err(Reason::ResourceNotAllowed));
-        let bad = input(Some("/a/1"), true, Some("10.0.0.1"));
-        assert_eq!(check(&t, &bad, None, now), Err(Reason::WriteNotAllowed));
-        let bad = input(Some("/a/1"), false, Some("10.0.0.1"));
-        assert_eq!(check(&t, &bad, None, now), Err(Reason::UsageExhausted));
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.2"), t.end_date),
+            Err(Reason::Expired)
+        );
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.2"), now),
+            Err(Reason::AddressNotAllowed)
+        );
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.1"), now),
+            Err(Reason::ResourceNotAllowed)
+        );
+        let bad = input(Some("/a/1"), true);
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.1"), now),
+            Err(Reason::WriteNotAllowed)
+        );
+        let bad = input(Some("/a/1"), false);
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.1"), now),
+            Err(Reason::UsageExhausted)
+        );
         t.remaining_uses = Some(1);
-        assert_eq!(check(&t, &bad, None, now), Ok(()));
+        assert_eq!(check(&t, &bad, ip("10.0.0.1"), now), Ok(()));
     }
 
     #[test]
-    fn address_defaults_to_the_request_source() {
+    fn the_address_that_counts_must_be_allowed() {
         let t = token(json!({"allowedAddresses": ["10.0.0.0/8"]}));
         let now = dates::now();
-        let i = input(None, false, None);
+        let i = input(None, false);
+        assert_eq!(check(&t, &i, ip("10.1.2.3"), now), Ok(()));
         assert_eq!(
-            check(&t, &i, Some("10.1.2.3".parse().unwrap()), now),
-            Ok(())
-        );
-        assert_eq!(
-            check(&t, &i, Some("11.1.2.3".parse().unwrap()), now),
+            check(&t, &i, ip("11.1.2.3"), now),
             Err(Reason::AddressNotAllowed)
         );
         assert_eq!(check(&t, &i, None, now), Err(Reason::AddressNotAllowed));

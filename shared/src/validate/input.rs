@@ -15,9 +15,17 @@ pub struct ValidateInput {
     /// The requested resource as sent; normalised during the check.
     pub resource: Option<String>,
     pub write: bool,
+    /// The address the caller claims for its own client: honoured only
+    /// beside a trusted relay credential (see `validate::relay`).
     pub address: Option<IpAddr>,
     pub acquire: bool,
+    /// The `Tollgate-Relay` header: a token of the same owner holding the
+    /// relay scope, which vouches for `address`.
+    pub relay: Option<String>,
 }
+
+/// The header that carries a relay credential.
+pub const RELAY_HEADER: &str = "tollgate-relay";
 
 fn parse_bool(field: &str, v: &str) -> Result<bool, ApiError> {
     match v {
@@ -79,6 +87,7 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
     if input.token.is_none() {
         input.token = bearer(req).map(str::to_owned);
     }
+    input.relay = req.header(RELAY_HEADER).map(str::to_owned);
     if input.token.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::field(
             "token",

@@ -1,20 +1,24 @@
 //! The validate flow, read top-down in [`decide`]: the presented token is
-//! parsed and read ([`presented`]), checked in the contract's order
-//! (`checks`), admitted by spending what it must (`admission`) and
-//! answered (`answer`). `input` decodes the request; the lease calls of
-//! `service::leases` reuse `presented` and the checks.
+//! parsed and read ([`presented`], with the address that counts from
+//! `relay`), checked in the contract's order (`checks`), admitted by
+//! spending what it must (`admission`) and answered (`answer`). `input`
+//! decodes the request; the lease calls of `service::leases` reuse
+//! `presented` and the checks.
 
 use std::net::IpAddr;
 
+use time::OffsetDateTime;
+
 use crate::store::{Store, StoreError};
-use crate::token::{Keys, TokenRecord, TokenString};
+use crate::token::{Keys, TokenId, TokenRecord};
 
 pub mod admission;
 pub mod answer;
 pub mod checks;
 pub mod input;
+pub mod relay;
 
-pub use admission::Admitted;
+pub use admission::{Admitted, NotAdmitted};
 pub use input::ValidateInput;
 
 /// Refusal reasons, in the order they are checked.
@@ -22,6 +26,7 @@ pub use input::ValidateInput;
 pub enum Reason {
     Malformed,
     NotFound,
+    Disabled,
     NotYetValid,
     Expired,
     AddressNotAllowed,
@@ -36,6 +41,7 @@ impl Reason {
         match self {
             Reason::Malformed => "MALFORMED",
             Reason::NotFound => "NOT_FOUND",
+            Reason::Disabled => "DISABLED",
             Reason::NotYetValid => "NOT_YET_VALID",
             Reason::Expired => "EXPIRED",
             Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
@@ -50,6 +56,14 @@ impl Reason {
 /// A token that passed the checks and was admitted, or why not.
 pub type Decision = Result<(TokenRecord, Admitted), Reason>;
 
+/// The presented token, read, with the address that counts for it.
+#[derive(Debug)]
+pub struct Presented {
+    pub id: TokenId,
+    pub rec: TokenRecord,
+    pub address: Option<IpAddr>,
+}
+
 /// The whole decision for one validate request, in the contract's order.
 /// `source` is the request's own address.
 pub async fn decide(
@@ -59,40 +73,69 @@ pub async fn decide(
     input: &ValidateInput,
     source: Option<IpAddr>,
 ) -> Result<Decision, StoreError> {
-    let (parsed, rec) =
-        match presented(keys, store, input.token.as_deref().unwrap_or_default()).await? {
+    // A write is pinned to the version read; when a patch moved the token
+    // in between, the whole decision is made again on the new version.
+    for _ in 0..MAX_ROUNDS {
+        let now = crate::dates::now();
+        let found = match presented(keys, store, input, source, now).await? {
             Ok(found) => found,
             Err(reason) => return Ok(Err(reason)),
         };
-    let now = crate::dates::now();
-    if let Err(reason) = checks::check(&rec, input, source, now) {
-        return Ok(Err(reason));
+        if let Err(reason) = checks::check(&found.rec, input, found.address, now) {
+            return Ok(Err(reason));
+        }
+        let Presented { id, rec, .. } = found;
+        match admission::admit(store, keys, &id, &rec, input.acquire, lease_seconds, now).await? {
+            Ok(admitted) => return Ok(Ok((rec, admitted))),
+            Err(NotAdmitted::Refused(reason)) => return Ok(Err(reason)),
+            Err(NotAdmitted::Moved) => continue,
+        }
     }
-    Ok(admission::admit(
-        store,
-        keys,
-        &parsed.id,
-        &rec,
-        input.acquire,
-        lease_seconds,
-        now,
-    )
-    .await?
-    .map(|admitted| (rec, admitted)))
+    Err(StoreError::Unavailable(
+        "the token kept changing during admission".into(),
+    ))
 }
 
+/// Rounds of read, check and write before giving up with 503: each lost
+/// round means another request changed the token in between.
+const MAX_ROUNDS: usize = 8;
+
 /// The presented token string, parsed (`MALFORMED` before any read) and
-/// read with its secret compared (`NOT_FOUND`).
+/// read with its secret compared (`NOT_FOUND`). A relay credential, when
+/// presented, is read in the same strongly consistent request.
 pub async fn presented(
     keys: &Keys,
     store: &dyn Store,
-    text: &str,
-) -> Result<Result<(TokenString, TokenRecord), Reason>, StoreError> {
+    input: &ValidateInput,
+    source: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<Result<Presented, Reason>, StoreError> {
+    let text = input.token.as_deref().unwrap_or_default();
     let Some(parsed) = keys.parse_token(text) else {
         return Ok(Err(Reason::Malformed));
     };
-    match store.get(parsed.id.as_str()).await? {
-        Some(rec) if keys.secret_matches(&parsed, &rec.secret_hash) => Ok(Ok((parsed, rec))),
-        _ => Ok(Err(Reason::NotFound)),
-    }
+    let relay = input.relay.as_deref().and_then(|r| keys.parse_token(r));
+    let (rec, relay_rec) = match &relay {
+        Some(r) => {
+            let mut both = store.get_many(&[parsed.id.as_str(), r.id.as_str()]).await?;
+            let relay_rec = both.pop().flatten();
+            (both.pop().flatten(), relay_rec)
+        }
+        None => (store.get(parsed.id.as_str()).await?, None),
+    };
+    let Some(rec) = rec.filter(|rec| keys.secret_matches(&parsed, &rec.secret_hash)) else {
+        return Ok(Err(Reason::NotFound));
+    };
+    let relay_trusted = match (&relay, &relay_rec) {
+        (Some(r), Some(relay_rec)) => {
+            keys.secret_matches(r, &relay_rec.secret_hash)
+                && relay::trusted(relay_rec, &rec, source, now)
+        }
+        _ => false,
+    };
+    Ok(Ok(Presented {
+        id: parsed.id,
+        address: relay::address_that_counts(input.address, relay_trusted, source),
+        rec,
+    }))
 }

@@ -1,5 +1,8 @@
 //! For the least-privilege test of `template.yaml` only.
 
+/// A `Query` on the `byOwner` index, told apart from one on the table.
+pub const QUERY_INDEX: &str = "dynamodb:Query@index/byOwner";
+
 /// The IAM actions each `Store` method issues against the table, for the
 /// least-privilege test of `template.yaml` (a transaction needs the actions
 /// of its parts: create's `TransactWriteItems` is two `PutItem`s).
@@ -7,9 +10,17 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
     match store_method {
         "put_new" => &["dynamodb:PutItem"],
         "idempotency" | "get" => &["dynamodb:GetItem"],
-        "list" => &["dynamodb:Query"],
+        "get_many" => &["dynamodb:BatchGetItem"],
+        // The index for the page, then the page's tokens in one batch.
+        "list" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
+        "leases" => &["dynamodb:Query"],
         "delete" => &["dynamodb:DeleteItem"],
-        "replace" | "admit" | "reclaim" | "renew" | "release" | "touch" => &["dynamodb:UpdateItem"],
+        "replace" | "touch" => &["dynamodb:UpdateItem"],
+        // UpdateItem for a use; a lease is an UpdateItem and a PutItem in
+        // one transaction.
+        "admit" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],
+        "reclaim" | "release" => &["dynamodb:DeleteItem", "dynamodb:UpdateItem"],
+        "renew" => &["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"],
         // The init-time connection warm-up.
         "warm_up" => &["dynamodb:GetItem"],
         _ => &[],

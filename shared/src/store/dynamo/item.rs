@@ -19,6 +19,18 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// A lease is an item of its own beside its token (same partition key), so
+/// the token item, and the cost of every write to it, stays small whatever
+/// `maxConcurrent` is.
+pub fn lease_key(id: &str, lease: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("T#{id}"))),
+        ("sk".into(), s(format!("{LEASE_SK_PREFIX}{lease}"))),
+    ])
+}
+
+pub const LEASE_SK_PREFIX: &str = "L#";
+
 pub fn token_key(id: &str) -> Item {
     HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
 }
@@ -39,6 +51,7 @@ pub fn client_attrs(
         ("description", Some(s(&rec.description))),
         ("resource", Some(s(&rec.resource))),
         ("write", Some(AttributeValue::Bool(rec.write))),
+        ("enabled", Some(AttributeValue::Bool(rec.enabled))),
         (
             "tags",
             Some(AttributeValue::M(
@@ -54,6 +67,12 @@ pub fn client_attrs(
             rec.allowed_addresses
                 .as_ref()
                 .map(|a| AttributeValue::L(a.iter().map(|n| s(n.to_string())).collect())),
+        ),
+        (
+            "scopes",
+            rec.scopes
+                .as_ref()
+                .map(|l| AttributeValue::L(l.iter().map(s).collect())),
         ),
         ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
         ("endDate", Some(n(dates::millis(rec.end_date)))),
@@ -79,10 +98,7 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     if let Some(t) = rec.last_used_at {
         item.insert("lastUsedAt".into(), n(dates::millis(t)));
     }
-    item.insert(
-        "leases".into(),
-        AttributeValue::M(rec.leases.iter().map(|(k, e)| (k.clone(), n(e))).collect()),
-    );
+    item.insert("leaseCount".into(), n(rec.lease_count));
     for (k, v) in client_attrs(rec, retention, true) {
         if let Some(v) = v {
             item.insert(k.into(), v);
@@ -132,6 +148,12 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
             .and_then(|v| v.as_bool().ok())
             .copied()
             .unwrap_or(false),
+        // Items written before `enabled` existed are enabled.
+        enabled: item
+            .get("enabled")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(true),
         tags: str_map("tags"),
         caller: get_s(item, "caller").map(str::to_owned),
         callee: get_s(item, "callee").map(str::to_owned),
@@ -146,6 +168,10 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
                     .filter_map(|a| a.as_s().ok().and_then(|a| address::parse_net(a)))
                     .collect()
             }),
+        scopes: item
+            .get("scopes")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
         start_date: date(item, "startDate"),
         end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
         start: req_s(item, "start")?,
@@ -154,15 +180,8 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         last_used_at: date(item, "lastUsedAt"),
         version: get_n(item, "version").ok_or_else(|| bad("version"))?,
-        leases: item
-            .get("leases")
-            .and_then(|v| v.as_m().ok())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| v.as_n().ok()?.parse().ok().map(|e| (k.clone(), e)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        lease_count: get_n(item, "leaseCount").unwrap_or(0),
+        active_leases: None,
     })
 }
 

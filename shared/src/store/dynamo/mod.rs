@@ -3,8 +3,11 @@
 //! - token:       pk `T#<id>`, sk `T`; GSI `byOwner`: gsi1pk `O#<owner>`,
 //!   gsi1sk `<created ms>#<id>` (newest first with a reverse query)
 //! - idempotency: pk `I#<hmac(owner, key)>`, sk `I`, removed by TTL
-//! - leases live inside the token item (`leases` map), so an acquire is one
-//!   conditional update of one item: `size(leases) < maxConcurrent`.
+//! - lease:       pk `T#<id>`, sk `L#<lease id>`, `expiresAt`, removed by TTL;
+//!   the token's `leaseCount` counts them (see `admit`)
+//! - the index projects only what list filters on (`INCLUDE`): never the
+//!   secret hash, and nothing a validate writes, so an admit never
+//!   rewrites it.
 
 use std::collections::HashMap;
 
@@ -12,7 +15,8 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -20,6 +24,7 @@ use time::OffsetDateTime;
 use super::*;
 use crate::dates;
 
+mod admit;
 mod client;
 mod error;
 #[cfg(any(test, feature = "testing"))]
@@ -218,6 +223,46 @@ impl Store for DynamoStore {
         out.item.as_ref().map(from_item).transpose()
     }
 
+    async fn get_many(&self, ids: &[&str]) -> Result<Vec<Option<TokenRecord>>, StoreError> {
+        // BatchGetItem refuses duplicate keys: ask each id once.
+        let mut unique: Vec<&str> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(unique.iter().map(|id| token_key(id)).collect()))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut found: HashMap<String, TokenRecord> = HashMap::new();
+        // DynamoDB may leave keys unprocessed under load: ask again, a few
+        // times, then give up as unavailable.
+        for _ in 0..4 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await
+                .map_err(store_error)?;
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let rec = from_item(&item)?;
+                found.insert(rec.id.clone(), rec);
+            }
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys.is_empty() => pending = rest,
+                _ => return Ok(ids.iter().map(|id| found.get(*id).cloned()).collect()),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read left keys unprocessed".into(),
+        ))
+    }
+
     async fn list(
         &self,
         owner: &str,
@@ -248,8 +293,17 @@ impl Store for DynamoStore {
         } else {
             None
         };
+        // The index holds only list's filter attributes: the page's tokens
+        // are read whole from the table, in one consistent batch.
+        let ids: Vec<&str> = items.iter().filter_map(|i| get_s(i, "id")).collect();
+        let records = if ids.is_empty() {
+            Vec::new()
+        } else {
+            self.get_many(&ids).await?
+        };
         Ok(Page {
-            items: items.iter().map(from_item).collect::<Result<_, _>>()?,
+            // A token deleted between the two reads is simply gone.
+            items: records.into_iter().flatten().collect(),
             next,
         })
     }
@@ -315,84 +369,15 @@ impl Store for DynamoStore {
     }
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        let mut sets = vec!["#lu = :aid".to_owned()];
-        let mut cond = vec![
-            "attribute_exists(pk)".to_owned(),
-            "(attribute_not_exists(#lu) OR #lu <> :aid)".to_owned(),
-        ];
-        let mut nm = names(&[("#lu", "lastUseId")]);
-        let mut vals = HashMap::from([(":aid".to_owned(), s(a.attempt_id))]);
-        if a.consume_use {
-            sets.push("#rem = #rem - :one".into());
-            cond.push("#rem > :zero".into());
-            nm.insert("#rem".into(), "remainingUses".into());
-            vals.insert(":one".into(), n(1));
-            vals.insert(":zero".into(), n(0));
-        }
-        if let Some((lease, expiry)) = a.lease {
-            sets.push("#leases.#lid = :exp".into());
-            cond.push("attribute_not_exists(#leases.#lid)".into());
-            cond.push("size(#leases) < #cap".into());
-            nm.insert("#leases".into(), "leases".into());
-            nm.insert("#lid".into(), lease.to_owned());
-            nm.insert("#cap".into(), "maxConcurrent".into());
-            vals.insert(":exp".into(), n(expiry));
-        }
-        if let Some(now) = a.touch {
-            sets.push("#lastUsed = :now".into());
-            nm.insert("#lastUsed".into(), "lastUsedAt".into());
-            vals.insert(":now".into(), n(dates::millis(now)));
-        }
-        let update = format!("SET {}", sets.join(", "));
-        let old = match self
-            .conditional_update(token_key(a.id), update, cond.join(" AND "), nm, vals)
-            .await?
-        {
-            Ok(written) => {
-                return Ok(AdmitOutcome::Admitted {
-                    remaining: get_n(&written, "remainingUses"),
-                })
-            }
-            Err(None) => return Ok(AdmitOutcome::NotFound),
-            Err(Some(old)) => old,
-        };
-        // A retry of a write that already applied is a success, not a refusal.
-        let remaining = get_n(&old, "remainingUses");
-        if get_s(&old, "lastUseId") == Some(a.attempt_id) {
-            return Ok(AdmitOutcome::Admitted { remaining });
-        }
-        let rec = from_item(&old)?;
-        if let Some((lease, _)) = a.lease {
-            if rec.leases.contains_key(lease) {
-                return Ok(AdmitOutcome::Admitted { remaining });
-            }
-        }
-        if a.consume_use && rec.remaining_uses.unwrap_or(0) == 0 {
-            return Ok(AdmitOutcome::Exhausted);
-        }
-        Ok(AdmitOutcome::Limit(Box::new(rec)))
+        self.admit_item(a).await
+    }
+
+    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
+        self.lease_items(id).await
     }
 
     async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
-        if lapsed.is_empty() {
-            return Ok(true);
-        }
-        let mut nm = names(&[("#leases", "leases")]);
-        let mut vals = HashMap::new();
-        let mut removes = Vec::new();
-        let mut cond = Vec::new();
-        // Bounded so the expression stays small; the rest go next time.
-        for (i, (lease, expiry)) in lapsed.iter().take(50).enumerate() {
-            nm.insert(format!("#l{i}"), lease.clone());
-            vals.insert(format!(":e{i}"), n(expiry));
-            removes.push(format!("#leases.#l{i}"));
-            cond.push(format!("#leases.#l{i} = :e{i}"));
-        }
-        let update = format!("REMOVE {}", removes.join(", "));
-        let outcome = self
-            .conditional_update(token_key(id), update, cond.join(" AND "), nm, vals)
-            .await?;
-        Ok(outcome.is_ok())
+        self.reclaim_items(id, lapsed).await
     }
 
     async fn renew(
@@ -401,36 +386,14 @@ impl Store for DynamoStore {
         lease: &str,
         now_ms: i64,
         new_expiry: i64,
-    ) -> Result<bool, StoreError> {
-        let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
-        let vals = HashMap::from([
-            (":now".to_owned(), n(now_ms)),
-            (":exp".to_owned(), n(new_expiry)),
-        ]);
-        let outcome = self
-            .conditional_update(
-                token_key(id),
-                "SET #leases.#lid = :exp".into(),
-                "#leases.#lid > :now".into(),
-                nm,
-                vals,
-            )
-            .await?;
-        Ok(outcome.is_ok())
+        seen_version: u64,
+    ) -> Result<RenewOutcome, StoreError> {
+        self.renew_item(id, lease, now_ms, new_expiry, seen_version)
+            .await
     }
 
     async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
-        let nm = names(&[("#leases", "leases"), ("#lid", lease)]);
-        let outcome = self
-            .conditional_update(
-                token_key(id),
-                "REMOVE #leases.#lid".into(),
-                "attribute_exists(#leases.#lid)".into(),
-                nm,
-                HashMap::new(),
-            )
-            .await?;
-        Ok(outcome.is_ok())
+        self.release_item(id, lease).await
     }
 
     async fn touch(

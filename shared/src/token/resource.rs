@@ -1,4 +1,4 @@
-//! Resource scopes: path prefixes matched by whole segments.
+//! Resource paths: path prefixes matched by whole segments.
 
 /// Normalises a resource path, or `None` when it is not an acceptable path:
 /// not starting with `/`, holding `..` or `.` segments, `//`, a query, a
