@@ -28,7 +28,7 @@ ensure_tools() {
   need python3 "install Python 3.9+ (cargo-lambda, SAM CLI and cfn-lint come from PyPI)"
   need cargo "install Rust with rustup"
   local tool missing=""
-  for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator; do
+  for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator moto_server; do
     [ -x "$VENV/bin/$tool" ] || missing="$missing $tool"
   done
   if [ -n "$missing" ]; then
@@ -81,6 +81,21 @@ start_dynamodb() {
     -inMemory -sharedDb -disableTelemetry -port "$port" >"$RUN/dynamodb-$port.log" 2>&1) &
   echo $! >"$pidfile"
   wait_port 127.0.0.1 "$port" 60 || die "DynamoDB Local did not start; see .run/dynamodb-$port.log"
+}
+
+# start_secrets PORT PIDFILE: a local Secrets Manager API (moto in server
+# mode) on 127.0.0.1, for the keyring the functions read at init.
+start_secrets() {
+  local port=$1 pidfile=$2
+  port_free "$port" || die "port $port is taken: stop what uses it, or set another port"
+  ("$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN/secrets-$port.log" 2>&1) &
+  echo $! >"$pidfile"
+  wait_port 127.0.0.1 "$port" 30 || die "the local Secrets Manager did not start; see .run/secrets-$port.log"
+}
+
+# put_secret ENDPOINT NAME < value: creates or replaces a secret.
+put_secret() {
+  "$VENV/bin/python" "$ROOT/scripts/secrets.py" --endpoint "$1" --name "$2"
 }
 
 # create_table ENDPOINT NAME: from template.yaml's TokensTable, the one definition.

@@ -31,6 +31,8 @@ def route(method, path):
     if parts[:1] == ["tokens"] and len(parts) == 2:
         fn = {"PATCH": "patch", "DELETE": "delete"}.get(method, "detail")
         return fn, f"{method} /tokens/{{id}}", {"id": unquote(parts[1])}
+    if parts[:1] == ["tokens"] and len(parts) == 3 and parts[2] == "roll":
+        return "patch", f"{method} /tokens/{{id}}/roll", {"id": unquote(parts[1])}
     return "detail", f"{method} {path}", None
 
 

@@ -1,7 +1,11 @@
 # start_stack DDB_PORT API_PORT NAME [extra env lines]: DynamoDB Local, the
-# table, and every function under `cargo lambda watch`, all on loopback.
-# Sets STACK_PIDS, TOLLGATE_URL, TOLLGATE_TABLE, AWS_ENDPOINT_URL_DYNAMODB,
-# TOLLGATE_HASH_KEY.
+# table, a local Secrets Manager holding the keyring, and every function
+# under `cargo lambda watch`, all on loopback. The functions read the
+# keyring from the secret at init, as deployed; no key material is in their
+# environment. Sets STACK_PIDS, TOLLGATE_URL, TOLLGATE_TABLE,
+# AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SECRETS_MANAGER,
+# TOLLGATE_HASH_KEY_SECRET, TOLLGATE_HASH_KEY (the ring's `v1` key, for
+# in-process apps) and TOLLGATE_KEYRING (the secret's value, for the scan).
 start_stack() {
   local ddb_port=$1 api_port=$2 name=$3 extra=${4:-}
   port_free "$api_port" || die "port $api_port is taken: stop what uses it first"
@@ -10,12 +14,19 @@ start_stack() {
   export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$ddb_port"
   export TOLLGATE_TABLE=tollgate-tokens
   create_table "$AWS_ENDPOINT_URL_DYNAMODB" "$TOLLGATE_TABLE" >/dev/null
-  export TOLLGATE_HASH_KEY
+  local sm_port=$((ddb_port + 50))
+  start_secrets "$sm_port" "$RUN/$name-secrets.pid"
+  STACK_PIDS="$STACK_PIDS $RUN/$name-secrets.pid"
+  export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$sm_port"
+  export TOLLGATE_HASH_KEY TOLLGATE_KEYRING TOLLGATE_HASH_KEY_SECRET=tollgate/hash-key
   TOLLGATE_HASH_KEY="$(new_hash_key)"
+  TOLLGATE_KEYRING="{\"current\": \"k1\", \"keys\": {\"v1\": \"$TOLLGATE_HASH_KEY\", \"k1\": \"$(new_hash_key)\"}}"
+  printf '%s' "$TOLLGATE_KEYRING" | put_secret "$AWS_ENDPOINT_URL_SECRETS_MANAGER" "$TOLLGATE_HASH_KEY_SECRET"
   local envfile="$RUN/$name.env"
   {
     echo "TOLLGATE_TABLE=$TOLLGATE_TABLE"
-    echo "TOLLGATE_HASH_KEY=\"$TOLLGATE_HASH_KEY\""
+    echo "TOLLGATE_HASH_KEY_SECRET=$TOLLGATE_HASH_KEY_SECRET"
+    echo "AWS_ENDPOINT_URL_SECRETS_MANAGER=$AWS_ENDPOINT_URL_SECRETS_MANAGER"
     echo "TOLLGATE_DEV_AUTH=1"
     echo "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
     echo "AWS_ACCESS_KEY_ID=local"
@@ -27,7 +38,8 @@ start_stack() {
   chmod 600 "$envfile"
   echo "==> building the six functions"
   (cd "$ROOT" && cargo build --quiet --bins)
-  (cd "$ROOT" && exec setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" \
+  # No key material in the functions' environment: they read the secret.
+  (cd "$ROOT" && exec env -u TOLLGATE_HASH_KEY -u TOLLGATE_KEYRING setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" \
     --concurrency "${WATCH_CONCURRENCY:-4}" --env-file "$envfile" >"$RUN/$name-functions.log" 2>&1) &
   echo $! >"$RUN/$name-functions.pid"
   STACK_PIDS="$STACK_PIDS $RUN/$name-functions.pid"

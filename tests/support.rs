@@ -41,9 +41,15 @@ pub fn config(lease_seconds: i64) -> Config {
     .expect("valid test configuration")
 }
 
+/// The keyring of `TOLLGATE_HASH_KEY`, as in-process apps use it.
+pub fn keyring() -> tollgate::token::Keyring {
+    tollgate::token::Keyring::parse(&env("TOLLGATE_HASH_KEY")).expect("a valid TOLLGATE_HASH_KEY")
+}
+
 pub async fn dynamo_app(lease_seconds: i64) -> Arc<tollgate::App> {
     Arc::new(tollgate::App::new(
         config(lease_seconds),
+        keyring(),
         Arc::new(dynamo_store().await),
     ))
 }

@@ -9,12 +9,12 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use tollgate::dates;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
-use tollgate::token::{resource, Keys};
+use tollgate::token::{resource, Keyring};
 use tollgate::validate::checks::check;
 use tollgate::validate::ValidateInput;
 
 fn hot_path(c: &mut Criterion) {
-    let keys = Keys::new(&[42u8; 32]);
+    let keys = Keyring::single(&[42u8; 32]);
     let minted = keys.mint();
     let body = json!({"resource": "/teams", "allowedAddresses": ["203.0.113.0/24", "2001:db8::/32"], "write": true});
     let rec = rules::create(NewToken {

@@ -47,3 +47,9 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     let i = ((v.len() - 1) as f64 * p).round() as usize;
     v[i]
 }
+
+/// The keyring the bench mints with: `TOLLGATE_HASH_KEY` (either form).
+pub fn keyring_from_env() -> tollgate::token::Keyring {
+    let text = std::env::var("TOLLGATE_HASH_KEY").expect("TOLLGATE_HASH_KEY is set by make bench");
+    tollgate::token::Keyring::parse(&text).expect("a valid TOLLGATE_HASH_KEY")
+}

@@ -1,13 +1,42 @@
 //! Configuration from the environment, read once per cold start.
 
-use base64::Engine;
-
 use crate::token::rules::Lifetimes;
+use crate::token::{Keyring, KeyringError};
+
+/// The server keyring's source.
+#[derive(Clone)]
+pub enum KeySource {
+    /// `TOLLGATE_HASH_KEY` (development and tests), parsed.
+    Inline(Keyring),
+    /// `TOLLGATE_HASH_KEY_SECRET`: the id of a Secrets Manager secret, read
+    /// at init (the deployed way: no key material in the configuration).
+    Secret(String),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::Inline(ring) => write!(f, "Inline({ring:?})"),
+            KeySource::Secret(id) => write!(f, "Secret({id:?})"),
+        }
+    }
+}
+
+/// Loads the keyring again (from Secrets Manager when deployed), for a
+/// function that meets a token under a key id it does not know yet.
+#[async_trait::async_trait]
+pub trait KeyringSource: Send + Sync {
+    async fn load(&self) -> Result<Keyring, KeyringError>;
+}
 
 #[derive(Clone)]
 pub struct Config {
     pub table: String,
-    pub hash_key: Vec<u8>,
+    /// Where the server keyring comes from.
+    pub key_source: KeySource,
+    /// How often, at most, a function re-reads the keyring when it meets a
+    /// key id it does not know.
+    pub keyring_refresh_seconds: i64,
     pub lifetimes: Lifetimes,
     pub lease_seconds: i64,
     /// How long DynamoDB keeps an item after its end of life before TTL
@@ -21,6 +50,7 @@ impl std::fmt::Debug for Config {
         // Never print the hash key.
         f.debug_struct("Config")
             .field("table", &self.table)
+            .field("key_source", &self.key_source)
             .field("lifetimes", &self.lifetimes)
             .field("lease_seconds", &self.lease_seconds)
             .field("retention_seconds", &self.retention_seconds)
@@ -73,19 +103,22 @@ impl Config {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let table =
             get("TOLLGATE_TABLE").ok_or_else(|| ConfigError("TOLLGATE_TABLE is not set".into()))?;
-        let raw = get("TOLLGATE_HASH_KEY")
-            .ok_or_else(|| ConfigError("TOLLGATE_HASH_KEY is not set".into()))?;
-        let hash_key = base64::engine::general_purpose::STANDARD
-            .decode(raw.trim())
-            .map_err(|_| ConfigError("TOLLGATE_HASH_KEY must be base64".into()))?;
-        if hash_key.len() < 32 {
-            return Err(ConfigError(
-                "TOLLGATE_HASH_KEY must decode to at least 32 bytes".into(),
-            ));
-        }
+        let key_source = match (get("TOLLGATE_HASH_KEY_SECRET"), get("TOLLGATE_HASH_KEY")) {
+            (Some(id), _) => KeySource::Secret(id.trim().to_owned()),
+            (None, Some(text)) => KeySource::Inline(
+                Keyring::parse(&text)
+                    .map_err(|e| ConfigError(format!("TOLLGATE_HASH_KEY: {e}")))?,
+            ),
+            (None, None) => {
+                return Err(ConfigError(
+                    "set TOLLGATE_HASH_KEY_SECRET (a Secrets Manager secret id) or, for development, TOLLGATE_HASH_KEY".into(),
+                ))
+            }
+        };
         Ok(Config {
             table,
-            hash_key,
+            key_source,
+            keyring_refresh_seconds: seconds("TOLLGATE_KEYRING_REFRESH_SECONDS", 60, &get)?,
             lifetimes: Lifetimes {
                 default_ttl_seconds: seconds("TOLLGATE_DEFAULT_TTL_SECONDS", 43_200, &get)?,
                 max_ttl_seconds: seconds("TOLLGATE_MAX_TTL_SECONDS", 31_536_000, &get)?,
@@ -100,6 +133,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let v: Vec<(String, String)> = pairs
@@ -135,5 +169,16 @@ mod tests {
         .unwrap();
         assert!(dev.dev_auth);
         assert_eq!(dev.lease_seconds, 2);
+        // The deployed way wins over the development key.
+        let deployed = Config::from_lookup(env(&[
+            ("TOLLGATE_TABLE", "t"),
+            ("TOLLGATE_HASH_KEY", &key),
+            ("TOLLGATE_HASH_KEY_SECRET", "tollgate/hash-key"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(deployed.key_source, KeySource::Secret(ref id) if id == "tollgate/hash-key")
+        );
+        assert_eq!(deployed.keyring_refresh_seconds, 60);
     }
 }

@@ -9,12 +9,12 @@ use serde_json::Value;
 use crate::http::ApiRequest;
 use crate::token::rules::{self, Lifetimes, NewToken};
 use crate::token::{
-    address, resource, FieldErrors, Keys, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
+    address, resource, FieldErrors, Keyring, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
 };
 use crate::{dates, validate};
 
-fn keys() -> Keys {
-    Keys::new(&[0x5a; 32])
+fn keys() -> Keyring {
+    Keyring::single(&[0x5a; 32])
 }
 
 const LIFETIMES: Lifetimes = Lifetimes {

@@ -9,9 +9,11 @@ use lambda_http::request::RequestContext;
 pub use lambda_http::Error;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
+use crate::config::{Config, ConfigError, KeySource, KeyringSource};
 use crate::http::{ApiRequest, ApiResponse, Identity};
+use crate::keysource::SecretsManagerKeyring;
 use crate::store::dynamo::{sdk_config, DynamoStore};
-use crate::{config::Config, App, Function};
+use crate::{App, Function};
 
 /// JSON logs in the shape CloudWatch Logs Insights and Lambda's JSON log
 /// format expect; SDK and runtime noise only from `warn` up.
@@ -35,8 +37,10 @@ pub fn warms_up(function: Function) -> bool {
     !matches!(function, Function::List | Function::Delete)
 }
 
-/// Builds the app once per cold start: configuration, SDK client and, when
-/// `warm_up`, an open connection to DynamoDB.
+/// Builds the app once per cold start: configuration, SDK client, the
+/// keyring (read from Secrets Manager when configured so) and, when
+/// `warm_up`, an open connection to DynamoDB: the secret read and the
+/// warm-up run concurrently, so the read adds no round trip to init.
 pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
     let config = Config::from_env()?;
     let sdk = sdk_config().await;
@@ -48,16 +52,43 @@ pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
     // Open the DynamoDB connection now, so the first request does not pay
     // for it. Functions whose policy allows no GetItem skip it, and
     // TOLLGATE_WARM_UP=0 turns it off (the benchmark measures both).
-    if warm_up && std::env::var("TOLLGATE_WARM_UP").as_deref() != Ok("0") {
-        store.warm_up().await;
-    }
-    Ok(App::new(config, Arc::new(store)))
+    let warm_up = warm_up && std::env::var("TOLLGATE_WARM_UP").as_deref() != Ok("0");
+    let opened = async {
+        if warm_up {
+            store.warm_up().await;
+        }
+    };
+    let (keyring, source) = match &config.key_source {
+        KeySource::Inline(ring) => {
+            opened.await;
+            (ring.clone(), None)
+        }
+        KeySource::Secret(id) => {
+            let source = Arc::new(SecretsManagerKeyring::new(&sdk, id.clone()));
+            let (loaded, ()) = tokio::join!(source.load(), opened);
+            // Never serve without a key: init fails, with one clear line.
+            let ring = loaded.map_err(|e| ConfigError(format!("keyring: {e}")))?;
+            (ring, Some(source as Arc<dyn KeyringSource>))
+        }
+    };
+    let app = App::new(config, keyring, Arc::new(store));
+    Ok(match source {
+        Some(source) => app.refreshing_from(source),
+        None => app,
+    })
 }
 
 pub async fn run(function: Function) -> Result<(), Error> {
     init_logging();
     log_panics_without_detail();
-    let app = Arc::new(app_from_env(warms_up(function)).await?);
+    let app = match app_from_env(warms_up(function)).await {
+        Ok(app) => Arc::new(app),
+        Err(e) => {
+            // The one line that says why this function cannot serve.
+            tracing::error!(error = %e, "init failed");
+            return Err(e);
+        }
+    };
     lambda_http::run(service_fn(move |event: Request| {
         let app = app.clone();
         async move {

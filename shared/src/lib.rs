@@ -8,7 +8,8 @@
 //! - `http`: requests, responses, problem documents, XML;
 //! - `service`: routing, owners, and one file per operation family;
 //! - `store`: the `Store` trait, the memory store and DynamoDB;
-//! - `lambda`: the AWS Lambda adapter;
+//! - `lambda`: the AWS Lambda adapter, and `keysource`: the keyring from
+//!   Secrets Manager;
 //! - `config`, `dates`, `codec`: configuration, RFC 3339, base32.
 
 // Tests slice strings they built themselves.
@@ -20,6 +21,8 @@ pub mod dates;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod http;
+#[cfg(feature = "aws")]
+pub mod keysource;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod service;

@@ -133,7 +133,7 @@ async fn app_via(endpoint: &str) -> App {
         &cfg.table,
         86_400,
     );
-    App::new(cfg, Arc::new(store))
+    App::new(cfg, tollgate_tests::keyring(), Arc::new(store))
 }
 
 fn req(method: &str, path: &str, body: Value, owner: &str) -> ApiRequest {

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
 use serde_json::{json, Value};
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, call, config, owner, record_minted};
+use tollgate_tests::{api_request, call, config, keyring, owner, record_minted};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -92,7 +92,7 @@ async fn metered_app(meter: &CapacityMeter) -> Arc<App> {
         std::env::var("TOLLGATE_TABLE").expect("make test sets TOLLGATE_TABLE"),
         86_400,
     );
-    Arc::new(App::new(config(300), Arc::new(store)))
+    Arc::new(App::new(config(300), keyring(), Arc::new(store)))
 }
 
 async fn mint(app: &App, o: &str, body: Value) -> (String, String) {

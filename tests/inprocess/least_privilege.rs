@@ -72,6 +72,10 @@ impl Store for Recording {
         self.note("replace");
         self.inner.replace(seen, new).await
     }
+    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+        self.note("roll");
+        self.inner.roll(seen, rolled).await
+    }
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
         self.note("delete");
         self.inner.delete(id, owner).await
@@ -126,6 +130,10 @@ fn config() -> Config {
     .unwrap()
 }
 
+fn ring() -> tollgate::token::Keyring {
+    tollgate::token::Keyring::parse("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap()
+}
+
 fn req(method: &str, path: &str, body: Value, headers: &[(&'static str, &str)]) -> ApiRequest {
     let mut r = api_request(method, path, Some("owner-1"), body);
     for (k, v) in headers {
@@ -138,7 +146,7 @@ fn req(method: &str, path: &str, body: Value, headers: &[(&'static str, &str)]) 
 async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
     let shared = Arc::new(MemoryStore::new());
     let mut used = HashMap::new();
-    let setup = App::new(config(), shared.clone());
+    let setup = App::new(config(), ring(), shared.clone());
     let (_, created) = setup
         .handle(
             Function::Create,
@@ -197,7 +205,7 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
             inner: shared.clone(),
             calls: Mutex::new(BTreeSet::new()),
         });
-        let app = App::new(config(), rec.clone());
+        let app = App::new(config(), ring(), rec.clone());
         let requests: Vec<ApiRequest> = match f {
             Function::List => vec![req("GET", "/tokens", Value::Null, &[])],
             Function::Create => vec![
@@ -228,6 +236,12 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     &format!("/tokens/{id}"),
                     json!({"description": "z"}),
                     &[("if-match", "\"1\"")],
+                ),
+                req(
+                    "POST",
+                    &format!("/tokens/{id}/roll"),
+                    json!({"graceSeconds": 60}),
+                    &[],
                 ),
             ],
             Function::Delete => vec![req(
@@ -344,9 +358,26 @@ async fn each_policy_names_exactly_the_actions_its_code_calls() {
             .as_sequence()
             .unwrap_or_else(|| panic!("{name} has a policy statement list"));
         let mut granted = BTreeSet::new();
+        let mut secret_reads = 0;
         for st in statements {
             assert_eq!(st["Effect"].as_str(), Some("Allow"));
             let resource = resource_text(&st["Resource"]);
+            // The keyring: read at init, exactly one secret, nothing else.
+            if resource.contains(":secretsmanager:") {
+                let actions: Vec<&str> = st["Action"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|a| a.as_str())
+                    .collect();
+                assert_eq!(actions, ["secretsmanager:GetSecretValue"], "{name}");
+                assert!(
+                    resource.ends_with(":secret:${HashKeySecretName}-??????"),
+                    "{name}: only the keyring secret: {resource}"
+                );
+                secret_reads += 1;
+                continue;
+            }
             assert!(
                 !resource.contains('*'),
                 "{name}: wildcard resource {resource}"
@@ -372,6 +403,7 @@ async fn each_policy_names_exactly_the_actions_its_code_calls() {
                 }
             }
         }
+        assert_eq!(secret_reads, 1, "{name} reads the keyring secret");
         let needed: BTreeSet<String> = calls
             .iter()
             .flat_map(|m| iam_actions(m).iter().map(|a| a.to_string()))
@@ -388,4 +420,41 @@ fn capitalise(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
         .unwrap_or_default()
+}
+
+#[test]
+fn no_function_environment_holds_key_material() {
+    let tpl = template();
+    let mut envs = vec![&tpl["Globals"]["Function"]["Environment"]["Variables"]];
+    for (_, res) in tpl["Resources"].as_mapping().unwrap() {
+        if res["Type"].as_str() == Some("AWS::Serverless::Function") {
+            envs.push(&res["Properties"]["Environment"]["Variables"]);
+        }
+    }
+    let mut seen = 0;
+    for vars in envs {
+        let Some(vars) = vars.as_mapping() else {
+            continue;
+        };
+        for (k, v) in vars {
+            let (k, v) = (k.as_str().unwrap(), resource_text(v));
+            seen += 1;
+            assert_ne!(
+                k, "TOLLGATE_HASH_KEY",
+                "the key itself in the configuration"
+            );
+            assert!(
+                !v.contains("resolve:secretsmanager"),
+                "{k} resolves a secret into the configuration: {v}"
+            );
+            assert!(!v.contains("{{resolve:"), "{k}: {v}");
+        }
+    }
+    assert!(seen > 0);
+    assert_eq!(
+        resource_text(
+            &tpl["Globals"]["Function"]["Environment"]["Variables"]["TOLLGATE_HASH_KEY_SECRET"]
+        ),
+        "!Ref HashKeySecretName"
+    );
 }

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz_corpus;
 mod hostile;
 mod isolation;
+mod keyring;
 mod lease_cost;
 mod lease_lapse;
 mod least_privilege;

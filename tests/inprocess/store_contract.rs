@@ -12,11 +12,11 @@ use tollgate::store::{
     Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, RenewOutcome, Store,
 };
 use tollgate::token::rules::{self, Lifetimes, NewToken};
-use tollgate::token::{Keys, TokenRecord};
+use tollgate::token::{Keyring, TokenRecord};
 use tollgate_tests::{dynamo_store, owner};
 
 fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
-    let keys = Keys::new(&[9u8; 32]);
+    let keys = Keyring::single(&[9u8; 32]);
     let m = keys.mint();
     rules::create(NewToken {
         id: m.id.to_string(),

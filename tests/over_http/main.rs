@@ -7,4 +7,5 @@
 
 mod e2e;
 mod events;
+mod lifecycle;
 mod review;

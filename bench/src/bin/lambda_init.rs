@@ -171,7 +171,7 @@ async fn mint_token() -> String {
     let config = Config::from_env().expect("TOLLGATE_TABLE and TOLLGATE_HASH_KEY");
     let sdk = sdk_config().await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table, 86_400);
-    let app = App::new(config, Arc::new(store));
+    let app = App::new(config, tollgate_bench::keyring_from_env(), Arc::new(store));
     let mut req = ApiRequest {
         method: "POST".parse().unwrap(),
         path: "/tokens".into(),

@@ -63,7 +63,11 @@ async fn main() {
     let sdk = sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     let store = DynamoStore::new(client.clone(), &table, 86_400);
-    let app = Arc::new(App::new(config, Arc::new(store)));
+    let app = Arc::new(App::new(
+        config,
+        tollgate_bench::keyring_from_env(),
+        Arc::new(store),
+    ));
 
     // validate_vs_getitem: a plain token; validate = one consistent GetItem.
     let (id, token) = mint(

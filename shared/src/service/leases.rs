@@ -5,7 +5,7 @@ use super::{App, Result};
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::store::RenewOutcome;
-use crate::token::LeaseId;
+use crate::token::{Keyring, LeaseId};
 use crate::validate::{self, admission, answer, checks, Presented, Reason};
 
 impl App {
@@ -14,13 +14,15 @@ impl App {
     /// address, and holding no more leases than its (perhaps lowered) cap.
     pub(super) async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
-        let lease = self.lease_of(&input, lease)?;
+        let keyring = self.keyring_for_input(&input).await;
+        let lease = lease_of(&keyring, &input, lease)?;
         for _ in 0..4 {
             let now = dates::now();
-            let Presented { id, rec, address } =
-                validate::presented(&self.keys, self.store.as_ref(), &input, req.source_ip, now)
-                    .await?
-                    .map_err(|_| ApiError::NotFound)?;
+            let Presented {
+                id, rec, address, ..
+            } = validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now)
+                .await?
+                .map_err(|_| ApiError::NotFound)?;
             checks::check_standing(&rec, address, now).map_err(|_| ApiError::NotFound)?;
             let now_ms = dates::millis(now);
             let expiry = now_ms + self.config.lease_seconds * 1000;
@@ -49,11 +51,11 @@ impl App {
 
     pub(super) async fn release(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
-        let lease = self.lease_of(&input, lease)?;
+        let keyring = self.keyring_for_input(&input).await;
+        let lease = lease_of(&keyring, &input, lease)?;
         let now = dates::now();
         let found =
-            validate::presented(&self.keys, self.store.as_ref(), &input, req.source_ip, now)
-                .await?;
+            validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now).await?;
         match found {
             Ok(Presented { id, .. }) => {
                 self.store.release(id.as_str(), lease.as_str()).await?;
@@ -64,14 +66,14 @@ impl App {
             Err(_) => Err(ApiError::NotFound),
         }
     }
+}
 
-    /// The lease id, if it was issued to the presented token: 404 for a
-    /// malformed token or a foreign lease id, without a read.
-    fn lease_of(&self, input: &validate::ValidateInput, lease: &str) -> Result<LeaseId> {
-        let text = input.token.as_deref().unwrap_or_default();
-        let parsed = self.keys.parse_token(text).ok_or(ApiError::NotFound)?;
-        LeaseId::parse(lease)
-            .filter(|l| self.keys.lease_belongs_to(&parsed.id, l))
-            .ok_or(ApiError::NotFound)
-    }
+/// The lease id, if it was issued to the presented token: 404 for a
+/// malformed token or a foreign lease id, without a read.
+fn lease_of(keyring: &Keyring, input: &validate::ValidateInput, lease: &str) -> Result<LeaseId> {
+    let text = input.token.as_deref().unwrap_or_default();
+    let parsed = keyring.parse_token(text).ok_or(ApiError::NotFound)?;
+    LeaseId::parse(lease)
+        .filter(|l| keyring.lease_belongs_to(&parsed.id, l))
+        .ok_or(ApiError::NotFound)
 }

@@ -1,15 +1,16 @@
 //! The functions' behaviour over any `Store`. A request is routed
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
-//! delete), `validate`, `leases` (renew, release). Handlers in
+//! roll, delete), `validate`, `leases` (renew, release). Handlers in
 //! `functions/*` only adapt events (see `lambda`).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
-use crate::config::Config;
+use crate::config::{Config, KeyringSource};
 use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY};
 use crate::store::Store;
-use crate::token::Keys;
+use crate::token::Keyring;
 
 mod leases;
 pub mod owner;
@@ -45,19 +46,110 @@ impl Function {
 
 pub struct App {
     pub config: Config,
-    pub keys: Keys,
+    keyring: RwLock<Arc<Keyring>>,
+    refresh: Option<Refresh>,
     pub store: Arc<dyn Store>,
 }
+
+/// Re-reading the keyring, so a rotation reaches warm functions: at once
+/// (at most once per interval) when a token names a key id the ring does
+/// not know, and in any case once the ring is older than `MAX_AGE_ROUNDS`
+/// intervals (so a removed key stops being accepted).
+struct Refresh {
+    source: Arc<dyn KeyringSource>,
+    every_ms: i64,
+    /// When the ring was last read, unix ms.
+    last_ms: AtomicI64,
+    reading: tokio::sync::Mutex<()>,
+}
+
+/// A ring older than this many refresh intervals is read again (5 minutes
+/// with the default interval of 60 seconds).
+const MAX_AGE_ROUNDS: i64 = 5;
 
 type Result<T> = std::result::Result<T, ApiError>;
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
-        let keys = Keys::new(&config.hash_key);
+    pub fn new(config: Config, keyring: Keyring, store: Arc<dyn Store>) -> Self {
         App {
             config,
-            keys,
+            keyring: RwLock::new(Arc::new(keyring)),
+            refresh: None,
             store,
+        }
+    }
+
+    /// Lets the app re-read its keyring from `source` (see [`Self::keyring_for`]).
+    pub fn refreshing_from(mut self, source: Arc<dyn KeyringSource>) -> Self {
+        self.refresh = Some(Refresh {
+            source,
+            every_ms: self.config.keyring_refresh_seconds * 1000,
+            last_ms: AtomicI64::new(crate::dates::millis(crate::dates::now())),
+            reading: tokio::sync::Mutex::new(()),
+        });
+        self
+    }
+
+    /// The keyring for a validate or lease request: knowing the key ids of
+    /// the token and of the relay credential presented, if it can.
+    pub(super) async fn keyring_for_input(
+        &self,
+        input: &crate::validate::ValidateInput,
+    ) -> Arc<Keyring> {
+        let ring = self
+            .keyring_for(input.token.as_deref().unwrap_or_default())
+            .await;
+        match input.relay.as_deref() {
+            Some(relay) => self.keyring_for(relay).await,
+            None => ring,
+        }
+    }
+
+    /// The keyring as it is now.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        match self.keyring.read() {
+            Ok(ring) => ring.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The keyring, re-read first when `token` names a key id it does not
+    /// know (at most once per refresh interval) or when it is older than
+    /// `MAX_AGE_ROUNDS` intervals. A failed read keeps the ring it has (an
+    /// unknown key then answers `MALFORMED`).
+    pub async fn keyring_for(&self, token: &str) -> Arc<Keyring> {
+        let ring = self.keyring();
+        let Some(refresh) = &self.refresh else {
+            return ring;
+        };
+        let unknown = Keyring::kid_of(token).filter(|kid| !ring.knows(kid));
+        let due = |now: i64| {
+            let age = now - refresh.last_ms.load(Ordering::Acquire);
+            age >= refresh.every_ms * MAX_AGE_ROUNDS
+                || (unknown.is_some() && age >= refresh.every_ms)
+        };
+        if !due(crate::dates::millis(crate::dates::now())) {
+            return ring;
+        }
+        let _reading = refresh.reading.lock().await;
+        let now = crate::dates::millis(crate::dates::now());
+        if !due(now) {
+            return self.keyring(); // another request just read it
+        }
+        refresh.last_ms.store(now, Ordering::Release);
+        match refresh.source.load().await {
+            Ok(fresh) => {
+                tracing::info!(current = fresh.current_kid(), "keyring re-read");
+                let fresh = Arc::new(fresh);
+                if let Ok(mut slot) = self.keyring.write() {
+                    *slot = fresh.clone();
+                }
+                fresh
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "keyring re-read failed; keeping the current one");
+                ring
+            }
         }
     }
 
@@ -89,6 +181,7 @@ impl App {
             Route::Create => self.create(req, &owner()?).await,
             Route::Detail(id) => self.detail(req, &owner()?, id).await,
             Route::Patch(id) => self.patch(req, &owner()?, id).await,
+            Route::Roll(id) => self.roll(req, &owner()?, id).await,
             Route::Delete(id) => self.delete(&owner()?, id).await,
         }
     }
@@ -108,7 +201,8 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        App::new(config, Arc::new(MemoryStore::new()))
+        let ring = Keyring::single(b"01234567890123456789012345678901");
+        App::new(config, ring, Arc::new(MemoryStore::new()))
     }
 
     fn req(method: http::Method, path: &str, body: &[u8]) -> ApiRequest {

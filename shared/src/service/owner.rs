@@ -60,7 +60,7 @@ mod tests {
 
     #[test]
     fn a_token_string_is_refused_with_or_without_a_scheme() {
-        let token = crate::token::Keys::new(&[1; 32]).mint().token;
+        let token = crate::token::Keyring::single(&[1; 32]).mint().token;
         for value in [
             format!("Bearer {token}"),
             token.clone(),

@@ -10,6 +10,7 @@ pub enum Route {
     Create,
     Detail(String),
     Patch(String),
+    Roll(String),
     Delete(String),
     Validate,
     Renew(String),
@@ -23,6 +24,7 @@ impl Route {
             Route::Create => "POST /tokens",
             Route::Detail(_) => "GET /tokens/{id}",
             Route::Patch(_) => "PATCH /tokens/{id}",
+            Route::Roll(_) => "POST /tokens/{id}/roll",
             Route::Delete(_) => "DELETE /tokens/{id}",
             Route::Validate => "POST /validate",
             Route::Renew(_) => "PUT /validate/leases/{leaseId}",
@@ -69,6 +71,9 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
         (Function::Patch, ["tokens", _]) => (m == M::PATCH)
             .then(|| Route::Patch(id()))
             .ok_or(ApiError::MethodNotAllowed("PATCH")),
+        (Function::Patch, ["tokens", token, "roll"]) => (m == M::POST)
+            .then(|| Route::Roll(req.path_id.clone().unwrap_or_else(|| token.to_string())))
+            .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Delete, ["tokens", _]) => (m == M::DELETE)
             .then(|| Route::Delete(id()))
             .ok_or(ApiError::MethodNotAllowed("DELETE")),

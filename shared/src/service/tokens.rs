@@ -10,14 +10,15 @@ use crate::http::{canonical_json, json_object, ApiError, ApiRequest, ApiResponse
 use crate::store::{CreateOutcome, IdempotencyRecord};
 use crate::token::query::ListQuery;
 use crate::token::rules::{self, NewToken};
-use crate::token::{IdempotencyKey, Owner, TokenId, TokenRecord};
+use crate::token::{request_fingerprint, IdempotencyKey, Owner, TokenId, TokenRecord};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);
 
 impl App {
     pub(super) async fn list(&self, req: &ApiRequest, owner: &Owner) -> Result<ApiResponse> {
-        let query = ListQuery::parse(&req.query, &self.keys, owner)?;
+        let keyring = self.keyring_for("").await;
+        let query = ListQuery::parse(&req.query, &keyring, owner)?;
         let page = self
             .store
             .list(owner.as_str(), query.limit, query.after.as_deref())
@@ -25,11 +26,11 @@ impl App {
         let now = dates::now();
         let mut items = Vec::with_capacity(page.items.len());
         for t in page.items.into_iter().filter(|t| query.admits(t, now)) {
-            items.push(self.with_active_leases(t).await?.to_json());
+            items.push(self.with_active_leases(t).await?.to_json(now));
         }
         let mut doc = json!({ "tokens": items });
         if let Some(next) = page.next {
-            doc["nextCursor"] = json!(self.keys.sign_cursor(owner, &next));
+            doc["nextCursor"] = json!(keyring.sign_cursor(owner, &next));
         }
         Ok(ApiResponse::document(200, req.format(), "tokens", &doc))
     }
@@ -47,19 +48,19 @@ impl App {
         };
         let body = json_object(&req.body)?;
         let now = dates::now();
-        let idem = idem_key.map(|k| {
-            let canonical = canonical_json(&Value::Object(body.clone()));
-            (
-                self.keys.idempotency_key(owner, &k),
-                self.keys.fingerprint(canonical.as_bytes()),
-            )
-        });
-        if let Some((key, fp)) = &idem {
-            if let Some(prev) = self.store.idempotency(key, now.unix_timestamp()).await? {
-                return self.replay(req, owner, &prev, fp).await;
+        let keyring = self.keyring_for("").await;
+        let fingerprint =
+            request_fingerprint(canonical_json(&Value::Object(body.clone())).as_bytes());
+        let idem = idem_key.map(|k| (keyring.idempotency_keys(owner, &k), fingerprint));
+        if let Some((keys, fp)) = &idem {
+            // A record made before a key rotation sits under an older key.
+            for key in keys {
+                if let Some(prev) = self.store.idempotency(key, now.unix_timestamp()).await? {
+                    return self.replay(req, owner, &prev, fp).await;
+                }
             }
         }
-        let minted = self.keys.mint();
+        let minted = keyring.mint();
         let rec = rules::create(NewToken {
             id: minted.id.to_string(),
             owner: owner.as_str().to_owned(),
@@ -70,11 +71,11 @@ impl App {
             lifetimes: self.config.lifetimes,
             body: &body,
         })?;
-        let idem_rec = idem.as_ref().map(|(key, fp)| IdempotencyRecord {
-            key: key.clone(),
+        let idem_rec = idem.as_ref().map(|(keys, fp)| IdempotencyRecord {
+            key: keys.first().cloned().unwrap_or_default(),
             token_id: rec.id.clone(),
             fingerprint: fp.clone(),
-            snapshot: rec.to_json().to_string(),
+            snapshot: rec.to_json(now).to_string(),
             expires_at: (now + IDEMPOTENCY_WINDOW).unix_timestamp(),
         });
         match self.store.put_new(&rec, idem_rec.as_ref()).await? {
@@ -127,26 +128,48 @@ impl App {
     ) -> Result<ApiResponse> {
         require_json(req, true)?;
         let body = json_object(&req.body)?;
-        let if_match = req.header("if-match").map(str::trim);
-        if req.headers.contains_key("if-match") && if_match.is_none() {
-            return Err(ApiError::PreconditionFailed);
-        }
         // Optimistic concurrency: re-read and re-apply when a concurrent
         // write (a validate spending a use, another patch) moved the item.
         for _ in 0..5 {
             let current = self.owned(owner, id).await?;
-            if let Some(tag) = if_match {
-                let matches = tag == "*"
-                    || tag
-                        .split(',')
-                        .any(|t| t.trim().trim_start_matches("W/") == current.etag());
-                if !matches {
-                    return Err(ApiError::PreconditionFailed);
-                }
-            }
+            check_if_match(req, &current)?;
             let new = rules::patch(&current, &body, dates::now(), self.config.lifetimes)?;
             if new == current || self.store.replace(&current, &new).await? {
                 return Ok(self.token_response(200, req, &new, None));
+            }
+        }
+        Err(ApiError::Unavailable)
+    }
+
+    /// `POST /tokens/{id}/roll`: a new secret for the same token under the
+    /// current key, shown once; the previous secret keeps validating until
+    /// `min(now + graceSeconds, endDate)`, one previous secret at most.
+    pub(super) async fn roll(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<ApiResponse> {
+        require_json(req, false)?;
+        let grace = if req.body.is_empty() {
+            0
+        } else {
+            rules::grace_seconds(&json_object(&req.body)?)?
+        };
+        let keyring = self.keyring_for("").await;
+        for _ in 0..5 {
+            let current = self.owned(owner, id).await?;
+            check_if_match(req, &current)?;
+            let id = TokenId::parse(&current.id).ok_or(ApiError::NotFound)?;
+            let minted = keyring.mint_for(id);
+            let rolled = rules::roll(&current, &minted, grace, dates::now());
+            if self.store.roll(&current, &rolled).await? {
+                return Ok(self.token_response(
+                    200,
+                    req,
+                    &rolled,
+                    Some(("token", json!(minted.token))),
+                ));
             }
         }
         Err(ApiError::Unavailable)
@@ -188,11 +211,28 @@ impl App {
         rec: &TokenRecord,
         extra: Option<(&str, Value)>,
     ) -> ApiResponse {
-        let mut doc = rec.to_json();
+        let mut doc = rec.to_json(dates::now());
         if let Some((k, v)) = extra {
             doc[k] = v;
         }
         ApiResponse::document(status, req.format(), "token", &doc).with_header("etag", rec.etag())
+    }
+}
+
+/// `If-Match`: 412 unless it names the token's current ETag (or `*`).
+fn check_if_match(req: &ApiRequest, current: &TokenRecord) -> Result<()> {
+    if !req.headers.contains_key("if-match") {
+        return Ok(());
+    }
+    let tag = req.header("if-match").map(str::trim).unwrap_or_default();
+    let matches = tag == "*"
+        || tag
+            .split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == current.etag());
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::PreconditionFailed)
     }
 }
 

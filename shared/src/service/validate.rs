@@ -8,8 +8,9 @@ use crate::validate::{self, answer, Reason};
 impl App {
     pub(super) async fn validate(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
+        let keyring = self.keyring_for_input(&input).await;
         let decision = validate::decide(
-            &self.keys,
+            &keyring,
             self.store.as_ref(),
             self.config.lease_seconds,
             &input,
@@ -17,7 +18,7 @@ impl App {
         )
         .await?;
         let (doc, reason) = match decision {
-            Ok((rec, admitted)) => (answer::acceptance(&rec, &admitted), None),
+            Ok(accepted) => (answer::acceptance(&accepted), None),
             Err(reason) => (answer::refusal(reason), Some(reason)),
         };
         let mut resp = ApiResponse::document(200, req.format(), "validation", &doc);

@@ -133,6 +133,22 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        match s.tokens.get_mut(&seen.id) {
+            Some(cur) if cur.version == seen.version => {
+                cur.secret_hash = rolled.secret_hash.clone();
+                cur.prev_secret_hash = rolled.prev_secret_hash.clone();
+                cur.prev_secret_expires_at = rolled.prev_secret_expires_at;
+                cur.start = rolled.start.clone();
+                cur.version = rolled.version;
+                cur.updated_at = rolled.updated_at;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
         if s.tokens.get(id).is_some_and(|t| t.owner == owner) {

@@ -141,6 +141,9 @@ pub trait Store: Send + Sync {
     /// Writes `new`'s client fields if the token is still at `seen`'s
     /// version (and remaining uses, when `maxUses` changes). `false`: it moved.
     async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError>;
+    /// Writes `rolled`'s secrets (current and previous), `start`, version
+    /// and `updatedAt` if the token is still at `seen`'s version.
+    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError>;
     /// Deletes the owner's token; `false` if there was none. Its leases
     /// end with it: every lease call reads the token first.
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;

@@ -1,7 +1,7 @@
-//! Keys derived from the server hash key, one per purpose, so a value made
-//! for one purpose (a cursor) can never pass for another (a token), and the
-//! small signed values built on them: list cursors, lease ids, idempotency
-//! record keys and request fingerprints.
+//! The keys derived from one key of the server keyring, one per purpose, so
+//! a value made for one purpose (a cursor) can never pass for another (a
+//! token), and the small signed values built on them: list cursors, lease
+//! ids and idempotency record keys. `Keyring` holds one `Keys` per ring key.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -54,7 +54,7 @@ fn mac(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
 }
 
 impl Keys {
-    pub fn new(master: &[u8]) -> Self {
+    pub(super) fn new(master: &[u8]) -> Self {
         Keys {
             token_check: derive(master, "token-check"),
             secret_hash: derive(master, "secret-hash"),
@@ -75,7 +75,7 @@ impl Keys {
     }
 
     /// Signs an opaque value (a list cursor) for one owner.
-    pub fn sign_cursor(&self, owner: &Owner, position: &str) -> String {
+    pub(super) fn sign_cursor(&self, owner: &Owner, position: &str) -> String {
         let tag = mac(
             &self.cursor,
             &[owner.as_str().as_bytes(), position.as_bytes()],
@@ -86,7 +86,7 @@ impl Keys {
     }
 
     /// Verifies a cursor for this owner; a tampered or foreign one is `None`.
-    pub fn open_cursor(&self, owner: &Owner, cursor: &str) -> Option<String> {
+    pub(super) fn open_cursor(&self, owner: &Owner, cursor: &str) -> Option<String> {
         let tag_len = codec::encoded_len(CURSOR_TAG_BYTES);
         if cursor.len() <= tag_len || cursor.len() > 512 || !cursor.is_ascii() {
             return None;
@@ -100,7 +100,7 @@ impl Keys {
     /// A lease id bound to its token: a random nonce plus a tag over the
     /// token id, so a lease id presented with another token is recognised as
     /// foreign without any read.
-    pub fn new_lease_id(&self, token: &TokenId) -> LeaseId {
+    pub(super) fn new_lease_id(&self, token: &TokenId) -> LeaseId {
         let nonce = codec::random_bytes::<LEASE_NONCE_BYTES>();
         let tag = self.lease_tag(token, &nonce);
         let mut bytes = [0u8; LEASE_ID_BYTES];
@@ -110,7 +110,7 @@ impl Keys {
     }
 
     /// Whether `lease` was issued for `token`.
-    pub fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
+    pub(super) fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
         let bytes = lease.bytes();
         let (nonce, tag) = bytes.split_at(LEASE_NONCE_BYTES);
         bool::from(self.lease_tag(token, nonce).ct_eq(tag))
@@ -125,20 +125,22 @@ impl Keys {
 
     /// The store key of an idempotency record: neither the owner nor the
     /// client's key appears in clear.
-    pub fn idempotency_key(&self, owner: &Owner, key: &IdempotencyKey) -> String {
+    pub(super) fn idempotency_key(&self, owner: &Owner, key: &IdempotencyKey) -> String {
         let tag = mac(
             &self.idempotency,
             &[owner.as_str().as_bytes(), key.as_str().as_bytes()],
         );
         codec::encode(&tag[..20])
     }
+}
 
-    /// A fingerprint of a request, to tell a replay from a reuse of the key
-    /// with a different request. `canonical` is the body in a canonical form
-    /// (see `http::canonical_json`), so formatting and key order do not count.
-    pub fn fingerprint(&self, canonical: &[u8]) -> String {
-        codec::encode(&mac(&self.idempotency, &[b"body", canonical])[..16])
-    }
+/// A fingerprint of a create request, to tell a replay from a reuse of the
+/// key with a different request: SHA-256 of the body in canonical form (see
+/// `http::canonical_json`), so formatting and key order do not count, and
+/// not keyed, so it survives a key rotation within the 24 hours.
+pub fn request_fingerprint(canonical: &[u8]) -> String {
+    use sha2::Digest;
+    codec::encode(&Sha256::digest(canonical)[..16])
 }
 
 #[cfg(test)]
@@ -174,7 +176,7 @@ mod tests {
     #[test]
     fn lease_ids_bind_to_token() {
         let k = keys();
-        let (a, b) = (k.mint().id, k.mint().id);
+        let (a, b) = (TokenId::from_bytes(&[1; 16]), TokenId::from_bytes(&[2; 16]));
         let l = k.new_lease_id(&a);
         assert!(k.lease_belongs_to(&a, &l));
         assert!(!k.lease_belongs_to(&b, &l));
@@ -189,6 +191,7 @@ mod tests {
             k.idempotency_key(&owner("a"), &key),
             k.idempotency_key(&owner("b"), &key)
         );
-        assert_ne!(k.fingerprint(b"{}"), k.fingerprint(b"{ }"));
+        assert_ne!(request_fingerprint(b"{}"), request_fingerprint(b"{ }"));
+        assert_eq!(request_fingerprint(b"{}"), request_fingerprint(b"{}"));
     }
 }

@@ -1,12 +1,14 @@
 //! The token: its record and how it is shown (`record`), the identifiers
 //! that parse their input (`ids`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
-//! address binding (`resource`, `address`), capability scopes (`scopes`), and the secrets: derived keys
-//! (`keys`) and the token string (`string`).
+//! address binding (`resource`, `address`), capability scopes (`scopes`),
+//! and the secrets: the server keyring (`keyring`), the keys derived from
+//! each of its keys (`keys`) and the token string (`string`).
 
 pub mod address;
 pub mod fields;
 pub mod ids;
+pub mod keyring;
 pub mod keys;
 pub mod query;
 mod record;
@@ -17,6 +19,9 @@ pub mod string;
 
 pub use fields::{FieldError, FieldErrors};
 pub use ids::{IdempotencyKey, LeaseId, Owner, TokenId};
-pub use keys::Keys;
+pub use keyring::{Keyring, KeyringError};
+pub use keys::request_fingerprint;
 pub use record::{address_strings, TokenRecord};
-pub use string::{looks_like_token, Minted, TokenString, START_LEN, TOKEN_LEN, TOKEN_PREFIX};
+pub use string::{
+    looks_like_token, Minted, TokenString, MAX_TOKEN_LEN, START_LEN, TOKEN_LEN, TOKEN_PREFIX,
+};

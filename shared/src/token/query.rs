@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::fields::FieldErrors;
 use super::ids::Owner;
-use super::keys::Keys;
+use super::keyring::Keyring;
 use super::TokenRecord;
 
 /// `GET /tokens` query parameters, parsed.
@@ -33,7 +33,7 @@ impl<'a> ListQuery<'a> {
     /// a cursor must have been issued to this owner.
     pub fn parse(
         params: &'a [(String, String)],
-        keys: &Keys,
+        keys: &Keyring,
         owner: &Owner,
     ) -> Result<ListQuery<'a>, FieldErrors> {
         let all = |name: &str| {

@@ -33,6 +33,10 @@ pub struct TokenRecord {
     pub start: String,
     /// HMAC-SHA256 of the secret under the derived secret-hash key.
     pub secret_hash: String,
+    /// The secret rolled away, while it still validates (roll with grace).
+    pub prev_secret_hash: Option<String>,
+    /// When the previous secret stops validating.
+    pub prev_secret_expires_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
@@ -58,7 +62,7 @@ impl TokenRecord {
     }
 
     /// The public token object (camelCase), never the secret hash.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self, now: OffsetDateTime) -> Value {
         let mut m = Map::new();
         m.insert("id".into(), json!(self.id));
         m.insert("type".into(), json!(self.token_type));
@@ -103,6 +107,9 @@ impl TokenRecord {
         m.insert("updatedAt".into(), json!(dates::format(self.updated_at)));
         if let Some(t) = self.last_used_at {
             m.insert("lastUsedAt".into(), json!(dates::format(t)));
+        }
+        if let Some(end) = self.prev_secret_expires_at.filter(|end| *end > now) {
+            m.insert("previousSecretExpiresAt".into(), json!(dates::format(end)));
         }
         Value::Object(m)
     }

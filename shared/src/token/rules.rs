@@ -52,6 +52,8 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         end_date: now,
         start: input.start,
         secret_hash: input.secret_hash,
+        prev_secret_hash: None,
+        prev_secret_expires_at: None,
         created_at: now,
         updated_at: now,
         last_used_at: None,
@@ -144,6 +146,55 @@ pub fn patch(
         rec.updated_at = now;
     }
     errs.into_result(rec)
+}
+
+/// The longest grace a rolled-away secret may keep (30 days).
+pub const MAX_GRACE_SECONDS: u64 = 2_592_000;
+
+/// The roll body's `graceSeconds`: 0 (the default) to 30 days.
+pub fn grace_seconds(body: &Map<String, Value>) -> Result<u64, FieldErrors> {
+    let mut errs = FieldErrors::default();
+    let mut grace = 0;
+    for (k, v) in body {
+        match (k.as_str(), v) {
+            ("graceSeconds", Value::Null) => {}
+            ("graceSeconds", v) => match v.as_u64() {
+                Some(n) if n <= MAX_GRACE_SECONDS => grace = n,
+                _ => errs.add(
+                    k,
+                    format!("must be an integer from 0 to {MAX_GRACE_SECONDS}"),
+                ),
+            },
+            _ => errs.add(k, "is not a field of a roll request"),
+        }
+    }
+    errs.into_result(grace)
+}
+
+/// The token after a roll: the new secret current; the old one kept for
+/// `grace` seconds, never past the token's end, and only the one just
+/// replaced (an older previous secret ends at once).
+pub fn roll(
+    current: &TokenRecord,
+    minted: &super::Minted,
+    grace: u64,
+    now: OffsetDateTime,
+) -> TokenRecord {
+    let mut rec = current.clone();
+    let grace_end = i64::try_from(grace)
+        .ok()
+        .and_then(|g| after_seconds(now, g))
+        .map_or(current.end_date, |end| end.min(current.end_date));
+    (rec.prev_secret_hash, rec.prev_secret_expires_at) = if grace_end > now {
+        (Some(current.secret_hash.clone()), Some(grace_end))
+    } else {
+        (None, None)
+    };
+    rec.secret_hash = minted.secret_hash.clone();
+    rec.start = minted.start();
+    rec.version = current.version + 1;
+    rec.updated_at = now;
+    rec
 }
 
 fn check_tag_count(rec: &TokenRecord, errs: &mut FieldErrors) {

@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::Reason;
 use crate::store::{Admission, AdmitOutcome, Store, StoreError};
-use crate::token::{Keys, LeaseId, TokenId, TokenRecord};
+use crate::token::{Keyring, LeaseId, TokenId, TokenRecord};
 use crate::{codec, dates};
 
 /// What an admitted validate took.
@@ -33,7 +33,7 @@ const TOUCH_EVERY: Duration = Duration::minutes(1);
 /// lapsed leases and tries again; anything else is final.
 pub async fn admit(
     store: &dyn Store,
-    keys: &Keys,
+    keys: &Keyring,
     id: &TokenId,
     rec: &TokenRecord,
     acquire: bool,

@@ -4,17 +4,18 @@
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 
-use super::admission::Admitted;
+use super::Accepted;
 use super::Reason;
 use crate::dates;
-use crate::token::{LeaseId, TokenRecord};
+use crate::token::LeaseId;
 
 pub fn refusal(reason: Reason) -> Value {
     json!({"active": false, "reason": reason.code()})
 }
 
 /// The answer for a valid token: what a calling service needs, nothing more.
-pub fn acceptance(rec: &TokenRecord, admitted: &Admitted) -> Value {
+pub fn acceptance(accepted: &Accepted) -> Value {
+    let (rec, admitted) = (&accepted.rec, &accepted.admitted);
     let opt_date = |d: Option<OffsetDateTime>| d.map(dates::format);
     let mut v = json!({
         "active": true,
@@ -33,6 +34,10 @@ pub fn acceptance(rec: &TokenRecord, admitted: &Admitted) -> Value {
         "maxConcurrent": rec.max_concurrent,
         "remainingUses": admitted.remaining_uses,
     });
+    if let Some(end) = accepted.secret_expires_at {
+        // The previous secret of a rolled token: switch before this.
+        v["secretExpiresAt"] = json!(dates::format(end));
+    }
     if let Some((id, expiry)) = &admitted.lease {
         v["lease"] = lease_document(id, *expiry);
     }

@@ -10,7 +10,8 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use crate::store::{Store, StoreError};
-use crate::token::{Keys, TokenId, TokenRecord};
+use crate::token::TokenString;
+use crate::token::{Keyring, TokenId, TokenRecord};
 
 pub mod admission;
 pub mod answer;
@@ -54,7 +55,16 @@ impl Reason {
 }
 
 /// A token that passed the checks and was admitted, or why not.
-pub type Decision = Result<(TokenRecord, Admitted), Reason>;
+pub type Decision = Result<Accepted, Reason>;
+
+/// An admitted validate: the token, what it spent, and when the secret
+/// presented stops validating if it is one rolled away.
+#[derive(Debug)]
+pub struct Accepted {
+    pub rec: TokenRecord,
+    pub admitted: Admitted,
+    pub secret_expires_at: Option<OffsetDateTime>,
+}
 
 /// The presented token, read, with the address that counts for it.
 #[derive(Debug)]
@@ -62,12 +72,14 @@ pub struct Presented {
     pub id: TokenId,
     pub rec: TokenRecord,
     pub address: Option<IpAddr>,
+    /// Set when the secret presented is the previous one, in its grace.
+    pub secret_expires_at: Option<OffsetDateTime>,
 }
 
 /// The whole decision for one validate request, in the contract's order.
 /// `source` is the request's own address.
 pub async fn decide(
-    keys: &Keys,
+    keys: &Keyring,
     store: &dyn Store,
     lease_seconds: i64,
     input: &ValidateInput,
@@ -84,9 +96,20 @@ pub async fn decide(
         if let Err(reason) = checks::check(&found.rec, input, found.address, now) {
             return Ok(Err(reason));
         }
-        let Presented { id, rec, .. } = found;
+        let Presented {
+            id,
+            rec,
+            secret_expires_at,
+            ..
+        } = found;
         match admission::admit(store, keys, &id, &rec, input.acquire, lease_seconds, now).await? {
-            Ok(admitted) => return Ok(Ok((rec, admitted))),
+            Ok(admitted) => {
+                return Ok(Ok(Accepted {
+                    rec,
+                    admitted,
+                    secret_expires_at,
+                }))
+            }
             Err(NotAdmitted::Refused(reason)) => return Ok(Err(reason)),
             Err(NotAdmitted::Moved) => continue,
         }
@@ -104,7 +127,7 @@ const MAX_ROUNDS: usize = 8;
 /// read with its secret compared (`NOT_FOUND`). A relay credential, when
 /// presented, is read in the same strongly consistent request.
 pub async fn presented(
-    keys: &Keys,
+    keys: &Keyring,
     store: &dyn Store,
     input: &ValidateInput,
     source: Option<IpAddr>,
@@ -123,19 +146,44 @@ pub async fn presented(
         }
         None => (store.get(parsed.id.as_str()).await?, None),
     };
-    let Some(rec) = rec.filter(|rec| keys.secret_matches(&parsed, &rec.secret_hash)) else {
+    let Some((rec, secret_expires_at)) = rec.and_then(|rec| {
+        let grace = secret_state(keys, &parsed, &rec, now)?;
+        Some((rec, grace))
+    }) else {
         return Ok(Err(Reason::NotFound));
     };
     let relay_trusted = match (&relay, &relay_rec) {
         (Some(r), Some(relay_rec)) => {
-            keys.secret_matches(r, &relay_rec.secret_hash)
+            secret_state(keys, r, relay_rec, now).is_some()
                 && relay::trusted(relay_rec, &rec, source, now)
         }
         _ => false,
     };
     Ok(Ok(Presented {
         id: parsed.id,
+        secret_expires_at,
         address: relay::address_that_counts(input.address, relay_trusted, source),
         rec,
     }))
+}
+
+/// Whether the presented secret is the token's: `Some(None)` for the
+/// current secret, `Some(Some(end))` for the previous one during its grace
+/// (it stops at `end`), `None` for neither (`NOT_FOUND`: a secret rolled
+/// away is gone).
+fn secret_state(
+    keys: &Keyring,
+    parsed: &TokenString,
+    rec: &TokenRecord,
+    now: OffsetDateTime,
+) -> Option<Option<OffsetDateTime>> {
+    if keys.secret_matches(parsed, &rec.secret_hash) {
+        return Some(None);
+    }
+    match (&rec.prev_secret_hash, rec.prev_secret_expires_at) {
+        (Some(hash), Some(end)) if now < end && keys.secret_matches(parsed, hash) => {
+            Some(Some(end))
+        }
+        _ => None,
+    }
 }

@@ -15,7 +15,7 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
         "list" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
         "leases" => &["dynamodb:Query"],
         "delete" => &["dynamodb:DeleteItem"],
-        "replace" | "touch" => &["dynamodb:UpdateItem"],
+        "replace" | "roll" | "touch" => &["dynamodb:UpdateItem"],
         // UpdateItem for a use; a lease is an UpdateItem and a PutItem in
         // one transaction.
         "admit" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],

@@ -94,6 +94,10 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     item.insert("owner".into(), s(&rec.owner));
     item.insert("start".into(), s(&rec.start));
     item.insert("secretHash".into(), s(&rec.secret_hash));
+    if let (Some(prev), Some(end)) = (&rec.prev_secret_hash, rec.prev_secret_expires_at) {
+        item.insert("prevSecretHash".into(), s(prev));
+        item.insert("prevSecretExpiresAt".into(), n(dates::millis(end)));
+    }
     item.insert("createdAt".into(), n(dates::millis(rec.created_at)));
     if let Some(t) = rec.last_used_at {
         item.insert("lastUsedAt".into(), n(dates::millis(t)));
@@ -176,6 +180,8 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
         start: req_s(item, "start")?,
         secret_hash: req_s(item, "secretHash")?,
+        prev_secret_hash: get_s(item, "prevSecretHash").map(str::to_owned),
+        prev_secret_expires_at: date(item, "prevSecretExpiresAt"),
         created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         last_used_at: date(item, "lastUsedAt"),

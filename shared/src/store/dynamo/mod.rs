@@ -350,6 +350,42 @@ impl Store for DynamoStore {
         Ok(outcome.is_ok())
     }
 
+    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+        let nm = names(&[
+            ("#hash", "secretHash"),
+            ("#start", "start"),
+            ("#ver", "version"),
+            ("#upd", "updatedAt"),
+            ("#prev", "prevSecretHash"),
+            ("#prevEnd", "prevSecretExpiresAt"),
+        ]);
+        let mut vals = HashMap::from([
+            (":hash".to_owned(), s(&rolled.secret_hash)),
+            (":start".to_owned(), s(&rolled.start)),
+            (":ver".to_owned(), n(rolled.version)),
+            (":seen".to_owned(), n(seen.version)),
+            (":upd".to_owned(), n(dates::millis(rolled.updated_at))),
+        ]);
+        let update = match (&rolled.prev_secret_hash, rolled.prev_secret_expires_at) {
+            (Some(prev), Some(end)) => {
+                vals.insert(":prev".into(), s(prev));
+                vals.insert(":prevEnd".into(), n(dates::millis(end)));
+                "SET #hash = :hash, #start = :start, #ver = :ver, #upd = :upd, #prev = :prev, #prevEnd = :prevEnd"
+            }
+            _ => "SET #hash = :hash, #start = :start, #ver = :ver, #upd = :upd REMOVE #prev, #prevEnd",
+        };
+        let outcome = self
+            .conditional_update(
+                token_key(&seen.id),
+                update.to_owned(),
+                "attribute_exists(pk) AND #ver = :seen".into(),
+                nm,
+                vals,
+            )
+            .await?;
+        Ok(outcome.is_ok())
+    }
+
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
         let r = self
             .client
