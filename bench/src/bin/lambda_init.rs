@@ -187,8 +187,12 @@ async fn mint_token() -> String {
 fn main() {
     let binary = std::env::args()
         .nth(1)
-        .expect("usage: lambda_init <validate binary> [--no-warm-up]");
-    let warm_up = std::env::args().nth(2).as_deref() != Some("--no-warm-up");
+        .expect("usage: lambda_init <validate binary> [--no-warm-up] [--secret]");
+    let flags: Vec<String> = std::env::args().skip(2).collect();
+    let warm_up = !flags.iter().any(|f| f == "--no-warm-up");
+    // --secret: the function reads its keyring from the (local) Secrets
+    // Manager at init, as deployed, instead of TOLLGATE_HASH_KEY.
+    let from_secret = flags.iter().any(|f| f == "--secret");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -209,8 +213,18 @@ fn main() {
         }
     });
 
+    let mut command = Command::new(&binary);
+    if from_secret {
+        let secret = std::env::var("TOLLGATE_BENCH_SECRET")
+            .expect("TOLLGATE_BENCH_SECRET set by make bench");
+        command
+            .env_remove("TOLLGATE_HASH_KEY")
+            .env("TOLLGATE_HASH_KEY_SECRET", secret);
+    } else {
+        command.env_remove("TOLLGATE_HASH_KEY_SECRET");
+    }
     let started = Instant::now();
-    let mut child = Command::new(&binary)
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "validate")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
