@@ -11,7 +11,8 @@ start_stack "$DDB_PORT" "$API_PORT" dev
 U="http://127.0.0.1:$API_PORT/lambda-url"
 cat <<MSG
 
-Tollgate is running (DynamoDB Local on 127.0.0.1:$DDB_PORT, functions on 127.0.0.1:$API_PORT).
+Tollgate is running (DynamoDB Local on 127.0.0.1:$DDB_PORT, the keyring in a local Secrets Manager
+on 127.0.0.1:$((DDB_PORT + 50)), functions on 127.0.0.1:$API_PORT).
 Locally the owner comes from the X-Owner header (TOLLGATE_DEV_AUTH=1). Try:
 
   # create (201, the token string is shown once)
@@ -24,6 +25,8 @@ Locally the owner comes from the X-Owner header (TOLLGATE_DEV_AUTH=1). Try:
   curl -s $U/detail/tokens/\$ID?format=xml -H 'X-Owner: alice'       # detail as XML
   curl -s -X PATCH $U/patch/tokens/\$ID -H 'X-Owner: alice' \\
        -H 'Content-Type: application/merge-patch+json' -d '{"description":"renamed","tags":{"env":"prod"}}'
+  curl -s -X POST $U/patch/tokens/\$ID/roll -H 'X-Owner: alice' \\
+       -H 'Content-Type: application/json' -d '{"graceSeconds":600}'   # new secret, old one 10 more minutes
   curl -s -X POST $U/validate/validate -H 'Content-Type: application/json' \\
        -d "{\"token\":\"\$TOKEN\",\"resource\":\"/teams/17\",\"write\":true}"       # validate
   curl -s -X POST $U/validate/validate -H "Authorization: Bearer \$TOKEN" \\

@@ -272,3 +272,14 @@ pub async fn call(
         serde_json::from_slice(&resp.body).unwrap_or(Value::Null),
     )
 }
+
+/// Creates a token in-process for `owner`; returns (id, token string), the
+/// string recorded for the secret scan.
+pub async fn mint_in_process(app: &tollgate::App, owner: &str, body: Value) -> (String, String) {
+    let req = api_request("POST", "/tokens", Some(owner), body);
+    let (status, v) = call(app, tollgate::Function::Create, &req).await;
+    assert_eq!(status, 201, "{v}");
+    let token = v["token"].as_str().expect("a token string").to_owned();
+    record_minted(&token);
+    (v["id"].as_str().expect("an id").to_owned(), token)
+}

@@ -15,7 +15,7 @@ use tollgate::config::{Config, KeyringSource};
 use tollgate::keysource::SecretsManagerKeyring;
 use tollgate::store::dynamo::sdk_config;
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, call, dynamo_store, owner, record_minted};
+use tollgate_tests::{api_request, call, dynamo_store, mint_in_process, owner, record_minted};
 
 fn b64(seed: u8) -> String {
     let mut key = tollgate::codec::random_bytes::<32>();
@@ -70,16 +70,7 @@ async fn cold_start(secret: &str) -> App {
 }
 
 async fn mint(app: &App, o: &str) -> (String, String) {
-    let (status, v) = call(
-        app,
-        Function::Create,
-        &api_request("POST", "/tokens", Some(o), json!({})),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
-    record_minted(&token);
-    (v["id"].as_str().unwrap().to_owned(), token)
+    mint_in_process(app, o, json!({})).await
 }
 
 async fn validate(app: &App, token: &str) -> Value {

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{ConsumedCapacity, ReturnConsumedCapacity};
 use serde_json::{json, Value};
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, call, config, keyring, owner, record_minted};
+use tollgate_tests::{api_request, call, config, keyring, mint_in_process as mint, owner};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -93,19 +93,6 @@ async fn metered_app(meter: &CapacityMeter) -> Arc<App> {
         86_400,
     );
     Arc::new(App::new(config(300), keyring(), Arc::new(store)))
-}
-
-async fn mint(app: &App, o: &str, body: Value) -> (String, String) {
-    let (status, v) = call(
-        app,
-        Function::Create,
-        &api_request("POST", "/tokens", Some(o), body),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
-    record_minted(&token);
-    (v["id"].as_str().unwrap().to_owned(), token)
 }
 
 async fn acquire(app: &App, token: &str) -> Value {

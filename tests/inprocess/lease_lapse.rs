@@ -11,7 +11,7 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use tollgate::http::ApiRequest;
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, dynamo_app, owner, record_minted};
+use tollgate_tests::{api_request, dynamo_app, mint_in_process as mint, owner};
 
 fn request(method: &str, path: &str, body: Value, owner: Option<&str>) -> ApiRequest {
     api_request(method, path, owner, body)
@@ -19,19 +19,6 @@ fn request(method: &str, path: &str, body: Value, owner: Option<&str>) -> ApiReq
 
 async fn call(app: &App, f: Function, req: ApiRequest) -> (u16, Value) {
     tollgate_tests::call(app, f, &req).await
-}
-
-async fn mint(app: &App, owner: &str, body: Value) -> (String, String) {
-    let (status, v) = call(
-        app,
-        Function::Create,
-        request("POST", "/tokens", body, Some(owner)),
-    )
-    .await;
-    assert_eq!(status, 201, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
-    record_minted(&token);
-    (v["id"].as_str().unwrap().to_owned(), token)
 }
 
 async fn acquire(app: &App, token: &str) -> Value {

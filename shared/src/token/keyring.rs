@@ -10,8 +10,6 @@
 //! - JSON: `{"current": "<kid>", "keys": {"<kid>": "<base64>", ...}}`, key ids
 //!   `[0-9a-z]{1,16}`. Put a v1 key in it under `v1` to keep its tokens.
 
-use std::collections::BTreeMap;
-
 use base64::Engine;
 
 use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, TOKEN_ID_BYTES};
@@ -25,7 +23,9 @@ pub const V1_KID: &str = "v1";
 #[derive(Clone)]
 pub struct Keyring {
     current: String,
-    keys: BTreeMap<String, Keys>,
+    /// (key id, its keys), the current first: a ring holds a few keys, so a
+    /// scan beats a map on the validate hot path.
+    keys: Vec<(String, Keys)>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -33,7 +33,10 @@ impl std::fmt::Debug for Keyring {
         // Key ids only: never key material.
         f.debug_struct("Keyring")
             .field("current", &self.current)
-            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .field(
+                "kids",
+                &self.keys.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -65,7 +68,7 @@ impl Keyring {
     pub fn single(master: &[u8]) -> Keyring {
         Keyring {
             current: V1_KID.to_owned(),
-            keys: BTreeMap::from([(V1_KID.to_owned(), Keys::new(master))]),
+            keys: vec![(V1_KID.to_owned(), Keys::new(master))],
         }
     }
 
@@ -91,7 +94,7 @@ impl Keyring {
             .and_then(|k| k.as_object())
             .filter(|k| !k.is_empty())
             .ok_or_else(|| KeyringError("the keyring has no \"keys\" object".into()))?;
-        let mut keys = BTreeMap::new();
+        let mut keys = Vec::with_capacity(entries.len());
         for (kid, value) in entries {
             if !valid_kid(kid) {
                 return Err(KeyringError(format!(
@@ -101,12 +104,12 @@ impl Keyring {
             let text = value
                 .as_str()
                 .ok_or_else(|| KeyringError(format!("key {kid} must be a base64 string")))?;
-            keys.insert(
-                kid.clone(),
-                Keys::new(&decode_key(&format!("key {kid}"), text)?),
-            );
+            let derived = Keys::new(&decode_key(&format!("key {kid}"), text)?);
+            keys.push((kid.clone(), derived));
         }
-        if !keys.contains_key(current) {
+        // The current key first: new values are made under it.
+        keys.sort_by_key(|(kid, _)| kid != current);
+        if keys.first().is_none_or(|(kid, _)| kid != current) {
             return Err(KeyringError(format!(
                 "the current key id {current:?} is not among the keys"
             )));
@@ -122,14 +125,22 @@ impl Keyring {
     }
 
     pub fn knows(&self, kid: &str) -> bool {
-        self.keys.contains_key(kid)
+        self.get(kid).is_some()
+    }
+
+    fn get(&self, kid: &str) -> Option<&Keys> {
+        self.keys
+            .iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, keys)| keys)
     }
 
     fn current(&self) -> &Keys {
-        // `parse` and `single` guarantee the current key is in the ring.
+        // `parse` and `single` put the current key first.
         self.keys
-            .get(&self.current)
-            .unwrap_or_else(|| unreachable!("the current key is in the ring"))
+            .first()
+            .map(|(_, keys)| keys)
+            .unwrap_or_else(|| unreachable!("a keyring holds its current key"))
     }
 
     /// The key id a token string names (`v1` for a v1 string), if it is
@@ -153,16 +164,13 @@ impl Keyring {
     /// `None` means `MALFORMED` (an unknown key included).
     pub fn parse_token(&self, text: &str) -> Option<TokenString> {
         let parts = split(text)?;
-        self.keys
-            .get(parts.kid.unwrap_or(V1_KID))?
-            .check_parts(&parts)
+        self.get(parts.kid.unwrap_or(V1_KID))?.check_parts(&parts)
     }
 
     /// Constant-time comparison of a presented secret with a stored hash
     /// (made under the key the string names).
     pub fn secret_matches(&self, token: &TokenString, stored_hash: &str) -> bool {
-        self.keys
-            .get(token.kid.as_deref().unwrap_or(V1_KID))
+        self.get(token.kid.as_deref().unwrap_or(V1_KID))
             .is_some_and(|k| k.secret_matches(token, stored_hash))
     }
 
@@ -174,8 +182,8 @@ impl Keyring {
     /// Opens a cursor made under any key of the ring.
     pub fn open_cursor(&self, owner: &Owner, cursor: &str) -> Option<String> {
         self.keys
-            .values()
-            .find_map(|k| k.open_cursor(owner, cursor))
+            .iter()
+            .find_map(|(_, k)| k.open_cursor(owner, cursor))
     }
 
     pub fn new_lease_id(&self, token: &TokenId) -> LeaseId {
@@ -184,7 +192,9 @@ impl Keyring {
 
     /// Whether `lease` was issued for `token` under any key of the ring.
     pub fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
-        self.keys.values().any(|k| k.lease_belongs_to(token, lease))
+        self.keys
+            .iter()
+            .any(|(_, k)| k.lease_belongs_to(token, lease))
     }
 
     /// The store key of a new idempotency record (current key).
@@ -195,14 +205,10 @@ impl Keyring {
     /// Every store key an earlier record for (owner, key) may have, one per
     /// key of the ring, the current first.
     pub fn idempotency_keys(&self, owner: &Owner, key: &IdempotencyKey) -> Vec<String> {
-        let mut all = vec![self.idempotency_key(owner, key)];
-        all.extend(
-            self.keys
-                .iter()
-                .filter(|(kid, _)| **kid != self.current)
-                .map(|(_, k)| k.idempotency_key(owner, key)),
-        );
-        all
+        self.keys
+            .iter()
+            .map(|(_, k)| k.idempotency_key(owner, key))
+            .collect()
     }
 }
 

@@ -110,8 +110,8 @@ pub(super) struct Parts<'a> {
 
 /// Takes a token string apart by its shape: `tgl_` + [key id + `_`] + id +
 /// secret + check. `None` for anything else: not ASCII (checked first, so
-/// no offset below can fall inside a character), the wrong length, a
-/// character outside the alphabet.
+/// no offset below can fall inside a character), the wrong length, a bad
+/// key id. The parts' alphabet is left to their decoders.
 pub(super) fn split(text: &str) -> Option<Parts<'_>> {
     let text = text.trim();
     if !text.is_ascii() || text.len() < TOKEN_LEN || text.len() > MAX_TOKEN_LEN {
@@ -123,7 +123,8 @@ pub(super) fn split(text: &str) -> Option<Parts<'_>> {
         Some(_) => return None,
         None => (None, rest),
     };
-    if tail.len() != ID_LEN + SECRET_LEN + CHECK_LEN || !tail.bytes().all(codec::is_alphabet) {
+    // The alphabet is checked by the decoders (and by `looks_like_token`).
+    if tail.len() != ID_LEN + SECRET_LEN + CHECK_LEN {
         return None;
     }
     let checked_len = text.len() - CHECK_LEN;
@@ -147,7 +148,9 @@ pub fn valid_kid(kid: &str) -> bool {
 /// alphabet), whatever key made it: how management routes recognise a
 /// token presented as a credential without mistaking a JWT for one.
 pub fn looks_like_token(text: &str) -> bool {
-    split(text).is_some()
+    split(text).is_some_and(|p| {
+        p.body.bytes().all(codec::is_alphabet) && p.check.bytes().all(codec::is_alphabet)
+    })
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::types::{
 
 use super::error::{is_throttle, store_error};
 use super::item::{get_n, lease_key, n, s, token_key, Item, LEASE_SK_PREFIX};
-use super::DynamoStore;
+use super::{names, DynamoStore};
 use crate::dates;
 use crate::store::{Admission, AdmitOutcome, RenewOutcome, StoreError};
 
@@ -39,13 +39,6 @@ const TRANSACTION_ROUNDS: usize = 64;
 async fn jitter() {
     let [b] = crate::codec::random_bytes::<1>();
     tokio::time::sleep(Duration::from_millis(1 + u64::from(b % 8))).await;
-}
-
-fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
 }
 
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
