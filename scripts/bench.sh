@@ -51,6 +51,7 @@ val() { awk -v k="$1" '$1 == k { print $2 }' "$2" | tail -1; }
 hot_us=$(awk '/^hot_path/ && /time:/ { v = $5; u = $6 } END { if (u == "ns") printf "%.3f", v / 1000; else if (u == "µs" || u == "us") printf "%.3f", v; else printf "%.3f", v * 1000 }' "$OUT/criterion.txt")
 validate_ratio=$(val validate_vs_getitem "$OUT/ratios.txt")
 acquire_ratio=$(val acquire_vs_raw "$OUT/ratios.txt")
+spend_ratio=$(val spend_vs_update "$OUT/ratios.txt")
 init_ms=$(med init_ms "$OUT/init.txt")
 init_secret_ms=$(med init_ms "$OUT/init-secret.txt")
 rss_mb=$(med rss_mb "$OUT/init.txt")
@@ -68,9 +69,14 @@ cat <<TABLE
 | validate handler, median µs (API Gateway event in-process) | $(val validate_median_us "$OUT/ratios.txt") | |
 | raw consistent GetItem, median µs | $(val getitem_median_us "$OUT/ratios.txt") | |
 | **validate_vs_getitem** | **$validate_ratio** | ≤ 1.15 |
+| validate spending a use and a rate-limit count, median µs | $(val spend_median_us "$OUT/ratios.txt") | |
+| raw conditional UpdateItem, median µs | $(val update_median_us "$OUT/ratios.txt") | |
+| **spend_vs_update** | **$spend_ratio** | ≤ 1.15 |
 | validate + acquire, median µs | $(val acquire_median_us "$OUT/ratios.txt") | |
-| raw GetItem + TransactWriteItems (token update, lease put), median µs | $(val raw_acquire_median_us "$OUT/ratios.txt") | |
+| raw TransactWriteItems (token update, lease put), median µs | $(val raw_acquire_median_us "$OUT/ratios.txt") | |
 | **acquire_vs_raw** | **$acquire_ratio** | ≤ 1.15 |
+| raw GetItem + the same TransactWriteItems (what an acquire cost before), median µs | $(val raw_get_and_acquire_median_us "$OUT/ratios.txt") | |
+| acquire_vs_two (acquire against the two requests it used to cost) | $(val acquire_vs_two "$OUT/ratios.txt") | < 1 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **init_ms** (process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
@@ -78,10 +84,11 @@ cat <<TABLE
 | **rss_mb** (peak RSS after 1,000 validations) | **$rss_mb** | ≤ 24 |
 | **zip_mb** (largest deployment zip: $zip_fn) | **$zip_mb** | ≤ 5 |
 
-DynamoDB Local 3.3 on loopback; samples: $(val samples "$OUT/ratios.txt") validate/GetItem pairs and $(awk '$1 == "samples" { print $3 }' "$OUT/ratios.txt") acquire pairs.
+DynamoDB Local 3.3 on loopback; samples: $(val samples "$OUT/ratios.txt") validate/GetItem pairs, $(awk '$1 == "samples" { print $3 }' "$OUT/ratios.txt") spend/UpdateItem pairs and as many acquire triples.
 TABLE
 echo
 echo "validate_vs_getitem $validate_ratio"
+echo "spend_vs_update $spend_ratio"
 echo "acquire_vs_raw $acquire_ratio"
 echo "hot_path_us $hot_us"
 echo "init_ms $init_ms"

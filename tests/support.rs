@@ -54,6 +54,35 @@ pub async fn dynamo_app(lease_seconds: i64) -> Arc<tollgate::App> {
     ))
 }
 
+/// An in-process app for storm tests: 200 truly simultaneous requests on
+/// one client. DynamoDB Local on 2 shared cores answers such a storm in
+/// seconds, not DynamoDB's milliseconds, so the SDK's per-attempt timeout
+/// (1.5 s, sized for DynamoDB) would turn a slow answer into a 503; these
+/// tests are about the caps under contention, `faults.rs` about timeouts.
+pub async fn storm_app(lease_seconds: i64) -> Arc<tollgate::App> {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let sdk = sdk_config().await;
+    let patient = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(20))
+                .operation_timeout(std::time::Duration::from_secs(40))
+                .build(),
+        )
+        .build();
+    let store = DynamoStore::new(
+        aws_sdk_dynamodb::Client::from_conf(patient),
+        env("TOLLGATE_TABLE"),
+        86_400,
+    );
+    Arc::new(tollgate::App::new(
+        config(lease_seconds),
+        keyring(),
+        Arc::new(store),
+    ))
+}
+
 /// A unique owner per test, so tests never see each other's tokens.
 pub fn owner(tag: &str) -> String {
     let n: u64 = std::time::SystemTime::now()

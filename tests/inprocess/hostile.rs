@@ -65,6 +65,11 @@ fn bodies() -> Vec<(&'static str, Vec<u8>)> {
             br#"{"description":"a","description":"b","maxUses":1,"maxUses":0}"#.to_vec(),
         ),
         (
+            "rate limits",
+            br#"{"rateLimits":[{"name":"a","limit":1e400,"periodSeconds":-1},{"name":{"x":1}},[],null,{"name":"a","limit":1,"periodSeconds":1}]}"#
+                .to_vec(),
+        ),
+        (
             "form junk",
             b"token=%ff%fe&&&==&write=maybe&address=999.1.1.1".to_vec(),
         ),

@@ -1,7 +1,9 @@
-//! The cost of an admit does not grow with `maxConcurrent`, and an admit
-//! never writes the `byOwner` index: measured from the consumed capacity
-//! that DynamoDB Local reports for the store's own requests (an SDK
-//! interceptor asks for it and records it).
+//! What a validate costs in DynamoDB requests, counted by an SDK
+//! interceptor on the store's own client: an admitted validate that spends
+//! (a use, rate limits, a lease) is one request once the function has seen
+//! the token; an admit's cost does not grow with `maxConcurrent`; an admit
+//! never writes the `byOwner` index (from the consumed capacity that
+//! DynamoDB Local reports).
 
 use std::sync::{Arc, Mutex};
 
@@ -9,6 +11,9 @@ use aws_sdk_dynamodb::config::interceptors::{
     AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut,
 };
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemInput;
+use aws_sdk_dynamodb::operation::get_item::GetItemInput;
+use aws_sdk_dynamodb::operation::query::QueryInput;
 use aws_sdk_dynamodb::operation::transact_write_items::{
     TransactWriteItemsInput, TransactWriteItemsOutput,
 };
@@ -21,9 +26,10 @@ use tollgate_tests::{api_request, call, config, keyring, mint_in_process as mint
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// (table write units, index write units) of each admission write.
+/// (table write units, index write units) of each admission write, and
+/// the name of every request sent.
 #[derive(Debug, Clone, Default)]
-struct CapacityMeter(Arc<Mutex<Vec<(f64, f64)>>>);
+struct CapacityMeter(Arc<Mutex<Vec<(f64, f64)>>>, Arc<Mutex<Vec<&'static str>>>);
 
 impl CapacityMeter {
     fn record(&self, capacities: &[ConsumedCapacity]) {
@@ -43,6 +49,10 @@ impl CapacityMeter {
     fn take(&self) -> Vec<(f64, f64)> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+
+    fn requests(&self) -> Vec<&'static str> {
+        std::mem::take(&mut *self.1.lock().unwrap())
+    }
 }
 
 impl Intercept for CapacityMeter {
@@ -57,6 +67,20 @@ impl Intercept for CapacityMeter {
         _: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let input = context.input_mut();
+        let name = if input.downcast_ref::<GetItemInput>().is_some() {
+            "GetItem"
+        } else if input.downcast_ref::<BatchGetItemInput>().is_some() {
+            "BatchGetItem"
+        } else if input.downcast_ref::<UpdateItemInput>().is_some() {
+            "UpdateItem"
+        } else if input.downcast_ref::<TransactWriteItemsInput>().is_some() {
+            "TransactWriteItems"
+        } else if input.downcast_ref::<QueryInput>().is_some() {
+            "Query"
+        } else {
+            "other"
+        };
+        self.1.lock().unwrap().push(name);
         if let Some(i) = input.downcast_mut::<UpdateItemInput>() {
             i.return_consumed_capacity = Some(ReturnConsumedCapacity::Indexes);
         } else if let Some(i) = input.downcast_mut::<TransactWriteItemsInput>() {
@@ -96,7 +120,10 @@ async fn metered_app(meter: &CapacityMeter) -> Arc<App> {
 }
 
 async fn acquire(app: &App, token: &str) -> Value {
-    let body = json!({"token": token, "acquire": true});
+    validate(app, json!({"token": token, "acquire": true})).await
+}
+
+async fn validate(app: &App, body: Value) -> Value {
     call(
         app,
         Function::Validate,
@@ -152,4 +179,86 @@ async fn an_admit_costs_the_same_at_cap_12_and_10000_and_never_writes_the_index(
     eprintln!("admit of a use, consumed (table WCU, index WCU): {use_only:?}");
     assert_eq!(use_only.len(), 1);
     assert_eq!(use_only[0].1, 0.0, "an admit never writes the index");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admitted_validate_that_spends_is_one_request() {
+    let meter = CapacityMeter::default();
+    let app = metered_app(&meter).await;
+    let o = owner("requests");
+    let limits = json!([{"name": "hour", "limit": 1000, "periodSeconds": 3600}]);
+    let (_, spender) = mint(&app, &o, json!({"maxUses": 100, "rateLimits": limits})).await;
+    let (_, holder) = mint(
+        &app,
+        &o,
+        json!({"maxUses": 100, "rateLimits": limits, "maxConcurrent": 12}),
+    )
+    .await;
+    let (plain_id, plain) = mint(&app, &o, json!({})).await;
+    meter.requests();
+
+    // The first validate in this function reads the token, then writes.
+    let first = validate(&app, json!({"token": spender})).await;
+    assert_eq!(first["remainingUses"], 99, "{first}");
+    assert_eq!(meter.requests(), ["GetItem", "UpdateItem"]);
+    // Every later one is its one conditional write.
+    for left in (95..99).rev() {
+        let v = validate(&app, json!({"token": spender})).await;
+        assert_eq!(v["remainingUses"], left, "{v}");
+        assert_eq!(v["rateLimits"][0]["remaining"], 1000 - (100 - left), "{v}");
+        assert_eq!(meter.requests(), ["UpdateItem"]);
+    }
+    // An acquire is one transaction.
+    assert_eq!(acquire(&app, &holder).await["active"], true);
+    assert_eq!(meter.requests(), ["GetItem", "TransactWriteItems"]);
+    let v = acquire(&app, &holder).await;
+    assert_eq!(
+        (v["active"].clone(), v["remainingUses"].clone()),
+        (json!(true), json!(98))
+    );
+    assert_eq!(meter.requests(), ["TransactWriteItems"]);
+    // A token that spends nothing is decided by its read alone (and a
+    // once-a-minute lastUsedAt refresh).
+    assert_eq!(
+        validate(&app, json!({"token": plain})).await["active"],
+        true
+    );
+    assert_eq!(meter.requests(), ["GetItem", "UpdateItem"]);
+    assert_eq!(
+        validate(&app, json!({"token": plain})).await["active"],
+        true
+    );
+    assert_eq!(meter.requests(), ["GetItem"]);
+    assert!(app.store.get(&plain_id).await.unwrap().is_some());
+
+    // A patch between two validates: the guess fails its condition, which
+    // returns the token as it is, and the refusal costs nothing more.
+    let (status, _) = call(
+        &app,
+        Function::Patch,
+        &api_request(
+            "PATCH",
+            &format!("/tokens/{}", first["id"].as_str().unwrap()),
+            Some(&o),
+            json!({"enabled": false}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    meter.requests();
+    let v = validate(&app, json!({"token": spender})).await;
+    assert_eq!(v, json!({"active": false, "reason": "DISABLED"}));
+    assert_eq!(meter.requests(), ["UpdateItem"]);
+    let t = app
+        .store
+        .get(first["id"].as_str().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        t.remaining_uses,
+        Some(95),
+        "a refused validate spends no use"
+    );
+    assert_eq!(t.rate_counts["hour"].count, 5, "nor a count");
 }

@@ -9,10 +9,12 @@ use time::Duration;
 use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, RenewOutcome, Store,
+    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, RateSpend, RenewOutcome, Store,
 };
+use tollgate::token::rate::Standing;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
 use tollgate::token::{Keyring, TokenRecord};
+use tollgate::validate::{checks, Reason};
 use tollgate_tests::{dynamo_store, owner};
 
 fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
@@ -38,33 +40,93 @@ fn attempt() -> String {
     tollgate::codec::encode(&tollgate::codec::random_bytes::<10>())
 }
 
-/// Admits as the validate flow does: from the token as read now.
-async fn admit(
-    s: &dyn Store,
-    id: &str,
-    consume_use: bool,
-    lease: Option<(&str, i64)>,
-) -> AdmitOutcome {
-    let a = attempt();
-    let (seen_version, seen_remaining) = match s.get(id).await.unwrap() {
-        Some(t) => (t.version, t.remaining_uses),
-        None => (1, None),
-    };
-    s.admit(&Admission {
-        id,
-        attempt_id: &a,
-        seen_version,
-        consume_use,
-        seen_remaining,
-        lease,
-        touch: None,
-    })
-    .await
-    .unwrap()
+/// What an admission came to, as the validate flow sees it.
+#[derive(Debug, PartialEq)]
+enum Got {
+    Admitted {
+        remaining: Option<u64>,
+        rate_used: Vec<u32>,
+    },
+    Refused(Reason),
+    NotFound,
+    /// The token's version changed since it was read.
+    Moved,
 }
 
-async fn admit_use(s: &dyn Store, id: &str) -> AdmitOutcome {
-    admit(s, id, true, None).await
+fn admission_for<'a>(
+    t: &'a TokenRecord,
+    attempt: &'a str,
+    standings: &[Standing],
+    lease: Option<(&'a str, i64)>,
+) -> Admission<'a> {
+    Admission {
+        id: &t.id,
+        attempt_id: attempt,
+        seen_version: t.version,
+        consume_use: t.max_uses.is_some(),
+        seen_remaining: t.remaining_uses,
+        rates: standings
+            .iter()
+            .map(|s| RateSpend {
+                name: s.name.clone(),
+                limit: s.limit,
+                period: s.period,
+                window: s.window,
+                seen: s.used,
+            })
+            .collect(),
+        lease,
+        touch: None,
+    }
+}
+
+/// Admits as the validate flow does: checks the token as read, writes, and
+/// on a failed condition decides again on the token the store returned.
+async fn admit(s: &dyn Store, id: &str, lease: Option<(&str, i64)>) -> Got {
+    admit_at(s, id, lease, dates::now()).await
+}
+
+async fn admit_at(
+    s: &dyn Store,
+    id: &str,
+    lease: Option<(&str, i64)>,
+    now: time::OffsetDateTime,
+) -> Got {
+    let mut known = s.get(id).await.unwrap();
+    let version = known.as_ref().map(|t| t.version);
+    loop {
+        let Some(t) = known else {
+            return Got::NotFound;
+        };
+        if Some(t.version) != version {
+            return Got::Moved;
+        }
+        let standings = match checks::check_limits(&t, lease.is_some(), now) {
+            Ok(standings) => standings,
+            Err(reason) => return Got::Refused(reason),
+        };
+        let a = attempt();
+        match s
+            .admit(&admission_for(&t, &a, &standings, lease))
+            .await
+            .unwrap()
+        {
+            AdmitOutcome::Admitted {
+                remaining,
+                rate_used,
+            } => {
+                return Got::Admitted {
+                    remaining,
+                    rate_used,
+                }
+            }
+            AdmitOutcome::Changed(now) => known = now.map(|t| *t),
+        }
+    }
+}
+
+async fn admit_use(s: &dyn Store, id: &str) -> Got {
+    admit(s, id, None).await
 }
 
 async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
@@ -192,7 +254,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
     .unwrap();
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
-        AdmitOutcome::Admitted { .. }
+        Got::Admitted { .. }
     ));
     assert!(!s.replace(&stored, &raise).await.unwrap());
     let fresh = s.get(&rec.id).await.unwrap().unwrap();
@@ -247,11 +309,15 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
         consume_use: true,
         seen_remaining: rec.remaining_uses,
         lease: None,
+        rates: Vec::new(),
         touch: Some(dates::now()),
     };
     assert_eq!(
         s.admit(&adm).await.unwrap(),
-        AdmitOutcome::Admitted { remaining: Some(1) }
+        AdmitOutcome::Admitted {
+            remaining: Some(1),
+            rate_used: vec![]
+        }
     );
     let t = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(t.remaining_uses, Some(1));
@@ -262,7 +328,10 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     patched.description = "narrowed".into();
     patched.version += 1;
     assert!(s.replace(&t, &patched).await.unwrap());
-    assert_eq!(s.admit(&adm).await.unwrap(), AdmitOutcome::Moved);
+    match s.admit(&adm).await.unwrap() {
+        AdmitOutcome::Changed(Some(now)) => assert_eq!(now.version, patched.version),
+        other => panic!("expected the token as it is now, got {other:?}"),
+    }
     assert_eq!(
         s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
         Some(1),
@@ -270,15 +339,15 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     );
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
-        AdmitOutcome::Admitted { .. }
+        Got::Admitted { .. }
     ));
     assert!(matches!(
         admit_use(&*s, &rec.id).await,
-        AdmitOutcome::Exhausted
+        Got::Refused(Reason::UsageExhausted)
     ));
     assert!(matches!(
         admit_use(&*s, "0000000000000000000000000a").await,
-        AdmitOutcome::NotFound
+        Got::NotFound
     ));
 }
 
@@ -293,11 +362,11 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     .await;
     let admitted = results
         .iter()
-        .filter(|r| matches!(r, AdmitOutcome::Admitted { .. }))
+        .filter(|r| matches!(r, Got::Admitted { .. }))
         .count();
     let exhausted = results
         .iter()
-        .filter(|r| matches!(r, AdmitOutcome::Exhausted))
+        .filter(|r| matches!(r, Got::Refused(Reason::UsageExhausted)))
         .count();
     assert_eq!((admitted, exhausted), (5, 35));
     assert_eq!(
@@ -308,7 +377,7 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     let mut left: Vec<u64> = results
         .iter()
         .filter_map(|r| match r {
-            AdmitOutcome::Admitted { remaining } => *remaining,
+            Got::Admitted { remaining, .. } => *remaining,
             _ => None,
         })
         .collect();
@@ -323,22 +392,22 @@ async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
     let take = |lease: &'static str, exp: i64| {
         let s = s.clone();
         let id = rec.id.clone();
-        async move { admit(&*s, &id, false, Some((lease, exp))).await }
+        async move { admit(&*s, &id, Some((lease, exp))).await }
     };
     let held = |s: Arc<dyn Store>, id: String| async move {
         let mut l = s.leases(&id).await.unwrap();
         l.sort();
         l
     };
-    assert!(matches!(
-        take("l1", now - 1).await,
-        AdmitOutcome::Admitted { .. }
-    )); // lapses at once
+    assert!(matches!(take("l1", now - 1).await, Got::Admitted { .. })); // lapses at once
     assert!(matches!(
         take("l2", now + 60_000).await,
-        AdmitOutcome::Admitted { .. }
+        Got::Admitted { .. }
     ));
-    assert_eq!(take("l3", now + 60_000).await, AdmitOutcome::AtCap);
+    assert_eq!(
+        take("l3", now + 60_000).await,
+        Got::Refused(Reason::ConcurrencyLimit)
+    );
     assert_eq!(
         held(s.clone(), rec.id.clone()).await,
         [("l1".to_owned(), now - 1), ("l2".to_owned(), now + 60_000)]
@@ -349,7 +418,7 @@ async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
     assert!(!s.reclaim(&rec.id, &lapsed).await.unwrap());
     assert!(matches!(
         take("l3", now + 60_000).await,
-        AdmitOutcome::Admitted { .. }
+        Got::Admitted { .. }
     ));
     let v = rec.version;
     assert_eq!(
@@ -412,23 +481,24 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
         let id = rec.id.clone();
         async move {
             let lease = format!("lease{i}");
-            admit(&*s, &id, true, Some((&lease, exp))).await
+            admit(&*s, &id, Some((&lease, exp))).await
         }
     }))
     .await;
     let admitted = results
         .iter()
-        .filter(|r| matches!(r, AdmitOutcome::Admitted { .. }))
+        .filter(|r| matches!(r, Got::Admitted { .. }))
         .count();
     assert_eq!(admitted, 12);
-    assert!(results
-        .iter()
-        .all(|r| matches!(r, AdmitOutcome::Admitted { .. } | AdmitOutcome::AtCap)));
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Got::Admitted { .. } | Got::Refused(Reason::ConcurrencyLimit)
+    )));
     // Each admitted acquire saw its own count: exact under races.
     let mut left: Vec<u64> = results
         .iter()
         .filter_map(|r| match r {
-            AdmitOutcome::Admitted { remaining } => *remaining,
+            Got::Admitted { remaining, .. } => *remaining,
             _ => None,
         })
         .collect();
@@ -480,6 +550,136 @@ async fn touch_is_rate_limited(s: Arc<dyn Store>) {
     );
 }
 
+async fn racing_rate_limits_never_over_admit(s: Arc<dyn Store>) {
+    // Two limits race 40 admissions: the tighter one (5 an hour) admits
+    // exactly 5, each counted once in both, and the refused spend nothing.
+    let rec = record(
+        &owner("rate"),
+        json!({"maxUses": 100, "rateLimits": [
+            {"name": "hour", "limit": 5, "periodSeconds": 3600},
+            {"name": "day", "limit": 7, "periodSeconds": 86400}]}),
+    );
+    s.put_new(&rec, None).await.unwrap();
+    let results = join_all((0..40).map(|_| {
+        let s = s.clone();
+        let id = rec.id.clone();
+        async move { admit_use(&*s, &id).await }
+    }))
+    .await;
+    let mut used: Vec<Vec<u32>> = results
+        .iter()
+        .filter_map(|r| match r {
+            Got::Admitted { rate_used, .. } => Some(rate_used.clone()),
+            _ => None,
+        })
+        .collect();
+    used.sort();
+    assert_eq!(used, (1..=5).map(|n| vec![n, n]).collect::<Vec<_>>());
+    assert!(results.iter().all(|r| match r {
+        Got::Admitted { .. } => true,
+        Got::Refused(Reason::RateLimited { retry_after }) => (1..=3600).contains(retry_after),
+        _ => false,
+    }));
+    let t = s.get(&rec.id).await.unwrap().unwrap();
+    assert_eq!(
+        t.remaining_uses,
+        Some(95),
+        "a refused admission spends no use"
+    );
+    let counts: Vec<u32> = t.rate_counts.values().map(|c| c.count).collect();
+    assert_eq!(counts, [5, 5]);
+}
+
+async fn rate_windows_start_over(s: Arc<dyn Store>) {
+    let lifetimes = Lifetimes {
+        default_ttl_seconds: 3600,
+        max_ttl_seconds: 86_400,
+    };
+    let rec = record(
+        &owner("window"),
+        json!({"rateLimits": [{"name": "day", "limit": 2, "periodSeconds": 86400}]}),
+    );
+    s.put_new(&rec, None).await.unwrap();
+    let now = dates::now();
+    let yesterday = now - Duration::days(1);
+    // Two admissions in yesterday's window fill it...
+    for n in 1..=2 {
+        assert_eq!(
+            admit_at(&*s, &rec.id, None, yesterday).await,
+            Got::Admitted {
+                remaining: None,
+                rate_used: vec![n]
+            }
+        );
+    }
+    assert!(matches!(
+        admit_at(&*s, &rec.id, None, yesterday).await,
+        Got::Refused(Reason::RateLimited { .. })
+    ));
+    // ...and today's starts over.
+    let t = s.get(&rec.id).await.unwrap().unwrap();
+    let today = checks::check_limits(&t, false, now).unwrap();
+    assert_eq!(today[0].used, None);
+    let a = attempt();
+    let fresh = admission_for(&t, &a, &today, None);
+    assert!(matches!(
+        s.admit(&fresh).await.unwrap(),
+        AdmitOutcome::Admitted { .. }
+    ));
+    // A second "new window" admission made on the same stale read is
+    // refused: somebody already started today's window.
+    match s.admit(&fresh).await.unwrap() {
+        AdmitOutcome::Changed(Some(now_rec)) => {
+            assert_eq!(now_rec.rate_counts["day"].count, 1)
+        }
+        other => panic!("expected the token as it is now, got {other:?}"),
+    }
+    assert_eq!(
+        admit(&*s, &rec.id, None).await,
+        Got::Admitted {
+            remaining: None,
+            rate_used: vec![2]
+        }
+    );
+    // A patch lowering the limit keeps the count and applies at once.
+    let cur = s.get(&rec.id).await.unwrap().unwrap();
+    let lowered = rules::patch(
+        &cur,
+        json!({"rateLimits": [{"name": "day", "limit": 1, "periodSeconds": 86400}]})
+            .as_object()
+            .unwrap(),
+        dates::now(),
+        lifetimes,
+    )
+    .unwrap();
+    assert!(s.replace(&cur, &lowered).await.unwrap());
+    let after = s.get(&rec.id).await.unwrap().unwrap();
+    assert_eq!(after.rate_counts["day"].count, 2);
+    assert!(matches!(
+        admit(&*s, &rec.id, None).await,
+        Got::Refused(Reason::RateLimited { .. })
+    ));
+    // Another period starts a new window at once.
+    let cur = after;
+    let hourly = rules::patch(
+        &cur,
+        json!({"rateLimits": [{"name": "day", "limit": 1, "periodSeconds": 3600}]})
+            .as_object()
+            .unwrap(),
+        dates::now(),
+        lifetimes,
+    )
+    .unwrap();
+    assert!(s.replace(&cur, &hourly).await.unwrap());
+    assert_eq!(
+        admit(&*s, &rec.id, None).await,
+        Got::Admitted {
+            remaining: None,
+            rate_used: vec![1]
+        }
+    );
+}
+
 macro_rules! contract {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -522,6 +722,14 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn racing_acquires_never_exceed_cap() {
                 super::racing_acquires_never_exceed_cap(store().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_rate_limits_never_over_admit() {
+                super::racing_rate_limits_never_over_admit(store().await).await
+            }
+            #[tokio::test]
+            async fn rate_windows_start_over() {
+                super::rate_windows_start_over(store().await).await
             }
             #[tokio::test]
             async fn touch_is_rate_limited() {

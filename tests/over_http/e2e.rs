@@ -13,7 +13,7 @@ use tollgate_tests::{owner, Api};
 /// (measured: 100 fine, 200 hung every function), so the storm keeps 64
 /// in flight against 4 instances per function; 200 truly simultaneous
 /// acquires run in-process in `lease_lapse.rs`.
-const IN_FLIGHT: usize = 64;
+pub const IN_FLIGHT: usize = 64;
 
 /// An RFC 3339 date-time from an answer.
 fn utc(text: &str) -> time::OffsetDateTime {

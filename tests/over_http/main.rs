@@ -8,4 +8,5 @@
 mod e2e;
 mod events;
 mod lifecycle;
+mod rate;
 mod review;

@@ -1,6 +1,11 @@
-//! validate_vs_getitem and acquire_vs_raw: the validate handler driven
-//! in-process with an API Gateway event, against the raw DynamoDB requests
-//! of the same shape through the same SDK client, interleaved, medians.
+//! validate_vs_getitem, spend_vs_update and acquire_vs_raw: the validate
+//! handler driven in-process with an API Gateway event, against the raw
+//! DynamoDB requests of the same shape through the same SDK client,
+//! interleaved, medians. An admitted validate that spends is one request
+//! (see the README's "One write per admission"): spend_vs_update compares
+//! it with one raw conditional UpdateItem, acquire_vs_raw with one raw
+//! TransactWriteItems, and acquire_vs_two the same acquire with the two
+//! requests it used to cost (GetItem, then the transaction).
 //!
 //! Needs DynamoDB Local and the table (see scripts/bench.sh).
 
@@ -9,7 +14,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 use serde_json::{json, Value};
 use tollgate::config::Config;
@@ -112,9 +118,49 @@ async fn main() {
     }
     let (v_med, g_med) = (median(&mut v_times), median(&mut g_times));
 
-    // acquire_vs_raw: validate with acquire = GetItem + one
-    // TransactWriteItems (the token's leaseCount up under the cap, the lease
-    // item put); the raw side issues the same two requests.
+    // spend_vs_update: a token with maxUses and a rate limit; once the
+    // function has seen it, validate = one conditional UpdateItem.
+    let (sid, stoken) = mint(
+        &app,
+        json!({"maxUses": 1_000_000_000u64,
+               "rateLimits": [{"name": "month", "limit": 1_000_000, "periodSeconds": 2_592_000}]}),
+    )
+    .await;
+    let spend_event = validate_event(&json!({"token": stoken}));
+    let raw_update = || {
+        client
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key(&sid)))
+            .update_expression("SET #raw = if_not_exists(#raw, :zero) + :one")
+            .condition_expression("attribute_exists(pk) AND #ver = :ver")
+            .expression_attribute_names("#raw", "rawCount")
+            .expression_attribute_names("#ver", "version")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":ver", AttributeValue::N("1".into()))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+    };
+    let (mut s_times, mut u_times) = (Vec::new(), Vec::new());
+    for i in 0..iterations / 2 + 100 {
+        let t = Instant::now();
+        assert_eq!(validate(&app, &spend_event).await["active"], true);
+        let sp = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        raw_update().await.unwrap();
+        let up = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 100 {
+            s_times.push(sp);
+            u_times.push(up);
+        }
+    }
+    let (s_med, u_med) = (median(&mut s_times), median(&mut u_times));
+
+    // acquire_vs_raw: validate with acquire = one TransactWriteItems (the
+    // token's leaseCount up under the cap, the lease item put); the raw
+    // side issues the same transaction, and acquire_vs_two also the
+    // GetItem an acquire used to read first.
     let (cid, ctoken) = mint(&app, json!({"maxConcurrent": 10_000})).await;
     let acquire_event = validate_event(&json!({"token": ctoken, "acquire": true}));
     let release = |lease: String| {
@@ -122,20 +168,22 @@ async fn main() {
         let cid = cid.clone();
         async move { app.store.release(&cid, &lease).await }
     };
-    let raw_acquire = |n: usize| {
-        let lease = format!("raw{n:020}");
+    let raw_acquire = |n: usize, read_first: bool| {
+        let lease = format!("raw{read_first}{n:020}");
         let client = client.clone();
         let table = table.clone();
         let cid = cid.clone();
         async move {
-            client
-                .get_item()
-                .table_name(&table)
-                .set_key(Some(key(&cid)))
-                .consistent_read(true)
-                .send()
-                .await
-                .unwrap();
+            if read_first {
+                client
+                    .get_item()
+                    .table_name(&table)
+                    .set_key(Some(key(&cid)))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .unwrap();
+            }
             let update = Update::builder()
                 .table_name(&table)
                 .set_key(Some(key(&cid)))
@@ -165,7 +213,7 @@ async fn main() {
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().update(update).build())
                 .transact_items(TransactWriteItem::builder().put(put).build())
-                .client_request_token(format!("raw-{n}"))
+                .client_request_token(format!("raw-{read_first}-{n}"))
                 .send()
                 .await
                 .unwrap();
@@ -173,7 +221,7 @@ async fn main() {
         }
     };
     let acquire_iterations = iterations / 2;
-    let (mut a_times, mut r_times) = (Vec::new(), Vec::new());
+    let (mut a_times, mut r_times, mut two_times) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..acquire_iterations + 100 {
         let t = Instant::now();
         let v = validate(&app, &acquire_event).await;
@@ -184,20 +232,34 @@ async fn main() {
             .to_owned();
         assert!(release(lease).await.expect("release"));
         let t = Instant::now();
-        let lease = raw_acquire(i).await;
+        let lease = raw_acquire(i, false).await;
         let r = t.elapsed().as_secs_f64() * 1e6;
+        assert!(release(lease).await.expect("release"));
+        let t = Instant::now();
+        let lease = raw_acquire(i, true).await;
+        let two = t.elapsed().as_secs_f64() * 1e6;
         assert!(release(lease).await.expect("release"));
         if i >= 100 {
             a_times.push(a);
             r_times.push(r);
+            two_times.push(two);
         }
     }
-    let (a_med, r_med) = (median(&mut a_times), median(&mut r_times));
+    let (a_med, r_med, two_med) = (
+        median(&mut a_times),
+        median(&mut r_times),
+        median(&mut two_times),
+    );
     println!("validate_median_us {v_med:.0}");
     println!("getitem_median_us {g_med:.0}");
+    println!("spend_median_us {s_med:.0}");
+    println!("update_median_us {u_med:.0}");
     println!("acquire_median_us {a_med:.0}");
     println!("raw_acquire_median_us {r_med:.0}");
+    println!("raw_get_and_acquire_median_us {two_med:.0}");
     println!("samples {iterations} {acquire_iterations}");
     println!("validate_vs_getitem {:.3}", v_med / g_med);
+    println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
+    println!("acquire_vs_two {:.3}", a_med / two_med);
 }

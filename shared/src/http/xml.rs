@@ -16,6 +16,7 @@ fn item_name(list: &str) -> &str {
         "tokens" => "token",
         "allowedAddresses" => "address",
         "scopes" => "scope",
+        "rateLimits" => "rateLimit",
         "errors" => "error",
         _ => "item",
     }

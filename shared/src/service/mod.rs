@@ -11,6 +11,7 @@ use crate::config::{Config, KeyringSource};
 use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY};
 use crate::store::Store;
 use crate::token::Keyring;
+use crate::validate::Snapshots;
 
 mod leases;
 pub mod owner;
@@ -49,6 +50,9 @@ pub struct App {
     keyring: RwLock<Arc<Keyring>>,
     refresh: Option<Refresh>,
     pub store: Arc<dyn Store>,
+    /// Tokens this instance last admitted: guesses that let a validate go
+    /// straight to its one write (see `validate::snapshots`).
+    snapshots: Snapshots,
 }
 
 /// Re-reading the keyring, so a rotation reaches warm functions: at once
@@ -76,6 +80,7 @@ impl App {
             keyring: RwLock::new(Arc::new(keyring)),
             refresh: None,
             store,
+            snapshots: Snapshots::new(),
         }
     }
 

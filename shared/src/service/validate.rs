@@ -12,6 +12,7 @@ impl App {
         let decision = validate::decide(
             &keyring,
             self.store.as_ref(),
+            &self.snapshots,
             self.config.lease_seconds,
             &input,
             req.source_ip,

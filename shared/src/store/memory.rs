@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::token::RateCount;
 
 #[derive(Default)]
 struct State {
@@ -123,7 +124,9 @@ impl Store for MemoryStore {
         }
         let (lease_count, last_used, remaining) =
             (cur.lease_count, cur.last_used_at, cur.remaining_uses);
+        let counts = std::mem::take(&mut cur.rate_counts);
         *cur = new.clone();
+        cur.rate_counts = counts;
         cur.lease_count = lease_count;
         cur.active_leases = None;
         cur.last_used_at = last_used;
@@ -162,37 +165,67 @@ impl Store for MemoryStore {
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let mut s = self.lock()?;
-        let Some(t) = s.tokens.get_mut(a.id) else {
-            return Ok(AdmitOutcome::NotFound);
+        let State { tokens, leases, .. } = &mut *s;
+        let Some(t) = tokens.get_mut(a.id) else {
+            return Ok(AdmitOutcome::Changed(None));
         };
-        if t.version != a.seen_version {
-            return Ok(AdmitOutcome::Moved);
+        // The same condition as DynamoDB's (see `dynamo::admit`): a lease
+        // is taken by a transaction, which pins the counts it read.
+        let pinned = a.lease.is_some();
+        let uses_ok = !a.consume_use
+            || (t.remaining_uses.unwrap_or(0) > 0
+                && (!pinned || t.remaining_uses == a.seen_remaining));
+        let rates_ok = a.rates.iter().all(|r| {
+            let stored = t.rate_counts.get(&r.name);
+            match r.seen {
+                Some(seen) => stored.is_some_and(|c| {
+                    c.period == r.period
+                        && c.window == r.window
+                        && c.count < r.limit
+                        && (!pinned || c.count == seen)
+                }),
+                None => stored.is_none_or(|c| c.period != r.period || c.window < r.window),
+            }
+        });
+        let lease_ok = a.lease.is_none() || t.lease_count < t.max_concurrent.unwrap_or(0);
+        if t.version != a.seen_version || !uses_ok || !rates_ok || !lease_ok {
+            let mut now = t.clone();
+            now.active_leases = None;
+            return Ok(AdmitOutcome::Changed(Some(Box::new(now))));
         }
-        if a.consume_use && t.remaining_uses.unwrap_or(0) == 0 {
-            return Ok(AdmitOutcome::Exhausted);
+        if a.consume_use {
+            t.remaining_uses = t.remaining_uses.map(|r| r - 1);
+        }
+        let mut rate_used = Vec::with_capacity(a.rates.len());
+        for r in &a.rates {
+            let count = t.rate_counts.entry(r.name.clone()).or_insert(RateCount {
+                period: r.period,
+                window: r.window,
+                count: 0,
+            });
+            if r.seen.is_none() {
+                *count = RateCount {
+                    period: r.period,
+                    window: r.window,
+                    count: 0,
+                };
+            }
+            count.count += 1;
+            rate_used.push(count.count);
         }
         if let Some((lease, expiry)) = a.lease {
-            if t.lease_count >= t.max_concurrent.unwrap_or(0) {
-                return Ok(AdmitOutcome::AtCap);
-            }
             t.lease_count += 1;
-            let id = t.id.clone();
-            s.leases
-                .entry(id)
+            leases
+                .entry(t.id.clone())
                 .or_default()
                 .insert(lease.to_owned(), expiry);
-        }
-        let Some(t) = s.tokens.get_mut(a.id) else {
-            return Ok(AdmitOutcome::NotFound);
-        };
-        if a.consume_use {
-            t.remaining_uses = t.remaining_uses.map(|r| r.saturating_sub(1));
         }
         if let Some(now) = a.touch {
             t.last_used_at = Some(now);
         }
         Ok(AdmitOutcome::Admitted {
             remaining: t.remaining_uses,
+            rate_used,
         })
     }
 

@@ -58,10 +58,13 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// A request to admit one validation: consume a use, take a lease, or both,
-/// atomically, and refresh `lastUsedAt` when it is stale. It applies only
-/// if the token is still at the version the checks were made on, so a patch
-/// that narrows the token between the read and the write is never missed.
+/// A request to admit one validation: spend a use, a count of every rate
+/// limit and a lease slot, all or nothing in one conditional write, and
+/// refresh `lastUsedAt` when it is stale. The write carries every check the
+/// item alone decides: it applies only if the token is still at the version
+/// the checks were made on (so its secret, `enabled`, window, address
+/// binding and limits are the ones checked), a use is left, every window
+/// has room and a lease slot is free.
 #[derive(Debug, Clone)]
 pub struct Admission<'a> {
     pub id: &'a str,
@@ -70,28 +73,39 @@ pub struct Admission<'a> {
     /// The version the checks were made on.
     pub seen_version: u64,
     pub consume_use: bool,
-    /// `remainingUses` as read, when consuming: where the store cannot
-    /// return the count it wrote (a transaction), it conditions the write
-    /// on the count, so the answer stays exact.
+    /// `remainingUses` as read, when consuming.
     pub seen_remaining: Option<u64>,
+    /// One count per rate limit of the token.
+    pub rates: Vec<RateSpend>,
     /// Lease id and its expiry (unix ms), when acquiring under a cap.
     pub lease: Option<(&'a str, i64)>,
     pub touch: Option<OffsetDateTime>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
+/// One rate limit's count to spend, in the window the checks found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateSpend {
+    pub name: String,
+    pub limit: u32,
+    pub period: u32,
+    pub window: i64,
+    /// The count read for this window, or `None` when the window starts
+    /// over (no count stored, an older window or another period).
+    pub seen: Option<u32>,
+}
+
+/// What an admission found.
+#[derive(Debug, PartialEq)]
 pub enum AdmitOutcome {
-    /// Admitted; `remaining` is `remainingUses` right after this use.
+    /// Admitted: `remaining` is `remainingUses` right after this use,
+    /// `rate_used` each limit's count right after it (in `rates` order).
     Admitted {
         remaining: Option<u64>,
+        rate_used: Vec<u32>,
     },
-    NotFound,
-    /// The token's version changed since it was read (a patch): read it
-    /// again and re-check.
-    Moved,
-    Exhausted,
-    /// `maxConcurrent` leases are held (some may have lapsed: reclaim them).
-    AtCap,
+    /// The condition failed: the token as it is now (`None`: it is gone),
+    /// to decide again on without another read.
+    Changed(Option<Box<TokenRecord>>),
 }
 
 /// What a renewal found.

@@ -7,6 +7,7 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::rate::{self, RateLimit};
 use super::{address, resource};
 use crate::dates;
 
@@ -19,6 +20,7 @@ pub const MAX_CONCURRENT: u64 = 10_000;
 /// Largest integer every JSON client represents exactly.
 pub const MAX_USES: u64 = (1 << 53) - 1;
 pub const MAX_ADDRESSES: usize = 16;
+pub use super::rate::{MAX_PERIOD_SECONDS, MAX_RATE_LIMIT, MAX_RATE_LIMITS};
 pub use super::scopes::MAX_SCOPES;
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -88,6 +90,7 @@ pub struct Changes {
     pub max_uses: Change<u64>,
     pub allowed_addresses: Change<Vec<IpNet>>,
     pub scopes: Change<Vec<String>>,
+    pub rate_limits: Change<Vec<RateLimit>>,
     pub start_date: Change<OffsetDateTime>,
     pub end_date: Change<OffsetDateTime>,
     pub ttl_seconds: Option<i64>,
@@ -237,6 +240,7 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
             "scopes" => c.scopes = field(v, |v| parse_scopes(v, e)),
+            "rateLimits" => c.rate_limits = field(v, |v| parse_rate_limits(v, e)),
             "startDate" => c.start_date = field(v, |v| parse_date(k, v, e)),
             "endDate" => {
                 if v.is_null() && mode == Mode::Patch {
@@ -327,6 +331,78 @@ fn parse_addresses(v: &Value, errs: &mut FieldErrors) -> Option<Vec<IpNet>> {
     (errs.0.len() == before).then_some(nets)
 }
 
+/// Rate limits: a list of at most 4 `{name, limit, periodSeconds}` with
+/// unique names; an empty list is no limits. Errors name the item's field.
+fn parse_rate_limits(v: &Value, errs: &mut FieldErrors) -> Option<Vec<RateLimit>> {
+    let Some(items) = v.as_array() else {
+        errs.add(
+            "rateLimits",
+            "must be a list of {name, limit, periodSeconds}",
+        );
+        return None;
+    };
+    if items.len() > MAX_RATE_LIMITS {
+        errs.add(
+            "rateLimits",
+            format!("must hold at most {MAX_RATE_LIMITS} limits"),
+        );
+        return None;
+    }
+    let before = errs.0.len();
+    let mut limits: Vec<RateLimit> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = |f: &str| format!("rateLimits[{i}].{f}");
+        let Some(obj) = item.as_object() else {
+            errs.add(
+                format!("rateLimits[{i}]"),
+                "must be an object {name, limit, periodSeconds}",
+            );
+            continue;
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["name", "limit", "periodSeconds"].contains(&k.as_str()))
+        {
+            errs.add(at(k), "is not a field of a rate limit");
+        }
+        let name = match obj.get("name").and_then(Value::as_str) {
+            Some(n) if rate::valid_name(n) => {
+                if limits.iter().any(|l| l.name == n) {
+                    errs.add(at("name"), "must be unique among the token's limits");
+                }
+                Some(n.to_owned())
+            }
+            _ => {
+                errs.add(at("name"), "must be 1-32 characters of a-z, 0-9, _ and -");
+                None
+            }
+        };
+        let null = Value::Null;
+        let limit = parse_int(
+            &at("limit"),
+            obj.get("limit").unwrap_or(&null),
+            1,
+            u64::from(MAX_RATE_LIMIT),
+            errs,
+        );
+        let period = parse_int(
+            &at("periodSeconds"),
+            obj.get("periodSeconds").unwrap_or(&null),
+            1,
+            u64::from(MAX_PERIOD_SECONDS),
+            errs,
+        );
+        if let (Some(name), Some(limit), Some(period)) = (name, limit, period) {
+            limits.push(RateLimit {
+                name,
+                limit: limit as u32,
+                period_seconds: period as u32,
+            });
+        }
+    }
+    (errs.0.len() == before).then_some(limits)
+}
+
 /// Capability scopes: a list of at most 32 scope strings, each stored in
 /// its normalised form; duplicates collapse; an empty list is no scopes.
 fn parse_scopes(v: &Value, errs: &mut FieldErrors) -> Option<Vec<String>> {
@@ -379,6 +455,52 @@ mod tests {
                 "maxUses",
                 "type"
             ]
+        );
+    }
+
+    #[test]
+    fn rate_limits_name_the_bad_item_field() {
+        let ok = create_with(json!({"rateLimits": [
+            {"name": "per-minute", "limit": 1_000_000, "periodSeconds": 60},
+            {"name": "month_1", "limit": 1, "periodSeconds": 2_592_000}]}))
+        .unwrap();
+        assert_eq!(ok.rate_limits.as_ref().map(Vec::len), Some(2));
+        assert_eq!(
+            ok.to_json(dates::now())["rateLimits"][0]["periodSeconds"],
+            60
+        );
+        let mut f = fields(
+            create_with(json!({"rateLimits": [
+                {"name": "A", "limit": 0, "periodSeconds": 2_592_001},
+                {"name": "b", "limit": 1, "periodSeconds": 1, "burst": 2},
+                {"name": "b", "limit": 1.5, "periodSeconds": 1},
+                "x"]}))
+            .unwrap_err(),
+        );
+        f.sort();
+        assert_eq!(
+            f,
+            [
+                "rateLimits[0].limit",
+                "rateLimits[0].name",
+                "rateLimits[0].periodSeconds",
+                "rateLimits[1].burst",
+                "rateLimits[2].limit",
+                "rateLimits[2].name",
+                "rateLimits[3]"
+            ]
+        );
+        let five = Value::Array(vec![
+            json!({"name": "a", "limit": 1, "periodSeconds": 1});
+            5
+        ]);
+        assert_eq!(
+            fields(create_with(json!({ "rateLimits": five })).unwrap_err()),
+            ["rateLimits"]
+        );
+        assert_eq!(
+            create_with(json!({"rateLimits": []})).unwrap().rate_limits,
+            None
         );
     }
 

@@ -2,6 +2,7 @@
 //! that parse their input (`ids`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
 //! address binding (`resource`, `address`), capability scopes (`scopes`),
+//! rate limits (`rate`),
 //! and the secrets: the server keyring (`keyring`), the keys derived from
 //! each of its keys (`keys`) and the token string (`string`).
 
@@ -11,6 +12,7 @@ pub mod ids;
 pub mod keyring;
 pub mod keys;
 pub mod query;
+pub mod rate;
 mod record;
 pub mod resource;
 pub mod rules;
@@ -21,6 +23,7 @@ pub use fields::{FieldError, FieldErrors};
 pub use ids::{IdempotencyKey, LeaseId, Owner, TokenId};
 pub use keyring::{Keyring, KeyringError};
 pub use keys::request_fingerprint;
+pub use rate::{RateCount, RateLimit};
 pub use record::{address_strings, TokenRecord};
 pub use string::{
     looks_like_token, Minted, TokenString, MAX_TOKEN_LEN, START_LEN, TOKEN_LEN, TOKEN_PREFIX,

@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
+use super::rate::{RateCount, RateLimit};
 use crate::dates;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +28,10 @@ pub struct TokenRecord {
     pub allowed_addresses: Option<Vec<IpNet>>,
     /// Capability scopes granted, normalised (see `token::scopes`).
     pub scopes: Option<Vec<String>>,
+    /// Named limits on admitted validates per window (see `token::rate`).
+    pub rate_limits: Option<Vec<RateLimit>>,
+    /// Each limit's count, by name: written only by admissions.
+    pub rate_counts: BTreeMap<String, RateCount>,
     pub start_date: Option<OffsetDateTime>,
     pub end_date: OffsetDateTime,
     /// First characters of the token string, to recognise it.
@@ -96,6 +101,13 @@ impl TokenRecord {
         }
         if let Some(s) = &self.scopes {
             m.insert("scopes".into(), json!(s));
+        }
+        if let Some(limits) = &self.rate_limits {
+            let limits: Vec<Value> = limits
+                .iter()
+                .map(|l| json!({"name": l.name, "limit": l.limit, "periodSeconds": l.period_seconds}))
+                .collect();
+            m.insert("rateLimits".into(), Value::Array(limits));
         }
         if let Some(s) = self.start_date {
             m.insert("startDate".into(), json!(dates::format(s)));

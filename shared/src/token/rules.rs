@@ -48,6 +48,8 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         remaining_uses: None,
         allowed_addresses: None,
         scopes: None,
+        rate_limits: None,
+        rate_counts: BTreeMap::new(),
         start_date: None,
         end_date: now,
         start: input.start,
@@ -253,6 +255,12 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     c.scopes.apply(&mut rec.scopes);
     if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
         rec.scopes = None;
+    }
+    // Counts stay with the token: a lowered limit applies to the window
+    // under way, another period starts a new one (see `rate::standings`).
+    c.rate_limits.apply(&mut rec.rate_limits);
+    if rec.rate_limits.as_ref().is_some_and(Vec::is_empty) {
+        rec.rate_limits = None;
     }
     c.start_date.apply(&mut rec.start_date);
     if let Change::Set(e) = c.end_date {

@@ -1,10 +1,12 @@
 //! Admission: what a validate that passed every check spends (a use, a
-//! lease slot), atomically in the store, and the `lastUsedAt` refresh.
+//! count of every rate limit, a lease slot), all in one conditional write
+//! pinned to what the checks saw, and the `lastUsedAt` refresh.
 
+use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use super::Reason;
-use crate::store::{Admission, AdmitOutcome, Store, StoreError};
+use crate::store::{Admission, AdmitOutcome, RateSpend, Store, StoreError};
+use crate::token::rate::{RateCount, Standing};
 use crate::token::{Keyring, LeaseId, TokenId, TokenRecord};
 use crate::{codec, dates};
 
@@ -15,81 +17,118 @@ pub struct Admitted {
     pub remaining_uses: Option<u64>,
     /// The lease taken, with its expiry in unix milliseconds.
     pub lease: Option<(LeaseId, i64)>,
+    /// Each rate limit as the answer shows it, this validate counted.
+    pub rate_limits: Vec<Value>,
 }
 
-/// Why a validate was not admitted, or that it must be decided again.
-#[derive(Debug, PartialEq, Eq)]
-pub enum NotAdmitted {
-    Refused(Reason),
-    /// The token changed between the read and the write: read it again.
-    Moved,
+/// What the write found.
+#[derive(Debug)]
+pub enum Outcome {
+    Admitted(Admitted),
+    /// Its condition failed: the token as it is now (`None`: gone).
+    Changed(Option<Box<TokenRecord>>),
 }
 
 /// `lastUsedAt` is written at most once a minute.
 const TOUCH_EVERY: Duration = Duration::minutes(1);
 
-/// Spends what `rec` needs spent for this validate, in one conditional
-/// write pinned to the version that was checked. A full cap reclaims
-/// lapsed leases and tries again; anything else is final.
+/// Whether admitting `rec` spends anything; if not, the consistent read
+/// that found it decided.
+pub fn spends(rec: &TokenRecord, acquire: bool) -> bool {
+    rec.max_uses.is_some() || rec.rate_limits.is_some() || (acquire && rec.max_concurrent.is_some())
+}
+
+fn touch_due(rec: &TokenRecord, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    rec.last_used_at
+        .is_none_or(|l| l <= now - TOUCH_EVERY)
+        .then_some(now)
+}
+
+/// Refreshes `lastUsedAt` of a token that spends nothing, when stale.
+pub async fn touch(
+    store: &dyn Store,
+    rec: &TokenRecord,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match touch_due(rec, now) {
+        Some(t) => store.touch(&rec.id, t, now - TOUCH_EVERY).await,
+        None => Ok(()),
+    }
+}
+
+/// Spends what `rec` needs spent for this validate in one conditional
+/// write, pinned to `rec`'s version and to the limits' `standings` as
+/// checked. Admitted, `rec` is updated to what was written.
+#[allow(clippy::too_many_arguments)]
 pub async fn admit(
     store: &dyn Store,
     keys: &Keyring,
     id: &TokenId,
-    rec: &TokenRecord,
+    rec: &mut TokenRecord,
+    standings: &[Standing],
     acquire: bool,
     lease_seconds: i64,
     now: OffsetDateTime,
-) -> Result<Result<Admitted, NotAdmitted>, StoreError> {
-    let touch = rec
-        .last_used_at
-        .is_none_or(|l| l <= now - TOUCH_EVERY)
-        .then_some(now);
-    let consume = rec.max_uses.is_some();
+) -> Result<Outcome, StoreError> {
     let lease = (acquire && rec.max_concurrent.is_some()).then(|| {
         (
             keys.new_lease_id(id),
             dates::millis(now) + lease_seconds * 1000,
         )
     });
-    if !consume && lease.is_none() {
-        // Nothing to spend: the consistent read already decided.
-        if let Some(t) = touch {
-            store.touch(id.as_str(), t, now - TOUCH_EVERY).await?;
-        }
-        return Ok(Ok(Admitted::default()));
-    }
     let attempt = codec::encode(&codec::random_bytes::<10>());
+    let touch = touch_due(rec, now);
     let admission = Admission {
         id: id.as_str(),
         attempt_id: &attempt,
         seen_version: rec.version,
-        consume_use: consume,
+        consume_use: rec.max_uses.is_some(),
         seen_remaining: rec.remaining_uses,
+        rates: standings
+            .iter()
+            .map(|s| RateSpend {
+                name: s.name.clone(),
+                limit: s.limit,
+                period: s.period,
+                window: s.window,
+                seen: s.used,
+            })
+            .collect(),
         lease: lease.as_ref().map(|(l, e)| (l.as_str(), *e)),
         touch,
     };
-    // Each round admits, refuses, or frees at least one lapsed slot.
-    for _ in 0..4 {
-        match store.admit(&admission).await? {
-            AdmitOutcome::Admitted { remaining } => {
-                return Ok(Ok(Admitted {
-                    remaining_uses: remaining,
-                    lease,
-                }))
-            }
-            AdmitOutcome::NotFound => return Ok(Err(NotAdmitted::Refused(Reason::NotFound))),
-            AdmitOutcome::Exhausted => {
-                return Ok(Err(NotAdmitted::Refused(Reason::UsageExhausted)))
-            }
-            AdmitOutcome::Moved => return Ok(Err(NotAdmitted::Moved)),
-            AdmitOutcome::AtCap => {
-                if !reclaim_lapsed(store, id).await? {
-                    return Ok(Err(NotAdmitted::Refused(Reason::ConcurrencyLimit)));
-                }
-            }
-        }
+    let (remaining, rate_used) = match store.admit(&admission).await? {
+        AdmitOutcome::Admitted {
+            remaining,
+            rate_used,
+        } => (remaining, rate_used),
+        AdmitOutcome::Changed(now_rec) => return Ok(Outcome::Changed(now_rec)),
+    };
+    // The token as written, for the answer and the next guess.
+    rec.remaining_uses = remaining;
+    let mut rate_limits = Vec::with_capacity(standings.len());
+    for (s, used) in standings.iter().zip(rate_used) {
+        rec.rate_counts.insert(
+            s.name.clone(),
+            RateCount {
+                period: s.period,
+                window: s.window,
+                count: used,
+            },
+        );
+        rate_limits.push(s.answered(used));
     }
-    Ok(Err(NotAdmitted::Refused(Reason::ConcurrencyLimit)))
+    if lease.is_some() {
+        rec.lease_count += 1;
+    }
+    if touch.is_some() {
+        rec.last_used_at = touch;
+    }
+    Ok(Outcome::Admitted(Admitted {
+        remaining_uses: remaining,
+        lease,
+        rate_limits,
+    }))
 }
 
 /// Frees the token's lapsed leases, without waiting for DynamoDB's TTL;

@@ -9,8 +9,15 @@ use super::Reason;
 use crate::dates;
 use crate::token::LeaseId;
 
+/// The reason and nothing else about the token; `RATE_LIMITED` adds when
+/// to try again.
 pub fn refusal(reason: Reason) -> Value {
-    json!({"active": false, "reason": reason.code()})
+    match reason {
+        Reason::RateLimited { retry_after } => {
+            json!({"active": false, "reason": reason.code(), "retryAfter": retry_after})
+        }
+        _ => json!({"active": false, "reason": reason.code()}),
+    }
 }
 
 /// The answer for a valid token: what a calling service needs, nothing more.
@@ -38,6 +45,9 @@ pub fn acceptance(accepted: &Accepted) -> Value {
         // The previous secret of a rolled token: switch before this.
         v["secretExpiresAt"] = json!(dates::format(end));
     }
+    if !admitted.rate_limits.is_empty() {
+        v["rateLimits"] = json!(admitted.rate_limits);
+    }
     if let Some((id, expiry)) = &admitted.lease {
         v["lease"] = lease_document(id, *expiry);
     }
@@ -58,6 +68,10 @@ mod tests {
         assert_eq!(
             refusal(Reason::Expired),
             json!({"active": false, "reason": "EXPIRED"})
+        );
+        assert_eq!(
+            refusal(Reason::RateLimited { retry_after: 7 }),
+            json!({"active": false, "reason": "RATE_LIMITED", "retryAfter": 7})
         );
     }
 }

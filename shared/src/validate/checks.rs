@@ -1,5 +1,6 @@
 //! The ordered checks that the token item alone decides, before anything
-//! is spent: the contract's table from `DISABLED` to `USAGE_EXHAUSTED`.
+//! is spent: the contract's table from `DISABLED` to `CONCURRENCY_LIMIT`.
+//! The admission's conditional write holds the item to what they saw.
 
 use std::net::IpAddr;
 
@@ -7,16 +8,18 @@ use time::OffsetDateTime;
 
 use super::input::ValidateInput;
 use super::Reason;
+use crate::token::rate::{self, Standing};
 use crate::token::{address, resource, TokenRecord};
 
-/// Every check of the contract but the stateful ones (uses, leases), in
-/// order. `address` is the one that counts (see `validate::relay`).
+/// Every check of the contract, in order, on the token as read; on
+/// success, where each rate limit stands. `address` is the one that counts
+/// (see `validate::relay`).
 pub fn check(
     rec: &TokenRecord,
     input: &ValidateInput,
     address: Option<IpAddr>,
     now: OffsetDateTime,
-) -> Result<(), Reason> {
+) -> Result<Vec<Standing>, Reason> {
     check_standing(rec, address, now)?;
     if let Some(requested) = &input.resource {
         match resource::normalise(requested) {
@@ -27,10 +30,31 @@ pub fn check(
     if input.write && !rec.write {
         return Err(Reason::WriteNotAllowed);
     }
+    check_limits(rec, input.acquire, now)
+}
+
+/// The stateful checks, in order: a use left, room in every rate limit's
+/// window, a free lease slot (as counted: lapsed leases still count until
+/// reclaimed).
+pub fn check_limits(
+    rec: &TokenRecord,
+    acquire: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<Standing>, Reason> {
     if rec.max_uses.is_some() && rec.remaining_uses.unwrap_or(0) == 0 {
         return Err(Reason::UsageExhausted);
     }
-    Ok(())
+    let limits = rec.rate_limits.as_deref().unwrap_or_default();
+    let standings = rate::standings(limits, &rec.rate_counts, now);
+    if standings.iter().any(Standing::is_full) {
+        return Err(Reason::RateLimited {
+            retry_after: rate::retry_after(&standings, now),
+        });
+    }
+    if acquire && rec.max_concurrent.is_some_and(|cap| rec.lease_count >= cap) {
+        return Err(Reason::ConcurrencyLimit);
+    }
+    Ok(standings)
 }
 
 /// The checks that hold for the token whatever it is asked for: enabled,
@@ -137,7 +161,39 @@ mod tests {
             Err(Reason::UsageExhausted)
         );
         t.remaining_uses = Some(1);
-        assert_eq!(check(&t, &bad, ip("10.0.0.1"), now), Ok(()));
+        t.rate_limits = Some(vec![crate::token::RateLimit {
+            name: "m".into(),
+            limit: 1,
+            period_seconds: 60,
+        }]);
+        t.rate_counts.insert(
+            "m".into(),
+            crate::token::RateCount {
+                period: 60,
+                window: rate::window_of(60, now),
+                count: 1,
+            },
+        );
+        t.max_concurrent = Some(1);
+        t.lease_count = 1;
+        let acquire = ValidateInput {
+            acquire: true,
+            ..bad.clone()
+        };
+        assert!(matches!(
+            check(&t, &acquire, ip("10.0.0.1"), now),
+            Err(Reason::RateLimited {
+                retry_after: 1..=60
+            })
+        ));
+        t.rate_counts.clear();
+        assert_eq!(
+            check(&t, &acquire, ip("10.0.0.1"), now),
+            Err(Reason::ConcurrencyLimit)
+        );
+        t.lease_count = 0;
+        let standings = check(&t, &acquire, ip("10.0.0.1"), now).unwrap();
+        assert_eq!(standings[0].used, None);
     }
 
     #[test]
@@ -145,7 +201,7 @@ mod tests {
         let t = token(json!({"allowedAddresses": ["10.0.0.0/8"]}));
         let now = dates::now();
         let i = input(None, false);
-        assert_eq!(check(&t, &i, ip("10.1.2.3"), now), Ok(()));
+        assert!(check(&t, &i, ip("10.1.2.3"), now).is_ok());
         assert_eq!(
             check(&t, &i, ip("11.1.2.3"), now),
             Err(Reason::AddressNotAllowed)

@@ -1,9 +1,10 @@
 //! The validate flow, read top-down in [`decide`]: the presented token is
-//! parsed and read ([`presented`], with the address that counts from
-//! `relay`), checked in the contract's order (`checks`), admitted by
-//! spending what it must (`admission`) and answered (`answer`). `input`
-//! decodes the request; the lease calls of `service::leases` reuse
-//! `presented` and the checks.
+//! parsed, then known from the function's last admission of it
+//! (`snapshots`, a guess) or read ([`read_presented`], with the address
+//! that counts from `relay`), checked in the contract's order (`checks`),
+//! admitted by spending what it must in one conditional write
+//! (`admission`) and answered (`answer`). `input` decodes the request; the
+//! lease calls of `service::leases` reuse [`presented`] and the checks.
 
 use std::net::IpAddr;
 
@@ -18,9 +19,11 @@ pub mod answer;
 pub mod checks;
 pub mod input;
 pub mod relay;
+pub mod snapshots;
 
-pub use admission::{Admitted, NotAdmitted};
+pub use admission::{Admitted, Outcome};
 pub use input::ValidateInput;
+pub use snapshots::Snapshots;
 
 /// Refusal reasons, in the order they are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +37,11 @@ pub enum Reason {
     ResourceNotAllowed,
     WriteNotAllowed,
     UsageExhausted,
+    /// A rate limit's window is full: a validate could next be admitted in
+    /// `retry_after` whole seconds.
+    RateLimited {
+        retry_after: i64,
+    },
     ConcurrencyLimit,
 }
 
@@ -49,6 +57,7 @@ impl Reason {
             Reason::ResourceNotAllowed => "RESOURCE_NOT_ALLOWED",
             Reason::WriteNotAllowed => "WRITE_NOT_ALLOWED",
             Reason::UsageExhausted => "USAGE_EXHAUSTED",
+            Reason::RateLimited { .. } => "RATE_LIMITED",
             Reason::ConcurrencyLimit => "CONCURRENCY_LIMIT",
         }
     }
@@ -78,40 +87,109 @@ pub struct Presented {
 
 /// The whole decision for one validate request, in the contract's order.
 /// `source` is the request's own address.
+///
+/// A token that spends something on admission is usually known from this
+/// function's last admission of it: then the validate costs one request,
+/// its conditional write. Otherwise it is read first. Either way the write
+/// is pinned to the version checked; when it fails, DynamoDB returns the
+/// token as it is and the decision is made again on that, without a read.
 pub async fn decide(
     keys: &Keyring,
     store: &dyn Store,
+    snapshots: &Snapshots,
     lease_seconds: i64,
     input: &ValidateInput,
     source: Option<IpAddr>,
 ) -> Result<Decision, StoreError> {
-    // A write is pinned to the version read; when a patch moved the token
-    // in between, the whole decision is made again on the new version.
+    let text = input.token.as_deref().unwrap_or_default();
+    let Some(parsed) = keys.parse_token(text) else {
+        return Ok(Err(Reason::Malformed));
+    };
+    let id = parsed.id.as_str();
+    // A relayed request reads its relay credential anyway: no guess.
+    let mut known = match input.relay {
+        None => snapshots.get(id).map(|rec| Known { rec, guess: true }),
+        Some(_) => None,
+    };
+    let mut address = relay::address_that_counts(input.address, false, source);
     for _ in 0..MAX_ROUNDS {
         let now = crate::dates::now();
-        let found = match presented(keys, store, input, source, now).await? {
-            Ok(found) => found,
-            Err(reason) => return Ok(Err(reason)),
+        let Known { mut rec, guess } = match known.take() {
+            Some(k) => k,
+            None => match read_presented(keys, store, &parsed, input, source, now).await? {
+                Some((rec, counts)) => {
+                    address = counts;
+                    Known { rec, guess: false }
+                }
+                None => {
+                    snapshots.forget(id);
+                    return Ok(Err(Reason::NotFound));
+                }
+            },
         };
-        if let Err(reason) = checks::check(&found.rec, input, found.address, now) {
-            return Ok(Err(reason));
+        let checked = secret_state(keys, &parsed, &rec, now)
+            .ok_or(Reason::NotFound)
+            .and_then(|grace| Ok((grace, checks::check(&rec, input, address, now)?)));
+        let (secret_expires_at, standings) = match checked {
+            Ok(found) => found,
+            // A guess never refuses: the token may have changed since.
+            Err(_) if guess => continue,
+            // Lapsed leases still count until reclaimed: free them, look again.
+            Err(Reason::ConcurrencyLimit)
+                if admission::reclaim_lapsed(store, &parsed.id).await? =>
+            {
+                continue
+            }
+            Err(reason) => {
+                if reason == Reason::NotFound {
+                    snapshots.forget(id);
+                } else {
+                    snapshots.keep(&rec);
+                }
+                return Ok(Err(reason));
+            }
+        };
+        if !admission::spends(&rec, input.acquire) {
+            if guess {
+                continue; // a token that spends nothing is decided by its read
+            }
+            admission::touch(store, &rec, now).await?;
+            snapshots.forget(id);
+            return Ok(Ok(Accepted {
+                rec,
+                admitted: Admitted::default(),
+                secret_expires_at,
+            }));
         }
-        let Presented {
-            id,
-            rec,
-            secret_expires_at,
-            ..
-        } = found;
-        match admission::admit(store, keys, &id, &rec, input.acquire, lease_seconds, now).await? {
-            Ok(admitted) => {
+        let admission = admission::admit(
+            store,
+            keys,
+            &parsed.id,
+            &mut rec,
+            &standings,
+            input.acquire,
+            lease_seconds,
+            now,
+        );
+        match admission.await? {
+            Outcome::Admitted(admitted) => {
+                snapshots.keep(&rec);
                 return Ok(Ok(Accepted {
                     rec,
                     admitted,
                     secret_expires_at,
-                }))
+                }));
             }
-            Err(NotAdmitted::Refused(reason)) => return Ok(Err(reason)),
-            Err(NotAdmitted::Moved) => continue,
+            Outcome::Changed(None) => {
+                snapshots.forget(id);
+                return Ok(Err(Reason::NotFound));
+            }
+            Outcome::Changed(Some(now_rec)) => {
+                known = Some(Known {
+                    rec: *now_rec,
+                    guess: false,
+                });
+            }
         }
     }
     Err(StoreError::Unavailable(
@@ -119,13 +197,21 @@ pub async fn decide(
     ))
 }
 
-/// Rounds of read, check and write before giving up with 503: each lost
-/// round means another request changed the token in between.
-const MAX_ROUNDS: usize = 8;
+/// The token a round decides on, and whether it is only a guess (this
+/// function's last sight of it) rather than what the store holds now.
+struct Known {
+    rec: TokenRecord,
+    guess: bool,
+}
+
+/// Rounds of check and write before giving up with 503: each lost round
+/// means other requests changed the token in between (a patch, or under a
+/// storm of lease takers, the counts a transaction is pinned to).
+const MAX_ROUNDS: usize = 64;
 
 /// The presented token string, parsed (`MALFORMED` before any read) and
-/// read with its secret compared (`NOT_FOUND`). A relay credential, when
-/// presented, is read in the same strongly consistent request.
+/// read with its secret compared (`NOT_FOUND`), with the address that
+/// counts for it.
 pub async fn presented(
     keys: &Keyring,
     store: &dyn Store,
@@ -137,6 +223,32 @@ pub async fn presented(
     let Some(parsed) = keys.parse_token(text) else {
         return Ok(Err(Reason::Malformed));
     };
+    let Some((rec, address)) = read_presented(keys, store, &parsed, input, source, now).await?
+    else {
+        return Ok(Err(Reason::NotFound));
+    };
+    let Some(secret_expires_at) = secret_state(keys, &parsed, &rec, now) else {
+        return Ok(Err(Reason::NotFound));
+    };
+    Ok(Ok(Presented {
+        id: parsed.id,
+        secret_expires_at,
+        address,
+        rec,
+    }))
+}
+
+/// Reads the presented token strongly consistently, with the address that
+/// counts for it: a relay credential, when presented, is read in the same
+/// request and vouches for the claimed address only if trusted.
+pub async fn read_presented(
+    keys: &Keyring,
+    store: &dyn Store,
+    parsed: &TokenString,
+    input: &ValidateInput,
+    source: Option<IpAddr>,
+    now: OffsetDateTime,
+) -> Result<Option<(TokenRecord, Option<IpAddr>)>, StoreError> {
     let relay = input.relay.as_deref().and_then(|r| keys.parse_token(r));
     let (rec, relay_rec) = match &relay {
         Some(r) => {
@@ -146,11 +258,8 @@ pub async fn presented(
         }
         None => (store.get(parsed.id.as_str()).await?, None),
     };
-    let Some((rec, secret_expires_at)) = rec.and_then(|rec| {
-        let grace = secret_state(keys, &parsed, &rec, now)?;
-        Some((rec, grace))
-    }) else {
-        return Ok(Err(Reason::NotFound));
+    let Some(rec) = rec else {
+        return Ok(None);
     };
     let relay_trusted = match (&relay, &relay_rec) {
         (Some(r), Some(relay_rec)) => {
@@ -159,12 +268,8 @@ pub async fn presented(
         }
         _ => false,
     };
-    Ok(Ok(Presented {
-        id: parsed.id,
-        secret_expires_at,
-        address: relay::address_that_counts(input.address, relay_trusted, source),
-        rec,
-    }))
+    let address = relay::address_that_counts(input.address, relay_trusted, source);
+    Ok(Some((rec, address)))
 }
 
 /// Whether the presented secret is the token's: `Some(None)` for the

@@ -1,7 +1,9 @@
-//! Admission and leases on DynamoDB. A use is spent by one conditional
-//! `UpdateItem`; a lease is taken by one `TransactWriteItems` (the token's
-//! `leaseCount` up, under `maxConcurrent`, and the lease item put). Every
-//! admission is pinned to the version the checks were made on.
+//! Admission and leases on DynamoDB. An admission is one request: a
+//! conditional `UpdateItem` spending a use and every rate limit's count,
+//! or, to take a lease, one `TransactWriteItems` (the same update, with
+//! `leaseCount` up under `maxConcurrent`, and the lease item put). Every
+//! admission is pinned to the version the checks were made on; a failed
+//! condition returns the item as it is, so deciding again costs no read.
 //!
 //! Retries: a write whose outcome is unknown (a timeout, a 5xx) is never
 //! sent again blindly, since the first may have applied. `UpdateItem` is
@@ -17,12 +19,14 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, ConditionCheck, Delete, Put, ReturnValue,
+    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::error::{is_throttle, store_error};
-use super::item::{get_n, lease_key, n, s, token_key, Item, LEASE_SK_PREFIX};
+use super::item::{
+    bad, from_item, get_n, lease_key, n, rate_count_names, s, token_key, Item, LEASE_SK_PREFIX,
+};
 use super::{names, DynamoStore};
 use crate::dates;
 use crate::store::{Admission, AdmitOutcome, RenewOutcome, StoreError};
@@ -31,14 +35,18 @@ use crate::store::{Admission, AdmitOutcome, RenewOutcome, StoreError};
 const THROTTLE_ATTEMPTS: u32 = 3;
 /// Leases freed per reclaim transaction (DynamoDB allows 100 actions).
 const RECLAIM_BATCH: usize = 24;
-/// Rounds of a lease transaction: each lost round means another admission
-/// on the same token won, so this bounds the wait under a storm.
-const TRANSACTION_ROUNDS: usize = 64;
+/// How long a lease transaction keeps trying while other transactions hold
+/// the token (each lost round means another admission got there first);
+/// past it the validate answers 503. Inside the function's 10 s timeout.
+const TRANSACTION_PATIENCE: Duration = Duration::from_secs(5);
 
-/// A short random pause before another transaction round.
-async fn jitter() {
+/// A random pause before another transaction round, growing with the
+/// rounds lost (full jitter, 2 to 64 ms at most), so a storm of acquirers
+/// spreads out instead of colliding again in lockstep.
+async fn backoff(round: usize) {
     let [b] = crate::codec::random_bytes::<1>();
-    tokio::time::sleep(Duration::from_millis(1 + u64::from(b % 8))).await;
+    let cap = 2u64 << round.min(5);
+    tokio::time::sleep(Duration::from_millis(1 + u64::from(b) % cap)).await;
 }
 
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
@@ -66,118 +74,120 @@ fn failed_condition(reason: Option<&CancellationReason>) -> bool {
     reason.and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
-impl DynamoStore {
-    pub(super) async fn admit_item(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+/// The admission's one conditional update: its update and condition
+/// expressions with their names and values.
+struct Expression {
+    update: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Expression {
+    /// `pinned`: the counts must equal those read (a transaction returns
+    /// nothing, so the answer is computed from them); otherwise only below
+    /// their limits (an `UpdateItem` returns the counts it wrote).
+    fn of(a: &Admission<'_>, pinned: bool) -> Expression {
         let mut sets = Vec::new();
-        let mut cond = vec!["attribute_exists(pk)", "#ver = :ver"];
-        let mut nm = names(&[("#ver", "version")]);
-        let mut vals = HashMap::from([(":ver".to_owned(), n(a.seen_version))]);
+        let mut cond = vec!["attribute_exists(pk)".to_owned(), "#ver = :ver".to_owned()];
+        let mut names = names(&[("#ver", "version")]);
+        let mut values = HashMap::from([
+            (":ver".to_owned(), n(a.seen_version)),
+            (":one".to_owned(), n(1)),
+            (":zero".to_owned(), n(0)),
+        ]);
         if a.consume_use {
-            sets.push("#rem = #rem - :one");
-            cond.push("#rem > :zero");
-            nm.insert("#rem".into(), "remainingUses".into());
-            vals.insert(":one".into(), n(1));
-            vals.insert(":zero".into(), n(0));
+            sets.push("#rem = #rem - :one".to_owned());
+            names.insert("#rem".into(), "remainingUses".into());
+            match (pinned, a.seen_remaining) {
+                (true, Some(seen)) => {
+                    cond.push("#rem = :seenrem".into());
+                    values.insert(":seenrem".into(), n(seen));
+                }
+                _ => cond.push("#rem > :zero".into()),
+            }
+        }
+        for (i, r) in a.rates.iter().enumerate() {
+            let [p, w, k] = rate_count_names(&r.name);
+            let (np, nw, nk) = (format!("#rp{i}"), format!("#rw{i}"), format!("#rn{i}"));
+            let (vp, vw) = (format!(":rp{i}"), format!(":rw{i}"));
+            names.insert(np.clone(), p);
+            names.insert(nw.clone(), w);
+            names.insert(nk.clone(), k);
+            values.insert(vp.clone(), n(r.period));
+            values.insert(vw.clone(), n(r.window));
+            match r.seen {
+                // The window under way: below the limit, one more.
+                Some(seen) => {
+                    let bound = if pinned {
+                        values.insert(format!(":rs{i}"), n(seen));
+                        format!("{nk} = :rs{i}")
+                    } else {
+                        values.insert(format!(":rl{i}"), n(r.limit));
+                        format!("{nk} < :rl{i}")
+                    };
+                    cond.push(format!("{np} = {vp} AND {nw} = {vw} AND {bound}"));
+                    sets.push(format!("{nk} = {nk} + :one"));
+                }
+                // A new window: only if nobody started it (or a later one).
+                None => {
+                    cond.push(format!(
+                        "(attribute_not_exists({nk}) OR {np} <> {vp} OR {nw} < {vw})"
+                    ));
+                    sets.push(format!("{np} = {vp}, {nw} = {vw}, {nk} = :one"));
+                }
+            }
+        }
+        if a.lease.is_some() {
+            sets.push("#lc = if_not_exists(#lc, :zero) + :one".into());
+            cond.push("(attribute_not_exists(#lc) OR #lc < #cap)".into());
+            names.insert("#lc".into(), "leaseCount".into());
+            names.insert("#cap".into(), "maxConcurrent".into());
         }
         if let Some(now) = a.touch {
-            sets.push("#lastUsed = :now");
-            nm.insert("#lastUsed".into(), "lastUsedAt".into());
-            vals.insert(":now".into(), n(dates::millis(now)));
+            sets.push("#lastUsed = :now".into());
+            names.insert("#lastUsed".into(), "lastUsedAt".into());
+            values.insert(":now".into(), n(dates::millis(now)));
         }
-        let Some((lease, expiry)) = a.lease else {
-            return self.spend_use(a, &sets, &cond, nm, vals).await;
-        };
-        sets.push("#lc = if_not_exists(#lc, :zero) + :one");
-        cond.push("(attribute_not_exists(#lc) OR #lc < #cap)");
-        nm.insert("#lc".into(), "leaseCount".into());
-        nm.insert("#cap".into(), "maxConcurrent".into());
-        vals.insert(":one".into(), n(1));
-        vals.insert(":zero".into(), n(0));
-        let mut lease_item = lease_key(a.id, lease);
-        lease_item.insert("expiresAt".into(), n(expiry));
-        lease_item.insert("ttl".into(), n(expiry / 1000 + self.retention_seconds));
-        let put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(lease_item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        if a.consume_use {
-            // The answer reports seen - 1: exact only if nobody else spent.
-            cond.push("#rem = :seenrem");
+        if sets.is_empty() {
+            // Nothing to spend still checks the item (and bumps nothing).
+            sets.push("#ver = #ver".into());
         }
-        let mut seen_remaining = a.seen_remaining;
-        for round in 0..TRANSACTION_ROUNDS {
-            let mut vals = vals.clone();
-            if let (true, Some(seen)) = (a.consume_use, seen_remaining) {
-                vals.insert(":seenrem".into(), n(seen));
-            }
-            let update = build(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(token_key(a.id)))
-                    .update_expression(format!("SET {}", sets.join(", ")))
-                    .condition_expression(cond.join(" AND "))
-                    .set_expression_attribute_names(Some(nm.clone()))
-                    .set_expression_attribute_values(Some(vals))
-                    .return_values_on_condition_check_failure(
-                        ReturnValuesOnConditionCheckFailure::AllOld,
-                    )
-                    .build(),
-            )?;
-            let r = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                // One token per round: the SDK's retries of this round are
-                // idempotent, a new round is a new write.
-                .client_request_token(format!("{}-{round}", a.attempt_id))
-                .send()
-                .await;
-            let reasons = match r {
-                Ok(_) => {
-                    let remaining = a
-                        .consume_use
-                        .then(|| seen_remaining.map(|r| r.saturating_sub(1)))
-                        .flatten();
-                    return Ok(AdmitOutcome::Admitted { remaining });
-                }
-                Err(e) => cancelled(e)?,
-            };
-            let token = reasons.first();
-            if !failed_condition(token) {
-                // Another transaction held the token: try again shortly.
-                jitter().await;
-                continue;
-            }
-            let old = token.and_then(|r| r.item.as_ref());
-            match refusal(a, old) {
-                // Another admission spent a use in between: the cancelled
-                // write returned the new count, so try again with it.
-                AdmitOutcome::Moved
-                    if old.is_some_and(|o| get_n::<u64>(o, "version") == Some(a.seen_version)) =>
-                {
-                    seen_remaining = old.and_then(|o| get_n(o, "remainingUses"));
-                }
-                outcome => return Ok(outcome),
-            }
+        let (update, condition) = (format!("SET {}", sets.join(", ")), cond.join(" AND "));
+        // DynamoDB refuses names and values that no expression uses.
+        let used = |k: &String| update.contains(k.as_str()) || condition.contains(k.as_str());
+        names.retain(|k, _| used(k));
+        values.retain(|k, _| used(k));
+        Expression {
+            update,
+            condition,
+            names,
+            values,
         }
-        Err(StoreError::Unavailable(
-            "the token was too contended to admit".into(),
-        ))
+    }
+}
+
+/// The item returned by a failed condition, as a record.
+fn changed(old: Option<Item>) -> Result<AdmitOutcome, StoreError> {
+    match old {
+        None => Ok(AdmitOutcome::Changed(None)),
+        Some(item) => Ok(AdmitOutcome::Changed(Some(Box::new(from_item(&item)?)))),
+    }
+}
+
+impl DynamoStore {
+    pub(super) async fn admit_item(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+        match a.lease {
+            None => self.admit_by_update(a).await,
+            Some(lease) => self.admit_with_lease(a, lease).await,
+        }
     }
 
-    /// A use without a lease: one `UpdateItem` answering the exact count.
-    async fn spend_use(
-        &self,
-        a: &Admission<'_>,
-        sets: &[&str],
-        cond: &[&str],
-        nm: HashMap<String, String>,
-        vals: HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-    ) -> Result<AdmitOutcome, StoreError> {
+    /// No lease: one `UpdateItem`, answering the counts it wrote. The SDK
+    /// does not retry it (a retry after a lost answer would spend twice);
+    /// only a throttle, which says it did not apply, is sent again.
+    async fn admit_by_update(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
+        let e = Expression::of(a, false);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -186,10 +196,10 @@ impl DynamoStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(token_key(a.id)))
-                .update_expression(format!("SET {}", sets.join(", ")))
-                .condition_expression(cond.join(" AND "))
-                .set_expression_attribute_names(Some(nm.clone()))
-                .set_expression_attribute_values(Some(vals.clone()))
+                .update_expression(&e.update)
+                .condition_expression(&e.condition)
+                .set_expression_attribute_names(Some(e.names.clone()))
+                .set_expression_attribute_values(Some(e.values.clone()))
                 .return_values(ReturnValue::UpdatedNew)
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
@@ -204,18 +214,26 @@ impl DynamoStore {
             match r {
                 Ok(out) => {
                     let written = out.attributes.unwrap_or_default();
+                    let rate_used = a
+                        .rates
+                        .iter()
+                        .map(|r| {
+                            let [_, _, k] = rate_count_names(&r.name);
+                            get_n(&written, &k).ok_or_else(|| bad(&k))
+                        })
+                        .collect::<Result<_, _>>()?;
                     return Ok(AdmitOutcome::Admitted {
                         remaining: get_n(&written, "remainingUses"),
+                        rate_used,
                     });
                 }
                 Err(SdkError::ServiceError(se))
                     if se.err().is_conditional_check_failed_exception() =>
                 {
-                    let old = match se.into_err() {
+                    return changed(match se.into_err() {
                         UpdateItemError::ConditionalCheckFailedException(ex) => ex.item,
                         _ => None,
-                    };
-                    return Ok(refusal(a, old.as_ref()));
+                    });
                 }
                 Err(e) if is_throttle(&e) && attempt < THROTTLE_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
@@ -223,6 +241,75 @@ impl DynamoStore {
                 Err(e) => return Err(store_error(e)),
             }
         }
+    }
+
+    /// A lease: one `TransactWriteItems` (the token's update, pinned to
+    /// the counts read, and the lease item). Each round carries its own
+    /// idempotency token, so the SDK's retries of a round apply once.
+    async fn admit_with_lease(
+        &self,
+        a: &Admission<'_>,
+        (lease, expiry): (&str, i64),
+    ) -> Result<AdmitOutcome, StoreError> {
+        let e = Expression::of(a, true);
+        let mut lease_item = lease_key(a.id, lease);
+        lease_item.insert("expiresAt".into(), n(expiry));
+        lease_item.insert("ttl".into(), n(expiry / 1000 + self.retention_seconds));
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(lease_item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(token_key(a.id)))
+                .update_expression(&e.update)
+                .condition_expression(&e.condition)
+                .set_expression_attribute_names(Some(e.names))
+                .set_expression_attribute_values(Some(e.values))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
+                .build(),
+        )?;
+        let deadline = tokio::time::Instant::now() + TRANSACTION_PATIENCE;
+        for round in 0.. {
+            if tokio::time::Instant::now() > deadline {
+                break;
+            }
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
+                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                .client_request_token(format!("{}-{round}", a.attempt_id))
+                .send()
+                .await;
+            let reasons = match r {
+                Ok(_) => {
+                    return Ok(AdmitOutcome::Admitted {
+                        remaining: a
+                            .consume_use
+                            .then(|| a.seen_remaining.map(|r| r.saturating_sub(1)))
+                            .flatten(),
+                        rate_used: a.rates.iter().map(|r| r.seen.unwrap_or(0) + 1).collect(),
+                    })
+                }
+                Err(e) => cancelled(e)?,
+            };
+            let token = reasons.first();
+            if failed_condition(token) {
+                return changed(token.and_then(|r| r.item.clone()));
+            }
+            // Another transaction held the token: try again shortly.
+            backoff(round).await;
+        }
+        Err(StoreError::Unavailable(
+            "the token was too contended to admit".into(),
+        ))
     }
 
     pub(super) async fn lease_items(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
@@ -400,27 +487,4 @@ impl DynamoStore {
         }
         Err(StoreError::Unavailable("release conflicted".into()))
     }
-}
-
-/// Why a conditional admission failed, from the item as it was.
-fn refusal(a: &Admission<'_>, old: Option<&Item>) -> AdmitOutcome {
-    let Some(old) = old else {
-        return AdmitOutcome::NotFound;
-    };
-    if get_n::<u64>(old, "version") != Some(a.seen_version) {
-        return AdmitOutcome::Moved;
-    }
-    let remaining: Option<u64> = get_n(old, "remainingUses");
-    if a.consume_use && remaining.unwrap_or(0) == 0 {
-        return AdmitOutcome::Exhausted;
-    }
-    if a.lease.is_some() {
-        let count: u64 = get_n(old, "leaseCount").unwrap_or(0);
-        let cap: u64 = get_n(old, "maxConcurrent").unwrap_or(0);
-        if count >= cap {
-            return AdmitOutcome::AtCap;
-        }
-    }
-    // Another admission spent a use in between: decide again.
-    AdmitOutcome::Moved
 }

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::dates;
 use crate::store::{list_position, StoreError};
-use crate::token::{address, TokenRecord};
+use crate::token::{address, RateCount, RateLimit, TokenRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -74,6 +74,22 @@ pub fn client_attrs(
                 .as_ref()
                 .map(|l| AttributeValue::L(l.iter().map(s).collect())),
         ),
+        (
+            "rateLimits",
+            rec.rate_limits.as_ref().map(|l| {
+                AttributeValue::L(
+                    l.iter()
+                        .map(|r| {
+                            AttributeValue::M(HashMap::from([
+                                ("name".to_owned(), s(&r.name)),
+                                ("limit".to_owned(), n(r.limit)),
+                                ("periodSeconds".to_owned(), n(r.period_seconds)),
+                            ]))
+                        })
+                        .collect(),
+                )
+            }),
+        ),
         ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
         ("endDate", Some(n(dates::millis(rec.end_date)))),
         ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
@@ -84,6 +100,54 @@ pub fn client_attrs(
         v.push(("remainingUses", rec.remaining_uses.map(n)));
     }
     v
+}
+
+/// A rate limit's count is three top-level attributes (period, window,
+/// count), so an admission updates them with plain `SET`s whether or not
+/// they exist yet; patch never writes them.
+pub fn rate_count_names(limit: &str) -> [String; 3] {
+    [
+        format!("{RATE_PERIOD}{limit}"),
+        format!("{RATE_WINDOW}{limit}"),
+        format!("{RATE_COUNT}{limit}"),
+    ]
+}
+
+const RATE_PERIOD: &str = "rlp_";
+const RATE_WINDOW: &str = "rlw_";
+const RATE_COUNT: &str = "rln_";
+
+fn rate_counts(item: &Item) -> BTreeMap<String, RateCount> {
+    item.keys()
+        .filter_map(|k| k.strip_prefix(RATE_COUNT))
+        .filter_map(|name| {
+            let [p, w, k] = rate_count_names(name);
+            Some((
+                name.to_owned(),
+                RateCount {
+                    period: get_n(item, &p)?,
+                    window: get_n(item, &w)?,
+                    count: get_n(item, &k)?,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn rate_limits(item: &Item) -> Option<Vec<RateLimit>> {
+    let list = item.get("rateLimits")?.as_l().ok()?;
+    Some(
+        list.iter()
+            .filter_map(|v| {
+                let m = v.as_m().ok()?;
+                Some(RateLimit {
+                    name: get_s(m, "name")?.to_owned(),
+                    limit: get_n(m, "limit")?,
+                    period_seconds: get_n(m, "periodSeconds")?,
+                })
+            })
+            .collect(),
+    )
 }
 
 pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
@@ -103,6 +167,12 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
         item.insert("lastUsedAt".into(), n(dates::millis(t)));
     }
     item.insert("leaseCount".into(), n(rec.lease_count));
+    for (name, c) in &rec.rate_counts {
+        let [p, w, k] = rate_count_names(name);
+        item.insert(p, n(c.period));
+        item.insert(w, n(c.window));
+        item.insert(k, n(c.count));
+    }
     for (k, v) in client_attrs(rec, retention, true) {
         if let Some(v) = v {
             item.insert(k.into(), v);
@@ -176,6 +246,8 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
             .get("scopes")
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
+        rate_limits: rate_limits(item),
+        rate_counts: rate_counts(item),
         start_date: date(item, "startDate"),
         end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
         start: req_s(item, "start")?,

@@ -1,0 +1,55 @@
+//! What a warm function last saw of the tokens it admitted, so that the
+//! next validate of the same token can go straight to its one conditional
+//! write. A snapshot is only a guess: the write is conditioned on the
+//! version it was checked at and on the limits, so a stale guess fails its
+//! condition, which returns the token as it is, and the validate is decided
+//! again on that. A guess never refuses and never answers on its own: no
+//! positive answer is ever cached.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::token::TokenRecord;
+
+/// Tokens remembered per function instance; past it the memory starts over
+/// (a guess missing costs one read, nothing else).
+const CAPACITY: usize = 4096;
+
+#[derive(Default)]
+pub struct Snapshots {
+    tokens: Mutex<HashMap<String, TokenRecord>>,
+}
+
+impl Snapshots {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, id: &str) -> Option<TokenRecord> {
+        self.tokens.lock().ok()?.get(id).cloned()
+    }
+
+    /// Remembers `rec` if a validate of it spends something (a use, a rate
+    /// limit's count, a lease slot); the others need their read anyway.
+    pub fn keep(&self, rec: &TokenRecord) {
+        let spends =
+            rec.max_uses.is_some() || rec.rate_limits.is_some() || rec.max_concurrent.is_some();
+        let Ok(mut tokens) = self.tokens.lock() else {
+            return;
+        };
+        if !spends {
+            tokens.remove(&rec.id);
+            return;
+        }
+        if tokens.len() >= CAPACITY && !tokens.contains_key(&rec.id) {
+            tokens.clear();
+        }
+        tokens.insert(rec.id.clone(), rec.clone());
+    }
+
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(id);
+        }
+    }
+}
