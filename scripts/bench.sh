@@ -77,6 +77,10 @@ cat <<TABLE
 | **acquire_vs_raw** | **$acquire_ratio** | ≤ 1.15 |
 | raw GetItem + the same TransactWriteItems (what an acquire cost before), median µs | $(val raw_get_and_acquire_median_us "$OUT/ratios.txt") | |
 | acquire_vs_two (acquire against the two requests it used to cost) | $(val acquire_vs_two "$OUT/ratios.txt") | < 1 |
+| raw conditional UpdateItem in the acquire loop, median µs | $(val acquire_update_median_us "$OUT/ratios.txt") | |
+| **acquire_vs_update** (acquire against one raw conditional UpdateItem) | **$(val acquire_vs_update "$OUT/ratios.txt")** | ≤ 1.15 |
+| 200 concurrent acquires at maxConcurrent 12, p50 / p99 µs (5 rounds; calls not answered 200) | $(val contended_p50_us "$OUT/ratios.txt") / $(val contended_p99_us "$OUT/ratios.txt") ($(val contended_not_answered "$OUT/ratios.txt")) | |
+| **contended_p99_over_p50** | **$(val contended_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **init_ms** (process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
@@ -90,6 +94,8 @@ echo
 echo "validate_vs_getitem $validate_ratio"
 echo "spend_vs_update $spend_ratio"
 echo "acquire_vs_raw $acquire_ratio"
+echo "acquire_vs_update $(val acquire_vs_update "$OUT/ratios.txt")"
+echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "init_ms $init_ms"
 echo "init_secret_ms $init_secret_ms"

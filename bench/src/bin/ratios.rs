@@ -221,7 +221,8 @@ async fn main() {
         }
     };
     let acquire_iterations = iterations / 2;
-    let (mut a_times, mut r_times, mut two_times) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a_times, mut r_times, mut two_times, mut au_times) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..acquire_iterations + 100 {
         let t = Instant::now();
         let v = validate(&app, &acquire_event).await;
@@ -239,17 +240,50 @@ async fn main() {
         let lease = raw_acquire(i, true).await;
         let two = t.elapsed().as_secs_f64() * 1e6;
         assert!(release(lease).await.expect("release"));
+        let t = Instant::now();
+        raw_update().await.unwrap();
+        let up = t.elapsed().as_secs_f64() * 1e6;
         if i >= 100 {
             a_times.push(a);
             r_times.push(r);
             two_times.push(two);
+            au_times.push(up);
         }
     }
-    let (a_med, r_med, two_med) = (
+    let (a_med, r_med, two_med, au_med) = (
         median(&mut a_times),
         median(&mut r_times),
         median(&mut two_times),
+        median(&mut au_times),
     );
+
+    // contended_p99_over_p50: rounds of 200 concurrent acquires at
+    // maxConcurrent 12 (every lease released between rounds); the latency
+    // of each call, admitted or refused.
+    let (kid, ktoken) = mint(&app, json!({"maxConcurrent": 12})).await;
+    let storm_event = validate_event(&json!({"token": ktoken, "acquire": true}));
+    let (mut storm_times, mut unavailable) = (Vec::new(), 0);
+    for _ in 0..5 {
+        let answers = futures::future::join_all((0..200).map(|_| async {
+            let t = Instant::now();
+            let v = validate(&app, &storm_event).await;
+            (t.elapsed().as_secs_f64() * 1e6, v)
+        }))
+        .await;
+        let mut admitted = 0;
+        for (us, v) in answers {
+            storm_times.push(us);
+            if let Some(lease) = v["lease"]["id"].as_str() {
+                admitted += 1;
+                assert!(app.store.release(&kid, lease).await.expect("release"));
+            } else if v["reason"] != "CONCURRENCY_LIMIT" {
+                unavailable += 1;
+            }
+        }
+        assert!(admitted <= 12, "{admitted} leases at cap 12");
+    }
+    let p50 = tollgate_bench::percentile(&mut storm_times, 0.5);
+    let p99 = tollgate_bench::percentile(&mut storm_times, 0.99);
     println!("validate_median_us {v_med:.0}");
     println!("getitem_median_us {g_med:.0}");
     println!("spend_median_us {s_med:.0}");
@@ -257,9 +291,15 @@ async fn main() {
     println!("acquire_median_us {a_med:.0}");
     println!("raw_acquire_median_us {r_med:.0}");
     println!("raw_get_and_acquire_median_us {two_med:.0}");
+    println!("acquire_update_median_us {au_med:.0}");
+    println!("contended_p50_us {p50:.0}");
+    println!("contended_p99_us {p99:.0}");
+    println!("contended_not_answered {unavailable}");
     println!("samples {iterations} {acquire_iterations}");
     println!("validate_vs_getitem {:.3}", v_med / g_med);
     println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_two {:.3}", a_med / two_med);
+    println!("acquire_vs_update {:.3}", a_med / au_med);
+    println!("contended_p99_over_p50 {:.2}", p99 / p50);
 }
