@@ -65,16 +65,7 @@ fn admission_for<'a>(
         seen_version: t.version,
         consume_use: t.max_uses.is_some(),
         seen_remaining: t.remaining_uses,
-        rates: standings
-            .iter()
-            .map(|s| RateSpend {
-                name: s.name.clone(),
-                limit: s.limit,
-                period: s.period,
-                window: s.window,
-                seen: s.used,
-            })
-            .collect(),
+        rates: standings.iter().map(RateSpend::from).collect(),
         lease,
         touch: None,
     }
@@ -127,6 +118,11 @@ async fn admit_at(
 
 async fn admit_use(s: &dyn Store, id: &str) -> Got {
     admit(s, id, None).await
+}
+
+/// `n` admissions of a use racing each other.
+async fn race_uses(s: &Arc<dyn Store>, id: &str, n: usize) -> Vec<Got> {
+    join_all((0..n).map(|_| async move { admit_use(&**s, id).await })).await
 }
 
 async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
@@ -354,12 +350,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
 async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     let rec = record(&owner("race"), json!({"maxUses": 5}));
     s.put_new(&rec, None).await.unwrap();
-    let results = join_all((0..40).map(|_| {
-        let s = s.clone();
-        let id = rec.id.clone();
-        async move { admit_use(&*s, &id).await }
-    }))
-    .await;
+    let results = race_uses(&s, &rec.id, 40).await;
     let admitted = results
         .iter()
         .filter(|r| matches!(r, Got::Admitted { .. }))
@@ -560,12 +551,7 @@ async fn racing_rate_limits_never_over_admit(s: Arc<dyn Store>) {
             {"name": "day", "limit": 7, "periodSeconds": 86400}]}),
     );
     s.put_new(&rec, None).await.unwrap();
-    let results = join_all((0..40).map(|_| {
-        let s = s.clone();
-        let id = rec.id.clone();
-        async move { admit_use(&*s, &id).await }
-    }))
-    .await;
+    let results = race_uses(&s, &rec.id, 40).await;
     let mut used: Vec<Vec<u32>> = results
         .iter()
         .filter_map(|r| match r {

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::token::rate::Standing;
 use crate::token::TokenRecord;
 
 #[cfg(feature = "aws")]
@@ -92,6 +93,19 @@ pub struct RateSpend {
     /// The count read for this window, or `None` when the window starts
     /// over (no count stored, an older window or another period).
     pub seen: Option<u32>,
+}
+
+impl From<&Standing> for RateSpend {
+    /// The count to spend where the checks found the limit standing.
+    fn from(s: &Standing) -> Self {
+        RateSpend {
+            name: s.name.clone(),
+            limit: s.limit,
+            period: s.period,
+            window: s.window,
+            seen: s.used,
+        }
+    }
 }
 
 /// What an admission found.

@@ -84,16 +84,7 @@ pub async fn admit(
         seen_version: rec.version,
         consume_use: rec.max_uses.is_some(),
         seen_remaining: rec.remaining_uses,
-        rates: standings
-            .iter()
-            .map(|s| RateSpend {
-                name: s.name.clone(),
-                limit: s.limit,
-                period: s.period,
-                window: s.window,
-                seen: s.used,
-            })
-            .collect(),
+        rates: standings.iter().map(RateSpend::from).collect(),
         lease: lease.as_ref().map(|(l, e)| (l.as_str(), *e)),
         touch,
     };

@@ -117,8 +117,8 @@ pub async fn decide(
         let Known { mut rec, guess } = match known.take() {
             Some(k) => k,
             None => match read_presented(keys, store, &parsed, input, source, now).await? {
-                Some((rec, counts)) => {
-                    address = counts;
+                Some((rec, that_counts)) => {
+                    address = that_counts;
                     Known { rec, guess: false }
                 }
                 None => {
