@@ -120,9 +120,11 @@ async fn admit_use(s: &dyn Store, id: &str) -> Got {
     admit(s, id, None).await
 }
 
-/// `n` admissions of a use racing each other.
+/// `n` admissions of a use racing each other, all decided at one instant
+/// (so a race never straddles two rate-limit windows).
 async fn race_uses(s: &Arc<dyn Store>, id: &str, n: usize) -> Vec<Got> {
-    join_all((0..n).map(|_| async move { admit_use(&**s, id).await })).await
+    let now = dates::now();
+    join_all((0..n).map(|_| async move { admit_at(&**s, id, None, now).await })).await
 }
 
 async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
