@@ -198,17 +198,14 @@ impl Store for MemoryStore {
         }
         let mut rate_used = Vec::with_capacity(a.rates.len());
         for r in &a.rates {
-            let count = t.rate_counts.entry(r.name.clone()).or_insert(RateCount {
+            let fresh = RateCount {
                 period: r.period,
                 window: r.window,
                 count: 0,
-            });
+            };
+            let count = t.rate_counts.entry(r.name.clone()).or_insert(fresh);
             if r.seen.is_none() {
-                *count = RateCount {
-                    period: r.period,
-                    window: r.window,
-                    count: 0,
-                };
+                *count = fresh; // a new window starts over
             }
             count.count += 1;
             rate_used.push(count.count);

@@ -32,8 +32,8 @@ impl Snapshots {
     /// Remembers `rec` if a validate of it spends something (a use, a rate
     /// limit's count, a lease slot); the others need their read anyway.
     pub fn keep(&self, rec: &TokenRecord) {
-        let spends =
-            rec.max_uses.is_some() || rec.rate_limits.is_some() || rec.max_concurrent.is_some();
+        // Any validate that may spend: an acquire included.
+        let spends = super::admission::spends(rec, true);
         let Ok(mut tokens) = self.tokens.lock() else {
             return;
         };
