@@ -14,7 +14,7 @@ use tollgate::http::ApiRequest;
 use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, Page, RenewOutcome, Store,
+    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, LeaseMove, MoveOutcome, Page, Store,
     StoreError,
 };
 use tollgate::token::TokenRecord;
@@ -84,30 +84,9 @@ impl Store for Recording {
         self.note("admit");
         self.inner.admit(a).await
     }
-    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        self.note("leases");
-        self.inner.leases(id).await
-    }
-    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
-        self.note("reclaim");
-        self.inner.reclaim(id, lapsed).await
-    }
-    async fn renew(
-        &self,
-        id: &str,
-        lease: &str,
-        now_ms: i64,
-        new_expiry: i64,
-        seen_version: u64,
-    ) -> Result<RenewOutcome, StoreError> {
-        self.note("renew");
-        self.inner
-            .renew(id, lease, now_ms, new_expiry, seen_version)
-            .await
-    }
-    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
-        self.note("release");
-        self.inner.release(id, lease).await
+    async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
+        self.note("move_lease");
+        self.inner.move_lease(m).await
     }
     async fn touch(
         &self,
@@ -288,8 +267,9 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
             }
         }
         if f == Function::Validate {
-            // Let the lease lapse so the next acquire reclaims it, then renew and release.
-            tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+            // Let the lease lapse (a 1 s lease lasts under 2 s) so the next
+            // acquire removes its bucket, then renew and release.
+            tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
             let (_, r) = app
                 .handle(
                     f,

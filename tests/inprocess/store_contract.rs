@@ -9,7 +9,8 @@ use time::Duration;
 use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, RateSpend, RenewOutcome, Store,
+    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, LeaseMove, LeaseTake, MoveOutcome,
+    RateSpend, Store,
 };
 use tollgate::token::rate::Standing;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
@@ -36,10 +37,6 @@ fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
     .unwrap()
 }
 
-fn attempt() -> String {
-    tollgate::codec::encode(&tollgate::codec::random_bytes::<10>())
-}
-
 /// What an admission came to, as the validate flow sees it.
 #[derive(Debug, PartialEq)]
 enum Got {
@@ -53,36 +50,36 @@ enum Got {
     Moved,
 }
 
+/// The admission the validate flow makes of `t` as checked at `now`; with
+/// `lease`, a lease taken in that bucket.
 fn admission_for<'a>(
     t: &'a TokenRecord,
-    attempt: &'a str,
     standings: &[Standing],
-    lease: Option<(&'a str, i64)>,
+    lease: Option<i64>,
+    now: time::OffsetDateTime,
 ) -> Admission<'a> {
     Admission {
         id: &t.id,
-        attempt_id: attempt,
         seen_version: t.version,
         consume_use: t.max_uses.is_some(),
-        seen_remaining: t.remaining_uses,
         rates: standings.iter().map(RateSpend::from).collect(),
-        lease,
+        lease: lease.zip(t.max_concurrent).map(|(bucket, cap)| LeaseTake {
+            bucket,
+            cap,
+            purge: t.leases.lapsed(now),
+        }),
         touch: None,
     }
 }
 
 /// Admits as the validate flow does: checks the token as read, writes, and
 /// on a failed condition decides again on the token the store returned.
-async fn admit(s: &dyn Store, id: &str, lease: Option<(&str, i64)>) -> Got {
+/// `lease`: acquire a lease lapsing at that bucket (unix seconds).
+async fn admit(s: &dyn Store, id: &str, lease: Option<i64>) -> Got {
     admit_at(s, id, lease, dates::now()).await
 }
 
-async fn admit_at(
-    s: &dyn Store,
-    id: &str,
-    lease: Option<(&str, i64)>,
-    now: time::OffsetDateTime,
-) -> Got {
+async fn admit_at(s: &dyn Store, id: &str, lease: Option<i64>, now: time::OffsetDateTime) -> Got {
     let mut known = s.get(id).await.unwrap();
     let version = known.as_ref().map(|t| t.version);
     loop {
@@ -96,9 +93,8 @@ async fn admit_at(
             Ok(standings) => standings,
             Err(reason) => return Got::Refused(reason),
         };
-        let a = attempt();
         match s
-            .admit(&admission_for(&t, &a, &standings, lease))
+            .admit(&admission_for(&t, &standings, lease, now))
             .await
             .unwrap()
         {
@@ -299,13 +295,10 @@ async fn delete_checks_owner(s: Arc<dyn Store>) {
 async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let rec = record(&owner("uses"), json!({"maxUses": 2}));
     s.put_new(&rec, None).await.unwrap();
-    let a = attempt();
     let adm = Admission {
         id: &rec.id,
-        attempt_id: &a,
         seen_version: rec.version,
         consume_use: true,
-        seen_remaining: rec.remaining_uses,
         lease: None,
         rates: Vec::new(),
         touch: Some(dates::now()),
@@ -378,104 +371,175 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     assert_eq!(left, [0, 1, 2, 3, 4]);
 }
 
-async fn leases_cap_renew_release_reclaim(s: Arc<dyn Store>) {
+/// A renewal or release of `lease` (first taken in `first`) as seen at `now`.
+fn lease_move<'a>(
+    id: &'a str,
+    lease: &'a str,
+    first: i64,
+    to: Option<i64>,
+    seen_version: Option<u64>,
+    now: time::OffsetDateTime,
+) -> LeaseMove<'a> {
+    LeaseMove {
+        id,
+        lease,
+        first_bucket: first,
+        to,
+        seen_version,
+        now,
+    }
+}
+
+async fn leases_take_renew_release(s: Arc<dyn Store>) {
     let rec = record(&owner("lease"), json!({"maxConcurrent": 2}));
     s.put_new(&rec, None).await.unwrap();
-    let now = dates::millis(dates::now());
-    let take = |lease: &'static str, exp: i64| {
-        let s = s.clone();
-        let id = rec.id.clone();
-        async move { admit(&*s, &id, Some((lease, exp))).await }
-    };
-    let held = |s: Arc<dyn Store>, id: String| async move {
-        let mut l = s.leases(&id).await.unwrap();
-        l.sort();
-        l
-    };
-    assert!(matches!(take("l1", now - 1).await, Got::Admitted { .. })); // lapses at once
+    let now = dates::now();
+    let sec = now.unix_timestamp();
+    let ledger =
+        |s: Arc<dyn Store>, id: String| async move { s.get(&id).await.unwrap().unwrap().leases };
+    let (lapsed, live) = (sec - 1, sec + 60);
     assert!(matches!(
-        take("l2", now + 60_000).await,
+        admit(&*s, &rec.id, Some(lapsed)).await,
+        Got::Admitted { .. }
+    ));
+    // The lapsed lease frees its slot: the next acquire removes its bucket
+    // in its own write, and the one after takes the slot.
+    assert!(matches!(
+        admit(&*s, &rec.id, Some(live)).await,
+        Got::Admitted { .. }
+    ));
+    assert!(matches!(
+        admit(&*s, &rec.id, Some(live)).await,
         Got::Admitted { .. }
     ));
     assert_eq!(
-        take("l3", now + 60_000).await,
+        admit(&*s, &rec.id, Some(live)).await,
         Got::Refused(Reason::ConcurrencyLimit)
     );
-    assert_eq!(
-        held(s.clone(), rec.id.clone()).await,
-        [("l1".to_owned(), now - 1), ("l2".to_owned(), now + 60_000)]
-    );
-    // Reclaim is conditioned on the lapsed expiry: only one reclaimer wins.
-    let lapsed = vec![("l1".to_owned(), now - 1)];
-    assert!(s.reclaim(&rec.id, &lapsed).await.unwrap());
-    assert!(!s.reclaim(&rec.id, &lapsed).await.unwrap());
-    assert!(matches!(
-        take("l3", now + 60_000).await,
-        Got::Admitted { .. }
-    ));
+    let l = ledger(s.clone(), rec.id.clone()).await;
+    assert_eq!((l.held(), l.live(now), l.count_in(lapsed)), (2, 2, 0));
+    assert_eq!(l.buckets().count(), 1, "the lapsed bucket is gone");
+
     let v = rec.version;
+    let later = live + 60;
+    let renew =
+        |lease, first, to, version| lease_move(&rec.id, lease, first, Some(to), Some(version), now);
     assert_eq!(
-        s.renew(&rec.id, "l2", now, now + 120_000, v).await.unwrap(),
-        RenewOutcome::Renewed
+        s.move_lease(&renew("l2", live, later, v)).await.unwrap(),
+        MoveOutcome::Moved
     );
-    assert!(held(s.clone(), rec.id.clone())
-        .await
-        .contains(&("l2".to_owned(), now + 120_000)));
+    let l = ledger(s.clone(), rec.id.clone()).await;
+    assert_eq!((l.count_in(live), l.count_in(later), l.held()), (1, 1, 2));
     assert_eq!(
-        s.renew(&rec.id, "l1", now, now + 120_000, v).await.unwrap(),
-        RenewOutcome::Gone,
-        "a reclaimed lease cannot be renewed"
-    );
-    assert_eq!(
-        s.renew(&rec.id, "l2", now + 200_000, now + 300_000, v)
-            .await
-            .unwrap(),
-        RenewOutcome::Gone,
+        s.move_lease(&renew("l1", lapsed, later, v)).await.unwrap(),
+        MoveOutcome::Gone,
         "a lapsed lease cannot be renewed"
     );
     assert_eq!(
-        s.renew(&rec.id, "l2", now, now + 120_000, v + 1)
+        s.move_lease(&renew("l2", live, later + 60, v + 1))
             .await
             .unwrap(),
-        RenewOutcome::Moved,
+        MoveOutcome::Stale,
         "a renewal checked against an older version does not apply"
     );
-    // The cap lowered to 1 with two leases held: no renewal until one goes.
-    let t = s.get(&rec.id).await.unwrap().unwrap();
-    let mut lowered = t.clone();
-    lowered.max_concurrent = Some(1);
-    lowered.version += 1;
-    assert!(s.replace(&t, &lowered).await.unwrap());
+    // The lease's own item says where it is now: renewed again from there.
     assert_eq!(
-        s.renew(&rec.id, "l2", now, now + 120_000, lowered.version)
+        s.move_lease(&renew("l2", live, later + 60, v))
             .await
             .unwrap(),
-        RenewOutcome::OverCap
+        MoveOutcome::Moved
     );
-    assert!(s.release(&rec.id, "l3").await.unwrap());
+    let l = ledger(s.clone(), rec.id.clone()).await;
     assert_eq!(
-        s.renew(&rec.id, "l2", now, now + 120_000, lowered.version)
+        (l.count_in(later), l.count_in(later + 60), l.held()),
+        (0, 1, 2)
+    );
+    let after_it = dates::from_millis((later + 61) * 1000);
+    assert_eq!(
+        s.move_lease(&lease_move(
+            &rec.id,
+            "l2",
+            live,
+            Some(later + 200),
+            Some(v),
+            after_it
+        ))
+        .await
+        .unwrap(),
+        MoveOutcome::Gone,
+        "a renewal after the lease lapsed does not apply"
+    );
+
+    // Releases racing for one lease: exactly one applies.
+    let release = |lease, first| lease_move(&rec.id, lease, first, None, None, now);
+    let raced = join_all((0..8).map(|_| {
+        let s = s.clone();
+        let m = release("l3", live);
+        async move { s.move_lease(&m).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(
+        raced.iter().filter(|o| **o == MoveOutcome::Moved).count(),
+        1
+    );
+    assert!(raced
+        .iter()
+        .all(|o| matches!(o, MoveOutcome::Moved | MoveOutcome::Gone)));
+    assert_eq!(ledger(s.clone(), rec.id.clone()).await.held(), 1);
+    assert_eq!(
+        s.move_lease(&release("l2", live)).await.unwrap(),
+        MoveOutcome::Moved
+    );
+    assert_eq!(
+        s.move_lease(&release("l2", live)).await.unwrap(),
+        MoveOutcome::Gone
+    );
+    assert_eq!(
+        s.move_lease(&renew("l2", live, later + 120, v))
             .await
             .unwrap(),
-        RenewOutcome::Renewed
+        MoveOutcome::Gone,
+        "a released lease cannot be renewed"
     );
-    assert!(s.release(&rec.id, "l2").await.unwrap());
-    assert!(!s.release(&rec.id, "l2").await.unwrap());
-    assert!(held(s.clone(), rec.id.clone()).await.is_empty());
-    assert_eq!(s.get(&rec.id).await.unwrap().unwrap().lease_count, 0);
+    let l = ledger(s.clone(), rec.id.clone()).await;
+    assert_eq!((l.held(), l.live(now)), (0, 0));
+
+    // A lease whose bucket an acquire removed (it had lapsed) is gone, even
+    // to a caller whose clock still thinks it live.
+    let old = sec - 30;
+    assert!(matches!(
+        admit(&*s, &rec.id, Some(old)).await,
+        Got::Admitted { .. }
+    ));
+    assert!(matches!(
+        admit(&*s, &rec.id, Some(live)).await,
+        Got::Admitted { .. }
+    ));
+    assert_eq!(ledger(s.clone(), rec.id.clone()).await.count_in(old), 0);
+    let skewed = dates::from_millis((old - 10) * 1000);
+    assert_eq!(
+        s.move_lease(&lease_move(&rec.id, "l4", old, None, None, skewed))
+            .await
+            .unwrap(),
+        MoveOutcome::Gone
+    );
+    assert_eq!(ledger(s.clone(), rec.id.clone()).await.held(), 1);
+    // Deleting the token ends its leases.
+    assert!(s.delete(&rec.id, &rec.owner).await.unwrap());
+    assert_eq!(
+        s.move_lease(&release("l5", live)).await.unwrap(),
+        MoveOutcome::Gone
+    );
 }
 
 async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
     let rec = record(&owner("cap"), json!({"maxConcurrent": 12, "maxUses": 100}));
     s.put_new(&rec, None).await.unwrap();
-    let exp = dates::millis(dates::now()) + 60_000;
-    let results = join_all((0..60).map(|i| {
+    let bucket = dates::now().unix_timestamp() + 60;
+    let results = join_all((0..60).map(|_| {
         let s = s.clone();
         let id = rec.id.clone();
-        async move {
-            let lease = format!("lease{i}");
-            admit(&*s, &id, Some((&lease, exp))).await
-        }
+        async move { admit(&*s, &id, Some(bucket)).await }
     }))
     .await;
     let admitted = results
@@ -498,12 +562,44 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
     left.sort();
     assert_eq!(left, (88..100).collect::<Vec<u64>>());
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(s.leases(&rec.id).await.unwrap().len(), 12);
-    assert_eq!(t.lease_count, 12);
+    assert_eq!(t.leases.held(), 12);
     assert_eq!(
         t.remaining_uses,
         Some(88),
         "a refused acquire spends no use"
+    );
+}
+
+/// Twelve leases lapse together; sixty acquirers race for the freed slots:
+/// exactly twelve win, and the lapsed bucket is removed exactly once.
+async fn racing_acquires_reuse_lapsed_slots_exactly(s: Arc<dyn Store>) {
+    let rec = record(&owner("lapse"), json!({"maxConcurrent": 12}));
+    s.put_new(&rec, None).await.unwrap();
+    let sec = dates::now().unix_timestamp();
+    // Taken ten seconds ago (the store has no clock: what has lapsed is
+    // what the caller's checks say).
+    let then = dates::from_millis((sec - 10) * 1000);
+    for _ in 0..12 {
+        assert!(matches!(
+            admit_at(&*s, &rec.id, Some(sec - 1), then).await,
+            Got::Admitted { .. }
+        ));
+    }
+    let results = join_all((0..60).map(|_| {
+        let s = s.clone();
+        let id = rec.id.clone();
+        async move { admit(&*s, &id, Some(sec + 60)).await }
+    }))
+    .await;
+    let admitted = results
+        .iter()
+        .filter(|r| matches!(r, Got::Admitted { .. }))
+        .count();
+    assert_eq!(admitted, 12);
+    let l = s.get(&rec.id).await.unwrap().unwrap().leases;
+    assert_eq!(
+        (l.held(), l.count_in(sec - 1), l.count_in(sec + 60)),
+        (12, 0, 12)
     );
 }
 
@@ -608,8 +704,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
     let t = s.get(&rec.id).await.unwrap().unwrap();
     let today = checks::check_limits(&t, false, now).unwrap();
     assert_eq!(today[0].used, None);
-    let a = attempt();
-    let fresh = admission_for(&t, &a, &today, None);
+    let fresh = admission_for(&t, &today, None, now);
     assert!(matches!(
         s.admit(&fresh).await.unwrap(),
         AdmitOutcome::Admitted { .. }
@@ -704,8 +799,13 @@ macro_rules! contract {
                 super::racing_uses_never_overspend(store().await).await
             }
             #[tokio::test]
-            async fn leases_cap_renew_release_reclaim() {
-                super::leases_cap_renew_release_reclaim(store().await).await
+            async fn leases_take_renew_release() {
+                super::leases_take_renew_release(store().await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn racing_acquires_reuse_lapsed_slots_exactly() {
+                super::racing_acquires_reuse_lapsed_slots_exactly(store().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn racing_acquires_never_exceed_cap() {

@@ -4,14 +4,16 @@
 use super::{App, Result};
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use crate::store::RenewOutcome;
-use crate::token::{Keyring, LeaseId};
-use crate::validate::{self, admission, answer, checks, Presented, Reason};
+use crate::store::{LeaseMove, MoveOutcome};
+use crate::token::{leases, Keyring, LeaseId};
+use crate::validate::{self, answer, checks, Presented, Reason};
 
 impl App {
     /// A renewal is refused (404) unless the lease is live and the token
     /// would still validate: enabled, inside its window, from an allowed
-    /// address, and holding no more leases than its (perhaps lowered) cap.
+    /// address, and holding no more live leases than its (perhaps lowered)
+    /// cap. It moves the lease to the bucket `TOLLGATE_LEASE_SECONDS` from
+    /// now (see `token::leases`).
     pub(super) async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
@@ -24,26 +26,29 @@ impl App {
                 .await?
                 .map_err(|_| ApiError::NotFound)?;
             checks::check_standing(&rec, address, now).map_err(|_| ApiError::NotFound)?;
-            let now_ms = dates::millis(now);
-            let expiry = now_ms + self.config.lease_seconds * 1000;
-            let outcome = self
-                .store
-                .renew(id.as_str(), lease.as_str(), now_ms, expiry, rec.version)
-                .await?;
-            match outcome {
-                RenewOutcome::Renewed => {
+            if rec
+                .max_concurrent
+                .is_none_or(|cap| rec.leases.live(now) > cap)
+            {
+                return Err(ApiError::NotFound);
+            }
+            let to = leases::bucket_for(now, self.config.lease_seconds);
+            let renewal = LeaseMove {
+                id: id.as_str(),
+                lease: lease.as_str(),
+                first_bucket: lease.first_bucket(),
+                to: Some(to),
+                seen_version: Some(rec.version),
+                now,
+            };
+            match self.store.move_lease(&renewal).await? {
+                MoveOutcome::Moved => {
                     let doc =
-                        serde_json::json!({ "lease": answer::lease_document(&lease, expiry) });
+                        serde_json::json!({ "lease": answer::lease_document(&lease, to * 1000) });
                     return Ok(ApiResponse::document(200, req.format(), "validation", &doc));
                 }
-                RenewOutcome::Gone => return Err(ApiError::NotFound),
-                RenewOutcome::Moved => continue,
-                // Lapsed leases may still count: free them and look again.
-                RenewOutcome::OverCap => {
-                    if !admission::reclaim_lapsed(self.store.as_ref(), &id).await? {
-                        return Err(ApiError::NotFound);
-                    }
-                }
+                MoveOutcome::Gone => return Err(ApiError::NotFound),
+                MoveOutcome::Stale => continue,
             }
         }
         Err(ApiError::NotFound)
@@ -58,7 +63,16 @@ impl App {
             validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now).await?;
         match found {
             Ok(Presented { id, .. }) => {
-                self.store.release(id.as_str(), lease.as_str()).await?;
+                let release = LeaseMove {
+                    id: id.as_str(),
+                    lease: lease.as_str(),
+                    first_bucket: lease.first_bucket(),
+                    to: None,
+                    seen_version: None,
+                    now,
+                };
+                // Gone (already released, or lapsed) answers the same.
+                self.store.move_lease(&release).await?;
                 Ok(ApiResponse::empty(204))
             }
             // The token is gone, and its leases with it.

@@ -26,7 +26,7 @@ impl App {
         let now = dates::now();
         let mut items = Vec::with_capacity(page.items.len());
         for t in page.items.into_iter().filter(|t| query.admits(t, now)) {
-            items.push(self.with_active_leases(t).await?.to_json(now));
+            items.push(t.to_json(now));
         }
         let mut doc = json!({ "tokens": items });
         if let Some(next) = page.next {
@@ -189,19 +189,9 @@ impl App {
     async fn owned(&self, owner: &Owner, id: &str) -> Result<TokenRecord> {
         let id = TokenId::parse(id).ok_or(ApiError::NotFound)?;
         match self.store.get(id.as_str()).await? {
-            Some(t) if t.owner == owner.as_str() => self.with_active_leases(t).await,
+            Some(t) if t.owner == owner.as_str() => Ok(t),
             _ => Err(ApiError::NotFound),
         }
-    }
-
-    /// Counts the token's live leases, for `activeLeases`.
-    async fn with_active_leases(&self, mut rec: TokenRecord) -> Result<TokenRecord> {
-        if rec.max_concurrent.is_some() {
-            let now_ms = dates::millis(dates::now());
-            let leases = self.store.leases(&rec.id).await?;
-            rec.active_leases = Some(leases.iter().filter(|(_, e)| *e > now_ms).count() as u32);
-        }
-        Ok(rec)
     }
 
     fn token_response(

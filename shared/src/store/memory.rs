@@ -8,13 +8,14 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::token::RateCount;
+use crate::token::{leases, RateCount};
 
 #[derive(Default)]
 struct State {
     tokens: BTreeMap<String, TokenRecord>,
-    /// Token id → lease id → expiry (unix ms), as DynamoDB's lease items.
-    leases: HashMap<String, BTreeMap<String, i64>>,
+    /// (token id, lease id) → the bucket a renewal or release last moved
+    /// the lease to (0: released), as DynamoDB's lease items.
+    lease_moves: HashMap<(String, String), i64>,
     idempotency: HashMap<String, IdempotencyRecord>,
 }
 
@@ -53,9 +54,7 @@ impl Store for MemoryStore {
         if s.tokens.contains_key(&rec.id) {
             return Err(StoreError::Internal("token id collision".into()));
         }
-        let mut stored = rec.clone();
-        stored.active_leases = None; // counted on reading, as DynamoDB does
-        s.tokens.insert(rec.id.clone(), stored);
+        s.tokens.insert(rec.id.clone(), rec.clone());
         if let Some(i) = idem {
             s.idempotency.insert(i.key.clone(), i.clone());
         }
@@ -122,13 +121,12 @@ impl Store for MemoryStore {
         {
             return Ok(false);
         }
-        let (lease_count, last_used, remaining) =
-            (cur.lease_count, cur.last_used_at, cur.remaining_uses);
+        let (last_used, remaining) = (cur.last_used_at, cur.remaining_uses);
         let counts = std::mem::take(&mut cur.rate_counts);
+        let leases = std::mem::take(&mut cur.leases);
         *cur = new.clone();
         cur.rate_counts = counts;
-        cur.lease_count = lease_count;
-        cur.active_leases = None;
+        cur.leases = leases;
         cur.last_used_at = last_used;
         if !uses_change {
             cur.remaining_uses = remaining;
@@ -156,7 +154,6 @@ impl Store for MemoryStore {
         let mut s = self.lock()?;
         if s.tokens.get(id).is_some_and(|t| t.owner == owner) {
             s.tokens.remove(id);
-            s.leases.remove(id);
             Ok(true)
         } else {
             Ok(false)
@@ -165,33 +162,28 @@ impl Store for MemoryStore {
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let mut s = self.lock()?;
-        let State { tokens, leases, .. } = &mut *s;
-        let Some(t) = tokens.get_mut(a.id) else {
+        let Some(t) = s.tokens.get_mut(a.id) else {
             return Ok(AdmitOutcome::Changed(None));
         };
-        // The same condition as DynamoDB's (see `dynamo::admit`): a lease
-        // is taken by a transaction, which pins the counts it read.
-        let pinned = a.lease.is_some();
-        let uses_ok = !a.consume_use
-            || (t.remaining_uses.unwrap_or(0) > 0
-                && (!pinned || t.remaining_uses == a.seen_remaining));
+        // The same condition as DynamoDB's (see `dynamo::admit`).
+        let uses_ok = !a.consume_use || t.remaining_uses.unwrap_or(0) > 0;
         let rates_ok = a.rates.iter().all(|r| {
             let stored = t.rate_counts.get(&r.name);
             match r.seen {
-                Some(seen) => stored.is_some_and(|c| {
-                    c.period == r.period
-                        && c.window == r.window
-                        && c.count < r.limit
-                        && (!pinned || c.count == seen)
+                Some(_) => stored.is_some_and(|c| {
+                    c.period == r.period && c.window == r.window && c.count < r.limit
                 }),
                 None => stored.is_none_or(|c| c.period != r.period || c.window < r.window),
             }
         });
-        let lease_ok = a.lease.is_none() || t.lease_count < t.max_concurrent.unwrap_or(0);
+        let lease_ok = a.lease.as_ref().is_none_or(|l| {
+            u64::from(t.leases.held()) < l.limit()
+                && l.purge
+                    .iter()
+                    .all(|(b, n)| t.leases.buckets().any(|x| x == (*b, *n)))
+        });
         if t.version != a.seen_version || !uses_ok || !rates_ok || !lease_ok {
-            let mut now = t.clone();
-            now.active_leases = None;
-            return Ok(AdmitOutcome::Changed(Some(Box::new(now))));
+            return Ok(AdmitOutcome::Changed(Some(Box::new(t.clone()))));
         }
         if a.consume_use {
             t.remaining_uses = t.remaining_uses.map(|r| r - 1);
@@ -210,12 +202,8 @@ impl Store for MemoryStore {
             count.count += 1;
             rate_used.push(count.count);
         }
-        if let Some((lease, expiry)) = a.lease {
-            t.lease_count += 1;
-            leases
-                .entry(t.id.clone())
-                .or_default()
-                .insert(lease.to_owned(), expiry);
+        if let Some(l) = &a.lease {
+            t.leases.take(l.bucket, &l.purge);
         }
         if let Some(now) = a.touch {
             t.last_used_at = Some(now);
@@ -226,68 +214,32 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let s = self.lock()?;
-        Ok(s.leases
-            .get(id)
-            .map(|l| l.iter().map(|(k, e)| (k.clone(), *e)).collect())
-            .unwrap_or_default())
-    }
-
-    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
+    async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
         let mut s = self.lock()?;
-        let State { tokens, leases, .. } = &mut *s;
-        let (Some(t), Some(held)) = (tokens.get_mut(id), leases.get_mut(id)) else {
-            return Ok(false);
+        let State {
+            tokens,
+            lease_moves,
+            ..
+        } = &mut *s;
+        let key = (m.id.to_owned(), m.lease.to_owned());
+        let from = lease_moves.get(&key).copied().unwrap_or(m.first_bucket);
+        if !leases::is_live(from, m.now) {
+            return Ok(MoveOutcome::Gone); // released (0) or lapsed
+        }
+        // The same conditions as DynamoDB's (see `dynamo::admit`).
+        let Some(t) = tokens.get_mut(m.id) else {
+            return Ok(MoveOutcome::Gone);
         };
-        if !lapsed.iter().all(|(l, e)| held.get(l) == Some(e)) {
-            return Ok(false);
+        if m.seen_version.is_some_and(|v| v != t.version) {
+            return Ok(MoveOutcome::Stale);
         }
-        for (l, _) in lapsed {
-            held.remove(l);
+        if t.leases.count_in(from) == 0 {
+            return Ok(MoveOutcome::Gone);
         }
-        t.lease_count = t.lease_count.saturating_sub(lapsed.len() as u32);
-        Ok(true)
-    }
-
-    async fn renew(
-        &self,
-        id: &str,
-        lease: &str,
-        now_ms: i64,
-        new_expiry: i64,
-        seen_version: u64,
-    ) -> Result<RenewOutcome, StoreError> {
-        let mut s = self.lock()?;
-        let State { tokens, leases, .. } = &mut *s;
-        let Some(t) = tokens.get(id) else {
-            return Ok(RenewOutcome::Gone);
-        };
-        if t.version != seen_version {
-            return Ok(RenewOutcome::Moved);
-        }
-        if t.lease_count > t.max_concurrent.unwrap_or(0) {
-            return Ok(RenewOutcome::OverCap);
-        }
-        match leases.get_mut(id).and_then(|l| l.get_mut(lease)) {
-            Some(exp) if *exp > now_ms => {
-                *exp = new_expiry;
-                Ok(RenewOutcome::Renewed)
-            }
-            _ => Ok(RenewOutcome::Gone),
-        }
-    }
-
-    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
-        let mut s = self.lock()?;
-        let State { tokens, leases, .. } = &mut *s;
-        let removed = leases.get_mut(id).and_then(|l| l.remove(lease)).is_some();
-        if removed {
-            if let Some(t) = tokens.get_mut(id) {
-                t.lease_count = t.lease_count.saturating_sub(1);
-            }
-        }
-        Ok(removed)
+        let to = m.to.map(|to| to.max(from));
+        t.leases.shift(from, to);
+        lease_moves.insert(key, to.unwrap_or(0));
+        Ok(MoveOutcome::Moved)
     }
 
     async fn touch(

@@ -69,18 +69,47 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct Admission<'a> {
     pub id: &'a str,
-    /// Unique per validate call (also the transaction's idempotency token).
-    pub attempt_id: &'a str,
     /// The version the checks were made on.
     pub seen_version: u64,
     pub consume_use: bool,
-    /// `remainingUses` as read, when consuming.
-    pub seen_remaining: Option<u64>,
     /// One count per rate limit of the token.
     pub rates: Vec<RateSpend>,
-    /// Lease id and its expiry (unix ms), when acquiring under a cap.
-    pub lease: Option<(&'a str, i64)>,
+    /// A lease slot, when acquiring under a cap.
+    pub lease: Option<LeaseTake>,
     pub touch: Option<OffsetDateTime>,
+}
+
+/// A lease slot to take (see `token::leases`): one more lease in `bucket`,
+/// and the lapsed buckets seen removed, each only if it still holds the
+/// count seen; admitted only while the leases counted stay within `cap`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTake {
+    pub bucket: i64,
+    /// `maxConcurrent` as checked (the version pins it).
+    pub cap: u32,
+    pub purge: Vec<(i64, u32)>,
+}
+
+impl LeaseTake {
+    /// What the ledger's `leaseCount` must stay below for the take to apply.
+    pub fn limit(&self) -> u64 {
+        u64::from(self.cap) + self.purge.iter().map(|(_, n)| u64::from(*n)).sum::<u64>()
+    }
+}
+
+/// A renewal (`to: Some(bucket)`) or a release (`to: None`) of one lease:
+/// it moves from the bucket it is in now (its first, from its id, until a
+/// renewal or release records another in the lease's own item) to `to`, or
+/// out of the ledger, in one transaction pinned to where it was.
+#[derive(Debug, Clone)]
+pub struct LeaseMove<'a> {
+    pub id: &'a str,
+    pub lease: &'a str,
+    pub first_bucket: i64,
+    pub to: Option<i64>,
+    /// A renewal applies only to the version its checks were made on.
+    pub seen_version: Option<u64>,
+    pub now: OffsetDateTime,
 }
 
 /// One rate limit's count to spend, in the window the checks found.
@@ -122,17 +151,15 @@ pub enum AdmitOutcome {
     Changed(Option<Box<TokenRecord>>),
 }
 
-/// What a renewal found.
+/// What a lease move found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum RenewOutcome {
-    Renewed,
+pub enum MoveOutcome {
+    /// Renewed into its new bucket, or released.
+    Moved,
     /// The lease is unknown, released or lapsed, or the token is gone.
     Gone,
     /// The token changed since it was read: read it again and re-check.
-    Moved,
-    /// More leases are held than the cap allows (it was lowered, or lapsed
-    /// leases await reclaiming).
-    OverCap,
+    Stale,
 }
 
 /// Position of a record in an owner's list: creation time, then id.
@@ -176,25 +203,9 @@ pub trait Store: Send + Sync {
     /// end with it: every lease call reads the token first.
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError>;
-    /// Every lease stored for a token, live or lapsed (id, expiry in unix
-    /// ms), read strongly consistently.
-    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError>;
-    /// Frees lapsed leases, each only if it still has the expiry seen, and
-    /// lowers the token's lease count by as many; `false` if any moved.
-    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError>;
-    /// Extends a live lease, if the token is still at `seen_version` and
-    /// holds no more leases than its cap.
-    async fn renew(
-        &self,
-        id: &str,
-        lease: &str,
-        now_ms: i64,
-        new_expiry: i64,
-        seen_version: u64,
-    ) -> Result<RenewOutcome, StoreError>;
-    /// Ends a lease and lowers the token's lease count; `false` if it was
-    /// already gone.
-    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError>;
+    /// Renews or releases a live lease (see `LeaseMove`). A lapsed lease
+    /// is `Gone`: its bucket may already have been removed by an acquire.
+    async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError>;
     /// Sets `lastUsedAt` to `now` unless it is already at or after `fresh_after`.
     async fn touch(
         &self,

@@ -5,8 +5,12 @@ use crate::codec;
 
 /// Bytes of a token id (26 base32 characters).
 pub const TOKEN_ID_BYTES: usize = 16;
-/// Bytes of a lease id: a random nonce plus a tag binding it to its token.
+/// Bytes of a lease id: a random nonce and the bucket it was taken in,
+/// plus a tag binding them to its token.
 pub const LEASE_ID_BYTES: usize = 16;
+pub(crate) const LEASE_NONCE_BYTES: usize = 5;
+/// The bucket the lease was first taken in (unix seconds, big-endian).
+pub(crate) const LEASE_BUCKET_BYTES: usize = 5;
 
 /// A token id as minted: 26 lower-case base32 characters. Anything else
 /// cannot name a token, so callers answer 404 without a read.
@@ -90,6 +94,16 @@ impl LeaseId {
 
     fn bytes_of(text: &str) -> Option<[u8; LEASE_ID_BYTES]> {
         codec::decode::<LEASE_ID_BYTES>(text)
+    }
+
+    /// The bucket (unix seconds) the lease was first taken in: where it is
+    /// until a renewal or release moves it. Trusted only once the lease
+    /// is known to belong to its token (`Keyring::lease_belongs_to`).
+    pub fn first_bucket(&self) -> i64 {
+        let b = self.bytes();
+        b[LEASE_NONCE_BYTES..LEASE_NONCE_BYTES + LEASE_BUCKET_BYTES]
+            .iter()
+            .fold(0i64, |acc, x| (acc << 8) | i64::from(*x))
     }
 
     pub fn as_str(&self) -> &str {

@@ -186,8 +186,8 @@ impl Keyring {
             .find_map(|(_, k)| k.open_cursor(owner, cursor))
     }
 
-    pub fn new_lease_id(&self, token: &TokenId) -> LeaseId {
-        self.current().new_lease_id(token)
+    pub fn new_lease_id(&self, token: &TokenId, bucket: i64) -> LeaseId {
+        self.current().new_lease_id(token, bucket)
     }
 
     /// Whether `lease` was issued for `token` under any key of the ring.
@@ -281,7 +281,7 @@ mod tests {
         let cursor = old.sign_cursor(&owner, "pos");
         assert_eq!(both.open_cursor(&owner, &cursor).as_deref(), Some("pos"));
         let id = old.mint().id;
-        let lease = old.new_lease_id(&id);
+        let lease = old.new_lease_id(&id, 1_700_000_000);
         assert!(both.lease_belongs_to(&id, &lease));
         let key = IdempotencyKey::parse("k").unwrap();
         assert!(both

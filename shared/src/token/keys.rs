@@ -7,13 +7,15 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, LEASE_ID_BYTES};
+use super::ids::{
+    IdempotencyKey, LeaseId, Owner, TokenId, LEASE_BUCKET_BYTES, LEASE_ID_BYTES, LEASE_NONCE_BYTES,
+};
 use crate::codec;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const LEASE_NONCE_BYTES: usize = 10;
-const LEASE_TAG_BYTES: usize = LEASE_ID_BYTES - LEASE_NONCE_BYTES;
+const LEASE_BODY_BYTES: usize = LEASE_NONCE_BYTES + LEASE_BUCKET_BYTES;
+const LEASE_TAG_BYTES: usize = LEASE_ID_BYTES - LEASE_BODY_BYTES;
 const CURSOR_TAG_BYTES: usize = 12;
 
 #[derive(Clone)]
@@ -97,27 +99,30 @@ impl Keys {
         bool::from(expected[..CURSOR_TAG_BYTES].ct_eq(&tag)).then_some(pos)
     }
 
-    /// A lease id bound to its token: a random nonce plus a tag over the
-    /// token id, so a lease id presented with another token is recognised as
-    /// foreign without any read.
-    pub(super) fn new_lease_id(&self, token: &TokenId) -> LeaseId {
-        let nonce = codec::random_bytes::<LEASE_NONCE_BYTES>();
-        let tag = self.lease_tag(token, &nonce);
+    /// A lease id bound to its token: a random nonce and the bucket the
+    /// lease was taken in (see `token::leases`), under a tag over both and
+    /// the token id, so a lease id presented with another token is
+    /// recognised as foreign without any read, and its first bucket cannot
+    /// be forged.
+    pub(super) fn new_lease_id(&self, token: &TokenId, bucket: i64) -> LeaseId {
         let mut bytes = [0u8; LEASE_ID_BYTES];
-        bytes[..LEASE_NONCE_BYTES].copy_from_slice(&nonce);
-        bytes[LEASE_NONCE_BYTES..].copy_from_slice(&tag);
+        bytes[..LEASE_NONCE_BYTES].copy_from_slice(&codec::random_bytes::<LEASE_NONCE_BYTES>());
+        bytes[LEASE_NONCE_BYTES..LEASE_BODY_BYTES]
+            .copy_from_slice(&bucket.to_be_bytes()[8 - LEASE_BUCKET_BYTES..]);
+        let tag = self.lease_tag(token, &bytes[..LEASE_BODY_BYTES]);
+        bytes[LEASE_BODY_BYTES..].copy_from_slice(&tag);
         LeaseId::from_bytes(&bytes)
     }
 
     /// Whether `lease` was issued for `token`.
     pub(super) fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
         let bytes = lease.bytes();
-        let (nonce, tag) = bytes.split_at(LEASE_NONCE_BYTES);
-        bool::from(self.lease_tag(token, nonce).ct_eq(tag))
+        let (body, tag) = bytes.split_at(LEASE_BODY_BYTES);
+        bool::from(self.lease_tag(token, body).ct_eq(tag))
     }
 
-    fn lease_tag(&self, token: &TokenId, nonce: &[u8]) -> [u8; LEASE_TAG_BYTES] {
-        let tag = mac(&self.lease, &[token.as_str().as_bytes(), nonce]);
+    fn lease_tag(&self, token: &TokenId, body: &[u8]) -> [u8; LEASE_TAG_BYTES] {
+        let tag = mac(&self.lease, &[token.as_str().as_bytes(), body]);
         let mut out = [0u8; LEASE_TAG_BYTES];
         out.copy_from_slice(&tag[..LEASE_TAG_BYTES]);
         out
@@ -177,10 +182,15 @@ mod tests {
     fn lease_ids_bind_to_token() {
         let k = keys();
         let (a, b) = (TokenId::from_bytes(&[1; 16]), TokenId::from_bytes(&[2; 16]));
-        let l = k.new_lease_id(&a);
+        let l = k.new_lease_id(&a, 1_700_000_010);
         assert!(k.lease_belongs_to(&a, &l));
         assert!(!k.lease_belongs_to(&b, &l));
-        assert_ne!(l, k.new_lease_id(&a));
+        assert_ne!(l, k.new_lease_id(&a, 1_700_000_010));
+        assert_eq!(l.first_bucket(), 1_700_000_010);
+        // The first bucket is under the tag: another one is foreign.
+        let mut forged = l.bytes();
+        forged[9] ^= 1;
+        assert!(!k.lease_belongs_to(&a, &LeaseId::from_bytes(&forged)));
     }
 
     #[test]

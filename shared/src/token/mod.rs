@@ -2,7 +2,7 @@
 //! that parse their input (`ids`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
 //! address binding (`resource`, `address`), capability scopes (`scopes`),
-//! rate limits (`rate`),
+//! rate limits (`rate`), concurrency leases (`leases`),
 //! and the secrets: the server keyring (`keyring`), the keys derived from
 //! each of its keys (`keys`) and the token string (`string`).
 
@@ -11,6 +11,7 @@ pub mod fields;
 pub mod ids;
 pub mod keyring;
 pub mod keys;
+pub mod leases;
 pub mod query;
 pub mod rate;
 mod record;
@@ -23,6 +24,7 @@ pub use fields::{FieldError, FieldErrors};
 pub use ids::{IdempotencyKey, LeaseId, Owner, TokenId};
 pub use keyring::{Keyring, KeyringError};
 pub use keys::request_fingerprint;
+pub use leases::LeaseLedger;
 pub use rate::{RateCount, RateLimit};
 pub use record::{address_strings, TokenRecord};
 pub use string::{

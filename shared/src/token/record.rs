@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
+use super::leases::LeaseLedger;
 use super::rate::{RateCount, RateLimit};
 use crate::dates;
 
@@ -47,14 +48,9 @@ pub struct TokenRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Bumped by every change a client makes; the ETag.
     pub version: u64,
-    /// Leases taken and not yet released or reclaimed (some may have
-    /// lapsed): the counter an acquire is conditioned on. The leases
-    /// themselves are items of their own, so an admit's cost does not grow
-    /// with `maxConcurrent`.
-    pub lease_count: u32,
-    /// Live leases, counted for display by the management routes (`None`
-    /// where they were not counted: the validate path never needs them).
-    pub active_leases: Option<u32>,
+    /// The token's leases, by the instant they lapse (see `token::leases`):
+    /// written only by acquires, renewals and releases.
+    pub leases: LeaseLedger,
 }
 
 impl TokenRecord {
@@ -84,10 +80,7 @@ impl TokenRecord {
         }
         if let Some(n) = self.max_concurrent {
             m.insert("maxConcurrent".into(), json!(n));
-            m.insert(
-                "activeLeases".into(),
-                json!(self.active_leases.unwrap_or(0)),
-            );
+            m.insert("activeLeases".into(), json!(self.leases.live(now)));
         }
         if let Some(n) = self.max_uses {
             m.insert("maxUses".into(), json!(n));

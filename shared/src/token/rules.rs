@@ -60,8 +60,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         updated_at: now,
         last_used_at: None,
         version: 1,
-        lease_count: 0,
-        active_leases: None,
+        leases: Default::default(),
     };
     let end = match (&c.end_date, c.ttl_seconds) {
         (Change::Set(_), Some(_)) => {

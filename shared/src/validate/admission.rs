@@ -5,10 +5,9 @@
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{Admission, AdmitOutcome, RateSpend, Store, StoreError};
+use crate::store::{Admission, AdmitOutcome, LeaseTake, RateSpend, Store, StoreError};
 use crate::token::rate::{RateCount, Standing};
-use crate::token::{Keyring, LeaseId, TokenId, TokenRecord};
-use crate::{codec, dates};
+use crate::token::{leases, Keyring, LeaseId, TokenId, TokenRecord};
 
 /// What an admitted validate took.
 #[derive(Debug, Default)]
@@ -70,22 +69,21 @@ pub async fn admit(
     lease_seconds: i64,
     now: OffsetDateTime,
 ) -> Result<Outcome, StoreError> {
-    let lease = (acquire && rec.max_concurrent.is_some()).then(|| {
-        (
-            keys.new_lease_id(id),
-            dates::millis(now) + lease_seconds * 1000,
-        )
-    });
-    let attempt = codec::encode(&codec::random_bytes::<10>());
+    let lease = match rec.max_concurrent {
+        Some(cap) if acquire => Some(LeaseTake {
+            bucket: leases::bucket_for(now, lease_seconds),
+            cap,
+            purge: rec.leases.lapsed(now),
+        }),
+        _ => None,
+    };
     let touch = touch_due(rec, now);
     let admission = Admission {
         id: id.as_str(),
-        attempt_id: &attempt,
         seen_version: rec.version,
         consume_use: rec.max_uses.is_some(),
-        seen_remaining: rec.remaining_uses,
         rates: standings.iter().map(RateSpend::from).collect(),
-        lease: lease.as_ref().map(|(l, e)| (l.as_str(), *e)),
+        lease: lease.clone(),
         touch,
     };
     let (remaining, rate_used) = match store.admit(&admission).await? {
@@ -109,33 +107,17 @@ pub async fn admit(
         );
         rate_limits.push(s.answered(used));
     }
-    if lease.is_some() {
-        rec.lease_count += 1;
-    }
     if touch.is_some() {
         rec.last_used_at = touch;
     }
+    // The lease id is made only now: one is never handed out unadmitted.
+    let lease = lease.map(|l| {
+        rec.leases.take(l.bucket, &l.purge);
+        (keys.new_lease_id(id, l.bucket), l.bucket * 1000)
+    });
     Ok(Outcome::Admitted(Admitted {
         remaining_uses: remaining,
         lease,
         rate_limits,
     }))
-}
-
-/// Frees the token's lapsed leases, without waiting for DynamoDB's TTL;
-/// `false` when none had lapsed (the cap is really full).
-pub async fn reclaim_lapsed(store: &dyn Store, id: &TokenId) -> Result<bool, StoreError> {
-    let now_ms = dates::millis(dates::now());
-    let lapsed: Vec<(String, i64)> = store
-        .leases(id.as_str())
-        .await?
-        .into_iter()
-        .filter(|(_, expiry)| *expiry <= now_ms)
-        .collect();
-    if lapsed.is_empty() {
-        return Ok(false);
-    }
-    // A concurrent reclaimer may win some: either way slots were freed.
-    store.reclaim(id.as_str(), &lapsed).await?;
-    Ok(true)
 }

@@ -34,8 +34,7 @@ pub fn check(
 }
 
 /// The stateful checks, in order: a use left, room in every rate limit's
-/// window, a free lease slot (as counted: lapsed leases still count until
-/// reclaimed).
+/// window, a free lease slot (lapsed leases free theirs).
 pub fn check_limits(
     rec: &TokenRecord,
     acquire: bool,
@@ -51,7 +50,11 @@ pub fn check_limits(
             retry_after: rate::retry_after(&standings, now),
         });
     }
-    if acquire && rec.max_concurrent.is_some_and(|cap| rec.lease_count >= cap) {
+    if acquire
+        && rec
+            .max_concurrent
+            .is_some_and(|cap| rec.leases.live(now) >= cap)
+    {
         return Err(Reason::ConcurrencyLimit);
     }
     Ok(standings)
@@ -175,7 +178,7 @@ mod tests {
             },
         );
         t.max_concurrent = Some(1);
-        t.lease_count = 1;
+        t.leases = crate::token::LeaseLedger::from_buckets([(now.unix_timestamp() + 60, 1)]);
         let acquire = ValidateInput {
             acquire: true,
             ..bad.clone()
@@ -191,7 +194,8 @@ mod tests {
             check(&t, &acquire, ip("10.0.0.1"), now),
             Err(Reason::ConcurrencyLimit)
         );
-        t.lease_count = 0;
+        // A lapsed lease frees its slot.
+        t.leases = crate::token::LeaseLedger::from_buckets([(now.unix_timestamp(), 1)]);
         let standings = check(&t, &acquire, ip("10.0.0.1"), now).unwrap();
         assert_eq!(standings[0].used, None);
     }

@@ -134,12 +134,6 @@ pub async fn decide(
             Ok(found) => found,
             // A guess never refuses: the token may have changed since.
             Err(_) if guess => continue,
-            // Lapsed leases still count until reclaimed: free them, look again.
-            Err(Reason::ConcurrencyLimit)
-                if admission::reclaim_lapsed(store, &parsed.id).await? =>
-            {
-                continue
-            }
             Err(reason) => {
                 if reason == Reason::NotFound {
                     snapshots.forget(id);

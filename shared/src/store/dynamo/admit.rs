@@ -1,9 +1,12 @@
 //! Admission and leases on DynamoDB. An admission is one request: a
-//! conditional `UpdateItem` spending a use and every rate limit's count,
-//! or, to take a lease, one `TransactWriteItems` (the same update, with
-//! `leaseCount` up under `maxConcurrent`, and the lease item put). Every
-//! admission is pinned to the version the checks were made on; a failed
-//! condition returns the item as it is, so deciding again costs no read.
+//! conditional `UpdateItem` spending a use, every rate limit's count and a
+//! lease slot (one more in the token's lease ledger, see `token::leases`),
+//! pinned to the version the checks were made on. A failed condition
+//! returns the item as it is, so deciding again costs no read.
+//!
+//! A renewal or release moves one lease in the ledger: one transaction of
+//! the token's update and the lease's own item (where the lease is now),
+//! pinned to where it was, so two moves of one lease never both apply.
 //!
 //! Retries: a write whose outcome is unknown (a timeout, a 5xx) is never
 //! sent again blindly, since the first may have applied. `UpdateItem` is
@@ -19,36 +22,32 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, CancellationReason, ConditionCheck, Delete, Put, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
 use super::error::{is_throttle, store_error};
 use super::item::{
-    bad, from_item, get_n, lease_key, n, rate_count_names, s, token_key, Item, LEASE_SK_PREFIX,
+    bad, from_item, get_n, lease_bucket_name, lease_key, n, rate_count_names, token_key, Item,
 };
 use super::{names, DynamoStore};
 use crate::dates;
-use crate::store::{Admission, AdmitOutcome, RenewOutcome, StoreError};
+use crate::store::{Admission, AdmitOutcome, LeaseMove, MoveOutcome, StoreError};
+use crate::token::leases;
 
 /// Attempts of an `UpdateItem` that DynamoDB reported as not applied.
 const THROTTLE_ATTEMPTS: u32 = 3;
-/// Leases freed per reclaim transaction (DynamoDB allows 100 actions).
-const RECLAIM_BATCH: usize = 24;
-/// How long a lease transaction keeps trying while other transactions hold
-/// the token (each lost round means another admission got there first);
-/// past it the validate answers 503. Inside the function's 10 s timeout.
-const TRANSACTION_PATIENCE: Duration = Duration::from_secs(5);
+/// Rounds of a lease move lost to another move of the same lease or to
+/// another transaction on the token, before answering 503.
+const MOVE_ROUNDS: usize = 8;
 
 /// A random pause before another transaction round, growing with the
-/// rounds lost (full jitter, 2 to 64 ms at most), so a storm of acquirers
-/// spreads out instead of colliding again in lockstep.
+/// rounds lost (full jitter, 2 to 64 ms at most).
 async fn backoff(round: usize) {
     let [b] = crate::codec::random_bytes::<1>();
     let cap = 2u64 << round.min(5);
     tokio::time::sleep(Duration::from_millis(1 + u64::from(b) % cap)).await;
 }
-
 fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
     r.map_err(|e| StoreError::Internal(e.to_string()))
 }
@@ -84,11 +83,9 @@ struct Expression {
 }
 
 impl Expression {
-    /// `pinned`: the counts must equal those read (a transaction returns
-    /// nothing, so the answer is computed from them); otherwise only below
-    /// their limits (an `UpdateItem` returns the counts it wrote).
-    fn of(a: &Admission<'_>, pinned: bool) -> Expression {
+    fn of(a: &Admission<'_>) -> Expression {
         let mut sets = Vec::new();
+        let mut removes = Vec::new();
         let mut cond = vec!["attribute_exists(pk)".to_owned(), "#ver = :ver".to_owned()];
         let mut names = names(&[("#ver", "version")]);
         let mut values = HashMap::from([
@@ -98,14 +95,8 @@ impl Expression {
         ]);
         if a.consume_use {
             sets.push("#rem = #rem - :one".to_owned());
+            cond.push("#rem > :zero".into());
             names.insert("#rem".into(), "remainingUses".into());
-            match (pinned, a.seen_remaining) {
-                (true, Some(seen)) => {
-                    cond.push("#rem = :seenrem".into());
-                    values.insert(":seenrem".into(), n(seen));
-                }
-                _ => cond.push("#rem > :zero".into()),
-            }
         }
         for (i, r) in a.rates.iter().enumerate() {
             let [p, w, k] = rate_count_names(&r.name);
@@ -118,15 +109,9 @@ impl Expression {
             values.insert(vw.clone(), n(r.window));
             match r.seen {
                 // The window under way: below the limit, one more.
-                Some(seen) => {
-                    let bound = if pinned {
-                        values.insert(format!(":rs{i}"), n(seen));
-                        format!("{nk} = :rs{i}")
-                    } else {
-                        values.insert(format!(":rl{i}"), n(r.limit));
-                        format!("{nk} < :rl{i}")
-                    };
-                    cond.push(format!("{np} = {vp} AND {nw} = {vw} AND {bound}"));
+                Some(_) => {
+                    values.insert(format!(":rl{i}"), n(r.limit));
+                    cond.push(format!("{np} = {vp} AND {nw} = {vw} AND {nk} < :rl{i}"));
                     sets.push(format!("{nk} = {nk} + :one"));
                 }
                 // A new window: only if nobody started it (or a later one).
@@ -138,11 +123,24 @@ impl Expression {
                 }
             }
         }
-        if a.lease.is_some() {
-            sets.push("#lc = if_not_exists(#lc, :zero) + :one".into());
-            cond.push("(attribute_not_exists(#lc) OR #lc < #cap)".into());
+        if let Some(l) = &a.lease {
+            // One more in its bucket, the lapsed buckets seen removed (each
+            // only if it holds the count seen), and `leaseCount`, their sum,
+            // still within the cap afterwards.
+            let purged: u64 = l.purge.iter().map(|(_, c)| u64::from(*c)).sum();
             names.insert("#lc".into(), "leaseCount".into());
-            names.insert("#cap".into(), "maxConcurrent".into());
+            names.insert("#lb".into(), lease_bucket_name(l.bucket));
+            values.insert(":ldelta".into(), n(1 - purged as i64));
+            values.insert(":llimit".into(), n(l.limit()));
+            sets.push("#lc = if_not_exists(#lc, :zero) + :ldelta".into());
+            sets.push("#lb = if_not_exists(#lb, :zero) + :one".into());
+            cond.push("(attribute_not_exists(#lc) OR #lc < :llimit)".into());
+            for (i, (bucket, count)) in l.purge.iter().enumerate() {
+                names.insert(format!("#lp{i}"), lease_bucket_name(*bucket));
+                values.insert(format!(":lpc{i}"), n(count));
+                removes.push(format!("#lp{i}"));
+                cond.push(format!("#lp{i} = :lpc{i}"));
+            }
         }
         if let Some(now) = a.touch {
             sets.push("#lastUsed = :now".into());
@@ -153,7 +151,11 @@ impl Expression {
             // Nothing to spend still checks the item (and bumps nothing).
             sets.push("#ver = #ver".into());
         }
-        let (update, condition) = (format!("SET {}", sets.join(", ")), cond.join(" AND "));
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update = format!("{update} REMOVE {}", removes.join(", "));
+        }
+        let condition = cond.join(" AND ");
         // DynamoDB refuses names and values that no expression uses.
         let used = |k: &String| update.contains(k.as_str()) || condition.contains(k.as_str());
         names.retain(|k, _| used(k));
@@ -176,18 +178,11 @@ fn changed(old: Option<Item>) -> Result<AdmitOutcome, StoreError> {
 }
 
 impl DynamoStore {
+    /// One `UpdateItem`, answering the counts it wrote. The SDK does not
+    /// retry it (a retry after a lost answer would spend twice); only a
+    /// throttle, which says it did not apply, is sent again.
     pub(super) async fn admit_item(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        match a.lease {
-            None => self.admit_by_update(a).await,
-            Some(lease) => self.admit_with_lease(a, lease).await,
-        }
-    }
-
-    /// No lease: one `UpdateItem`, answering the counts it wrote. The SDK
-    /// does not retry it (a retry after a lost answer would spend twice);
-    /// only a throttle, which says it did not apply, is sent again.
-    async fn admit_by_update(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
-        let e = Expression::of(a, false);
+        let e = Expression::of(a);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -243,248 +238,137 @@ impl DynamoStore {
         }
     }
 
-    /// A lease: one `TransactWriteItems` (the token's update, pinned to
-    /// the counts read, and the lease item). Each round carries its own
-    /// idempotency token, so the SDK's retries of a round apply once.
-    async fn admit_with_lease(
+    /// Where a lease is now: the bucket its own item records (0: released),
+    /// or, with no item, the bucket it was first taken in.
+    async fn lease_bucket(&self, m: &LeaseMove<'_>) -> Result<(i64, bool), StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(lease_key(m.id, m.lease)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        Ok(match out.item.as_ref().and_then(|i| get_n(i, "bucket")) {
+            Some(b) => (b, true),
+            None => (m.first_bucket, false),
+        })
+    }
+
+    pub(super) async fn move_lease_item(
         &self,
-        a: &Admission<'_>,
-        (lease, expiry): (&str, i64),
-    ) -> Result<AdmitOutcome, StoreError> {
-        let e = Expression::of(a, true);
-        let mut lease_item = lease_key(a.id, lease);
-        lease_item.insert("expiresAt".into(), n(expiry));
-        lease_item.insert("ttl".into(), n(expiry / 1000 + self.retention_seconds));
-        let put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(lease_item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build(),
-        )?;
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(token_key(a.id)))
-                .update_expression(&e.update)
-                .condition_expression(&e.condition)
-                .set_expression_attribute_names(Some(e.names))
-                .set_expression_attribute_values(Some(e.values))
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .build(),
-        )?;
-        let deadline = tokio::time::Instant::now() + TRANSACTION_PATIENCE;
-        for round in 0.. {
-            if tokio::time::Instant::now() > deadline {
-                break;
+        m: &LeaseMove<'_>,
+    ) -> Result<MoveOutcome, StoreError> {
+        for round in 0..MOVE_ROUNDS {
+            let (from, recorded) = self.lease_bucket(m).await?;
+            if !leases::is_live(from, m.now) {
+                return Ok(MoveOutcome::Gone); // released (0) or lapsed
             }
+            let to = m.to.map(|to| to.max(from));
             let r = self
                 .client
                 .transact_write_items()
-                .transact_items(TransactWriteItem::builder().update(update.clone()).build())
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .client_request_token(format!("{}-{round}", a.attempt_id))
+                .transact_items(self.ledger_move(m, from, to)?)
+                .transact_items(self.lease_record(m, from, recorded, to)?)
+                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
                 .send()
                 .await;
             let reasons = match r {
-                Ok(_) => {
-                    return Ok(AdmitOutcome::Admitted {
-                        remaining: a
-                            .consume_use
-                            .then(|| a.seen_remaining.map(|r| r.saturating_sub(1)))
-                            .flatten(),
-                        rate_used: a.rates.iter().map(|r| r.seen.unwrap_or(0) + 1).collect(),
-                    })
-                }
+                Ok(_) => return Ok(MoveOutcome::Moved),
                 Err(e) => cancelled(e)?,
             };
             let token = reasons.first();
             if failed_condition(token) {
-                return changed(token.and_then(|r| r.item.clone()));
+                return Ok(match token.and_then(|r| r.item.as_ref()) {
+                    None => MoveOutcome::Gone,
+                    Some(old)
+                        if m.seen_version
+                            .is_some_and(|v| get_n(old, "version") != Some(v)) =>
+                    {
+                        MoveOutcome::Stale
+                    }
+                    // Its bucket lapsed and an acquire removed it.
+                    Some(_) => MoveOutcome::Gone,
+                });
             }
-            // Another transaction held the token: try again shortly.
+            // The lease moved meanwhile, or another transaction held the
+            // token: look again.
             backoff(round).await;
         }
         Err(StoreError::Unavailable(
-            "the token was too contended to admit".into(),
+            "the lease was too contended to move".into(),
         ))
     }
 
-    pub(super) async fn lease_items(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut leases = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .consistent_read(true)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
-                .expression_attribute_values(":pk", s(format!("T#{id}")))
-                .expression_attribute_values(":l", s(LEASE_SK_PREFIX))
-                .projection_expression("sk, expiresAt")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out.items.unwrap_or_default() {
-                let lease = item
-                    .get("sk")
-                    .and_then(|v| v.as_s().ok())
-                    .and_then(|sk| sk.strip_prefix(LEASE_SK_PREFIX));
-                if let (Some(lease), Some(expiry)) = (lease, get_n(&item, "expiresAt")) {
-                    leases.push((lease.to_owned(), expiry));
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(leases),
-            }
-        }
-    }
-
-    pub(super) async fn reclaim_items(
+    /// The token's side of a lease move: one fewer in `from`, one more in
+    /// `to` (a release also lowers `leaseCount`), only if `from` still
+    /// counts a lease (an acquire removes it once lapsed).
+    fn ledger_move(
         &self,
-        id: &str,
-        lapsed: &[(String, i64)],
-    ) -> Result<bool, StoreError> {
-        for batch in lapsed.chunks(RECLAIM_BATCH) {
-            let mut tx = self.client.transact_write_items();
-            for (lease, expiry) in batch {
-                let delete = build(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(lease_key(id, lease)))
-                        .condition_expression("expiresAt = :e")
-                        .expression_attribute_values(":e", n(expiry))
-                        .build(),
-                )?;
-                tx = tx.transact_items(TransactWriteItem::builder().delete(delete).build());
-            }
-            let update = build(
-                Update::builder()
-                    .table_name(&self.table)
-                    .set_key(Some(token_key(id)))
-                    .update_expression("SET leaseCount = leaseCount - :k")
-                    .condition_expression("attribute_exists(pk) AND leaseCount >= :k")
-                    .expression_attribute_values(":k", n(batch.len()))
-                    .build(),
-            )?;
-            let r = tx
-                .transact_items(TransactWriteItem::builder().update(update).build())
-                .send()
-                .await;
-            if let Err(e) = r {
-                cancelled(e)?;
-                return Ok(false);
-            }
+        m: &LeaseMove<'_>,
+        from: i64,
+        to: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut cond = "attribute_exists(pk) AND #from >= :one".to_owned();
+        let mut names = names(&[("#from", &lease_bucket_name(from))]);
+        let mut values = HashMap::from([(":one".to_owned(), n(1))]);
+        if let Some(v) = m.seen_version {
+            cond.push_str(" AND #ver = :ver");
+            names.insert("#ver".into(), "version".into());
+            values.insert(":ver".into(), n(v));
         }
-        Ok(true)
-    }
-
-    pub(super) async fn renew_item(
-        &self,
-        id: &str,
-        lease: &str,
-        now_ms: i64,
-        new_expiry: i64,
-        seen_version: u64,
-    ) -> Result<RenewOutcome, StoreError> {
-        let check = build(
-            ConditionCheck::builder()
+        let update = match to {
+            None => {
+                names.insert("#lc".into(), "leaseCount".into());
+                "SET #from = #from - :one, #lc = #lc - :one".to_owned()
+            }
+            Some(to) if to == from => "SET #from = #from".to_owned(),
+            Some(to) => {
+                names.insert("#to".into(), lease_bucket_name(to));
+                values.insert(":zero".into(), n(0));
+                "SET #from = #from - :one, #to = if_not_exists(#to, :zero) + :one".to_owned()
+            }
+        };
+        let update = build(
+            Update::builder()
                 .table_name(&self.table)
-                .set_key(Some(token_key(id)))
-                .condition_expression(
-                    "attribute_exists(pk) AND version = :ver AND leaseCount <= maxConcurrent",
-                )
-                .expression_attribute_values(":ver", n(seen_version))
+                .set_key(Some(token_key(m.id)))
+                .update_expression(update)
+                .condition_expression(cond)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
                 .build(),
         )?;
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(lease_key(id, lease)))
-                .update_expression("SET expiresAt = :exp, #ttl = :ttl")
-                .condition_expression("expiresAt > :now")
-                .expression_attribute_names("#ttl", "ttl")
-                .expression_attribute_values(":exp", n(new_expiry))
-                .expression_attribute_values(":ttl", n(new_expiry / 1000 + self.retention_seconds))
-                .expression_attribute_values(":now", n(now_ms))
-                .build(),
-        )?;
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        let reasons = match r {
-            Ok(_) => return Ok(RenewOutcome::Renewed),
-            Err(e) => cancelled(e)?,
-        };
-        let token = reasons.first();
-        if !failed_condition(token) {
-            return Ok(if failed_condition(reasons.get(1)) {
-                RenewOutcome::Gone
-            } else {
-                RenewOutcome::Moved
-            });
-        }
-        Ok(match token.and_then(|r| r.item.as_ref()) {
-            None => RenewOutcome::Gone,
-            Some(old) if get_n::<u64>(old, "version") != Some(seen_version) => RenewOutcome::Moved,
-            Some(_) => RenewOutcome::OverCap,
-        })
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    pub(super) async fn release_item(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
-        let delete = build(
-            Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(lease_key(id, lease)))
-                .condition_expression("attribute_exists(pk)")
-                .build(),
-        )?;
-        let update = build(
-            Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(token_key(id)))
-                .update_expression("SET leaseCount = leaseCount - :one")
-                .condition_expression("attribute_exists(pk) AND leaseCount >= :one")
-                .expression_attribute_values(":one", n(1))
-                .build(),
-        )?;
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete.clone()).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
-        let reasons = match r {
-            Ok(_) => return Ok(true),
-            Err(e) => cancelled(e)?,
+    /// The lease's own item: the bucket it is in now (0: released), put only
+    /// if it still records `from` (or, never moved, records nothing).
+    fn lease_record(
+        &self,
+        m: &LeaseMove<'_>,
+        from: i64,
+        recorded: bool,
+        to: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = lease_key(m.id, m.lease);
+        item.insert("bucket".into(), n(to.unwrap_or(0)));
+        // Kept while the lease could otherwise be taken for live.
+        item.insert("ttl".into(), n(to.unwrap_or(from) + self.retention_seconds));
+        let put = Put::builder().table_name(&self.table).set_item(Some(item));
+        let put = if recorded {
+            put.condition_expression("#b = :from")
+                .expression_attribute_names("#b", "bucket")
+                .expression_attribute_values(":from", n(from))
+        } else {
+            put.condition_expression("attribute_not_exists(pk)")
         };
-        if failed_condition(reasons.first()) {
-            return Ok(false); // already released or reclaimed
-        }
-        if failed_condition(reasons.get(1)) {
-            // The token is gone: remove the orphan lease alone.
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .set_key(Some(lease_key(id, lease)))
-                .send()
-                .await
-                .map_err(store_error)?;
-            return Ok(true);
-        }
-        Err(StoreError::Unavailable("release conflicted".into()))
+        Ok(TransactWriteItem::builder()
+            .put(build(put.build())?)
+            .build())
     }
 }

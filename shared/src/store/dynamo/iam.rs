@@ -13,14 +13,16 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
         "get_many" => &["dynamodb:BatchGetItem"],
         // The index for the page, then the page's tokens in one batch.
         "list" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
-        "leases" => &["dynamodb:Query"],
         "delete" => &["dynamodb:DeleteItem"],
         "replace" | "roll" | "touch" => &["dynamodb:UpdateItem"],
-        // UpdateItem for a use; a lease is an UpdateItem and a PutItem in
-        // one transaction.
-        "admit" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],
-        "reclaim" | "release" => &["dynamodb:DeleteItem", "dynamodb:UpdateItem"],
-        "renew" => &["dynamodb:ConditionCheckItem", "dynamodb:UpdateItem"],
+        "admit" => &["dynamodb:UpdateItem"],
+        // The lease's own item read, then a transaction of the token's
+        // update and the lease item's put.
+        "move_lease" => &[
+            "dynamodb:GetItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:PutItem",
+        ],
         // The init-time connection warm-up.
         "warm_up" => &["dynamodb:GetItem"],
         _ => &[],

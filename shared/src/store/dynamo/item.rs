@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::dates;
 use crate::store::{list_position, StoreError};
-use crate::token::{address, RateCount, RateLimit, TokenRecord};
+use crate::token::{address, LeaseLedger, RateCount, RateLimit, TokenRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -19,9 +19,8 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// A lease is an item of its own beside its token (same partition key), so
-/// the token item, and the cost of every write to it, stays small whatever
-/// `maxConcurrent` is.
+/// A lease's own item beside its token (same partition key): where a
+/// renewal or release moved it (see `token::leases`).
 pub fn lease_key(id: &str, lease: &str) -> Item {
     HashMap::from([
         ("pk".into(), s(format!("T#{id}"))),
@@ -29,7 +28,14 @@ pub fn lease_key(id: &str, lease: &str) -> Item {
     ])
 }
 
-pub const LEASE_SK_PREFIX: &str = "L#";
+const LEASE_SK_PREFIX: &str = "L#";
+
+/// The token attribute counting the leases in one bucket of its ledger.
+pub fn lease_bucket_name(bucket: i64) -> String {
+    format!("{LEASE_BUCKET_PREFIX}{bucket}")
+}
+
+const LEASE_BUCKET_PREFIX: &str = "lx_";
 
 pub fn token_key(id: &str) -> Item {
     HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
@@ -166,7 +172,10 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     if let Some(t) = rec.last_used_at {
         item.insert("lastUsedAt".into(), n(dates::millis(t)));
     }
-    item.insert("leaseCount".into(), n(rec.lease_count));
+    item.insert("leaseCount".into(), n(rec.leases.held()));
+    for (bucket, count) in rec.leases.buckets() {
+        item.insert(lease_bucket_name(bucket), n(count));
+    }
     for (name, c) in &rec.rate_counts {
         let [p, w, k] = rate_count_names(name);
         item.insert(p, n(c.period));
@@ -258,8 +267,10 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         last_used_at: date(item, "lastUsedAt"),
         version: get_n(item, "version").ok_or_else(|| bad("version"))?,
-        lease_count: get_n(item, "leaseCount").unwrap_or(0),
-        active_leases: None,
+        leases: LeaseLedger::from_buckets(item.iter().filter_map(|(k, v)| {
+            let bucket = k.strip_prefix(LEASE_BUCKET_PREFIX)?.parse().ok()?;
+            Some((bucket, v.as_n().ok()?.parse().ok()?))
+        })),
     })
 }
 

@@ -3,8 +3,9 @@
 //! - token:       pk `T#<id>`, sk `T`; GSI `byOwner`: gsi1pk `O#<owner>`,
 //!   gsi1sk `<created ms>#<id>` (newest first with a reverse query)
 //! - idempotency: pk `I#<hmac(owner, key)>`, sk `I`, removed by TTL
-//! - lease:       pk `T#<id>`, sk `L#<lease id>`, `expiresAt`, removed by TTL;
-//!   the token's `leaseCount` counts them (see `admit`)
+//! - lease:       pk `T#<id>`, sk `L#<lease id>`, `bucket`, removed by TTL:
+//!   written only by renewals and releases; the leases are counted in the
+//!   token's own ledger, `leaseCount` and `lx_<bucket>` (see `admit`)
 //! - the index projects only what list filters on (`INCLUDE`): never the
 //!   secret hash, and nothing a validate writes, so an admit never
 //!   rewrites it.
@@ -408,28 +409,8 @@ impl Store for DynamoStore {
         self.admit_item(a).await
     }
 
-    async fn leases(&self, id: &str) -> Result<Vec<(String, i64)>, StoreError> {
-        self.lease_items(id).await
-    }
-
-    async fn reclaim(&self, id: &str, lapsed: &[(String, i64)]) -> Result<bool, StoreError> {
-        self.reclaim_items(id, lapsed).await
-    }
-
-    async fn renew(
-        &self,
-        id: &str,
-        lease: &str,
-        now_ms: i64,
-        new_expiry: i64,
-        seen_version: u64,
-    ) -> Result<RenewOutcome, StoreError> {
-        self.renew_item(id, lease, now_ms, new_expiry, seen_version)
-            .await
-    }
-
-    async fn release(&self, id: &str, lease: &str) -> Result<bool, StoreError> {
-        self.release_item(id, lease).await
+    async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
+        self.move_lease_item(m).await
     }
 
     async fn touch(
