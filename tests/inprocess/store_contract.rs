@@ -386,6 +386,7 @@ fn lease_move<'a>(
         first_bucket: first,
         to,
         seen_version,
+        purge: Vec::new(),
         now,
     }
 }
@@ -426,7 +427,7 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
         |lease, first, to, version| lease_move(&rec.id, lease, first, Some(to), Some(version), now);
     assert_eq!(
         s.move_lease(&renew("l2", live, later, v)).await.unwrap(),
-        MoveOutcome::Moved
+        MoveOutcome::Moved { to: Some(later) }
     );
     let l = ledger(s.clone(), rec.id.clone()).await;
     assert_eq!((l.count_in(live), l.count_in(later), l.held()), (1, 1, 2));
@@ -447,7 +448,9 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
         s.move_lease(&renew("l2", live, later + 60, v))
             .await
             .unwrap(),
-        MoveOutcome::Moved
+        MoveOutcome::Moved {
+            to: Some(later + 60)
+        }
     );
     let l = ledger(s.clone(), rec.id.clone()).await;
     assert_eq!(
@@ -479,16 +482,19 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
     }))
     .await;
     assert_eq!(
-        raced.iter().filter(|o| **o == MoveOutcome::Moved).count(),
+        raced
+            .iter()
+            .filter(|o| matches!(o, MoveOutcome::Moved { .. }))
+            .count(),
         1
     );
     assert!(raced
         .iter()
-        .all(|o| matches!(o, MoveOutcome::Moved | MoveOutcome::Gone)));
+        .all(|o| matches!(o, MoveOutcome::Moved { .. } | MoveOutcome::Gone)));
     assert_eq!(ledger(s.clone(), rec.id.clone()).await.held(), 1);
     assert_eq!(
         s.move_lease(&release("l2", live)).await.unwrap(),
-        MoveOutcome::Moved
+        MoveOutcome::Moved { to: None }
     );
     assert_eq!(
         s.move_lease(&release("l2", live)).await.unwrap(),
@@ -530,6 +536,39 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
         s.move_lease(&release("l5", live)).await.unwrap(),
         MoveOutcome::Gone
     );
+}
+
+/// Renewals leave their old buckets empty; every later write removes the
+/// lapsed ones it saw, so they never pile up (and an acquire never finds
+/// a holder's lapsed count behind a heap of empty buckets).
+async fn moves_remove_lapsed_buckets(s: Arc<dyn Store>) {
+    let rec = record(&owner("move"), json!({"maxConcurrent": 1}));
+    s.put_new(&rec, None).await.unwrap();
+    let base = dates::now().unix_timestamp() - 200;
+    let at = |sec: i64| dates::from_millis(sec * 1000);
+    let first = base + 10;
+    assert!(matches!(
+        admit_at(&*s, &rec.id, Some(first), at(base)).await,
+        Got::Admitted { .. }
+    ));
+    // Twenty renewals, five seconds apart, each ten seconds ahead.
+    for k in 1..=20 {
+        let now = at(base + 5 * k);
+        let seen = s.get(&rec.id).await.unwrap().unwrap();
+        let mut renewal = lease_move(&rec.id, "r", first, Some(base + 5 * k + 10), None, now);
+        renewal.purge = seen.leases.lapsed(now);
+        assert!(matches!(
+            s.move_lease(&renewal).await.unwrap(),
+            MoveOutcome::Moved { .. }
+        ));
+    }
+    let l = s.get(&rec.id).await.unwrap().unwrap().leases;
+    assert_eq!(l.held(), 1);
+    assert!(l.buckets().count() <= 3, "{:?}", l);
+    // A move whose lapsed bucket changed meanwhile is stale: read again.
+    let mut stale = lease_move(&rec.id, "r", first, Some(base + 200), None, at(base + 101));
+    stale.purge = vec![(base - 1000, 5)];
+    assert_eq!(s.move_lease(&stale).await.unwrap(), MoveOutcome::Stale);
 }
 
 async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
@@ -803,6 +842,10 @@ macro_rules! contract {
                 super::leases_take_renew_release(store().await).await
             }
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn moves_remove_lapsed_buckets() {
+                super::moves_remove_lapsed_buckets(store().await).await
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn racing_acquires_reuse_lapsed_slots_exactly() {
                 super::racing_acquires_reuse_lapsed_slots_exactly(store().await).await

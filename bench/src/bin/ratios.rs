@@ -56,10 +56,11 @@ async fn release(app: &App, token_id: &str, lease: &str) {
         first_bucket,
         to: None,
         seen_version: None,
+        purge: Vec::new(),
         now: tollgate::dates::now(),
     };
     let outcome = app.store.move_lease(&release).await.expect("release");
-    assert_eq!(outcome, MoveOutcome::Moved);
+    assert_eq!(outcome, MoveOutcome::Moved { to: None });
 }
 
 async fn validate(app: &App, event: &str) -> Value {

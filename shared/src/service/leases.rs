@@ -4,7 +4,7 @@
 use super::{App, Result};
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use crate::store::{LeaseMove, MoveOutcome};
+use crate::store::{LeaseMove, MoveOutcome, StoreError};
 use crate::token::{leases, Keyring, LeaseId};
 use crate::validate::{self, answer, checks, Presented, Reason};
 
@@ -39,12 +39,14 @@ impl App {
                 first_bucket: lease.first_bucket(),
                 to: Some(to),
                 seen_version: Some(rec.version),
+                purge: rec.leases.lapsed(now),
                 now,
             };
             match self.store.move_lease(&renewal).await? {
-                MoveOutcome::Moved => {
+                MoveOutcome::Moved { to } => {
+                    let expiry = to.unwrap_or_default() * 1000;
                     let doc =
-                        serde_json::json!({ "lease": answer::lease_document(&lease, to * 1000) });
+                        serde_json::json!({ "lease": answer::lease_document(&lease, expiry) });
                     return Ok(ApiResponse::document(200, req.format(), "validation", &doc));
                 }
                 MoveOutcome::Gone => return Err(ApiError::NotFound),
@@ -58,27 +60,35 @@ impl App {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
         let lease = lease_of(&keyring, &input, lease)?;
-        let now = dates::now();
-        let found =
-            validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now).await?;
-        match found {
-            Ok(Presented { id, .. }) => {
-                let release = LeaseMove {
-                    id: id.as_str(),
-                    lease: lease.as_str(),
-                    first_bucket: lease.first_bucket(),
-                    to: None,
-                    seen_version: None,
-                    now,
-                };
+        for _ in 0..4 {
+            let now = dates::now();
+            let found =
+                validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now)
+                    .await?;
+            let rec = match found {
+                Ok(Presented { rec, .. }) => rec,
+                // The token is gone, and its leases with it.
+                Err(Reason::NotFound) => return Ok(ApiResponse::empty(204)),
+                Err(_) => return Err(ApiError::NotFound),
+            };
+            let release = LeaseMove {
+                id: &rec.id,
+                lease: lease.as_str(),
+                first_bucket: lease.first_bucket(),
+                to: None,
+                seen_version: None,
+                purge: rec.leases.lapsed(now),
+                now,
+            };
+            match self.store.move_lease(&release).await? {
                 // Gone (already released, or lapsed) answers the same.
-                self.store.move_lease(&release).await?;
-                Ok(ApiResponse::empty(204))
+                MoveOutcome::Moved { .. } | MoveOutcome::Gone => {
+                    return Ok(ApiResponse::empty(204))
+                }
+                MoveOutcome::Stale => continue,
             }
-            // The token is gone, and its leases with it.
-            Err(Reason::NotFound) => Ok(ApiResponse::empty(204)),
-            Err(_) => Err(ApiError::NotFound),
         }
+        Err(StoreError::Unavailable("the token kept changing during a release".into()).into())
     }
 }
 

@@ -236,10 +236,18 @@ impl Store for MemoryStore {
         if t.leases.count_in(from) == 0 {
             return Ok(MoveOutcome::Gone);
         }
+        if !m
+            .purge
+            .iter()
+            .all(|(b, n)| t.leases.buckets().any(|x| x == (*b, *n)))
+        {
+            return Ok(MoveOutcome::Stale);
+        }
         let to = m.to.map(|to| to.max(from));
+        t.leases.purge(&m.purge);
         t.leases.shift(from, to);
         lease_moves.insert(key, to.unwrap_or(0));
-        Ok(MoveOutcome::Moved)
+        Ok(MoveOutcome::Moved { to })
     }
 
     async fn touch(

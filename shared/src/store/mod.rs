@@ -91,7 +91,7 @@ pub struct LeaseTake {
 }
 
 impl LeaseTake {
-    /// What the ledger's `leaseCount` must stay below for the take to apply.
+    /// What the ledger's `leaseTotal` must stay below for the take to apply.
     pub fn limit(&self) -> u64 {
         u64::from(self.cap) + self.purge.iter().map(|(_, n)| u64::from(*n)).sum::<u64>()
     }
@@ -99,8 +99,10 @@ impl LeaseTake {
 
 /// A renewal (`to: Some(bucket)`) or a release (`to: None`) of one lease:
 /// it moves from the bucket it is in now (its first, from its id, until a
-/// renewal or release records another in the lease's own item) to `to`, or
-/// out of the ledger, in one transaction pinned to where it was.
+/// renewal or release records another in the lease's own item) to `to`
+/// (never earlier), or out of the ledger, in one transaction pinned to
+/// where it was; the lapsed buckets seen are removed in the same write,
+/// each only if it still holds the count seen.
 #[derive(Debug, Clone)]
 pub struct LeaseMove<'a> {
     pub id: &'a str,
@@ -109,6 +111,7 @@ pub struct LeaseMove<'a> {
     pub to: Option<i64>,
     /// A renewal applies only to the version its checks were made on.
     pub seen_version: Option<u64>,
+    pub purge: Vec<(i64, u32)>,
     pub now: OffsetDateTime,
 }
 
@@ -154,11 +157,12 @@ pub enum AdmitOutcome {
 /// What a lease move found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum MoveOutcome {
-    /// Renewed into its new bucket, or released.
-    Moved,
+    /// Renewed into bucket `to`, or released (`to: None`).
+    Moved { to: Option<i64> },
     /// The lease is unknown, released or lapsed, or the token is gone.
     Gone,
-    /// The token changed since it was read: read it again and re-check.
+    /// The token changed since it was read (its version, or a lapsed
+    /// bucket to remove): read it again and re-check.
     Stale,
 }
 

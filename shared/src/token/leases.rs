@@ -1,11 +1,13 @@
 //! Concurrency leases, counted in the token itself. The token keeps a
 //! ledger: how many leases lapse at each instant of a coarse grid (a
-//! bucket), and their total, `leaseCount`. Taking a lease is then one
+//! bucket), and their total, `leaseTotal`. Taking a lease is then one
 //! conditional write to the token: one more in the bucket it lapses in,
 //! with the lapsed buckets seen removed in the same write, under the
-//! condition `leaseCount < maxConcurrent + (the counts removed)`.
+//! condition `leaseTotal < maxConcurrent + (the counts removed)`. Renewals
+//! and releases remove the lapsed buckets they saw too, so buckets left
+//! empty by them never pile up.
 //!
-//! Why it never over-admits: every write to the ledger keeps `leaseCount`
+//! Why it never over-admits: every write to the ledger keeps `leaseTotal`
 //! equal to the sum of the buckets, and an admitted acquire leaves that sum
 //! at most the cap. Live leases are a part of it, so they never exceed the
 //! cap, whatever interleaving. A slot whose holder vanished is free once
@@ -25,9 +27,10 @@ use crate::dates;
 /// A lease period spans this many grid steps.
 const STEPS_PER_PERIOD: i64 = 30;
 
-/// Lapsed buckets one write removes at most (oldest first). Each write to
-/// the ledger removes every lapsed bucket it saw, and at most about
-/// `2 × STEPS_PER_PERIOD` lapse between two writes, so in practice all.
+/// Lapsed buckets one write removes at most, those still counting leases
+/// first. Every write to the ledger removes the lapsed buckets it saw, so
+/// few lapse between two writes (about `STEPS_PER_PERIOD` + 1 at most are
+/// live at a time): in practice all.
 pub const PURGE_MAX: usize = 64;
 
 /// Bucket (unix seconds at which its leases lapse) → leases in it.
@@ -66,7 +69,7 @@ impl LeaseLedger {
         self.0.get(&bucket).copied().unwrap_or(0)
     }
 
-    /// Leases counted, live or lapsed (what `leaseCount` stores).
+    /// Leases counted, live or lapsed (what `leaseTotal` stores).
     pub fn held(&self) -> u32 {
         self.0.values().sum()
     }
@@ -80,19 +83,37 @@ impl LeaseLedger {
             .sum()
     }
 
-    /// The lapsed buckets an acquire at `now` removes, with their counts.
+    /// The lapsed buckets a write at `now` removes, with their counts:
+    /// those still counting leases first (they hold slots), oldest first.
     pub fn lapsed(&self, now: OffsetDateTime) -> Vec<(i64, u32)> {
-        self.buckets()
+        let mut lapsed: Vec<(i64, u32)> = self
+            .buckets()
             .take_while(|(b, _)| !is_live(*b, now))
-            .take(PURGE_MAX)
-            .collect()
+            .collect();
+        lapsed.sort_by_key(|(_, n)| *n == 0); // stable: oldest first within
+        lapsed.truncate(PURGE_MAX);
+        lapsed
+    }
+
+    /// The leases an acquire at `now` counts against the cap: all but
+    /// those in the lapsed buckets it removes (so every live one, and a
+    /// lapsed one only past `PURGE_MAX` lapsed buckets). The write's own
+    /// condition, so a check never passes what the write refuses.
+    pub fn counted(&self, now: OffsetDateTime) -> u32 {
+        let removed: u32 = self.lapsed(now).iter().map(|(_, n)| n).sum();
+        self.held() - removed
+    }
+
+    /// Removes `purged` buckets (lapsed, as a write removes them).
+    pub fn purge(&mut self, purged: &[(i64, u32)]) {
+        for (b, _) in purged {
+            self.0.remove(b);
+        }
     }
 
     /// The ledger after an acquire: one more in `bucket`, `purged` removed.
     pub fn take(&mut self, bucket: i64, purged: &[(i64, u32)]) {
-        for (b, _) in purged {
-            self.0.remove(b);
-        }
+        self.purge(purged);
         *self.0.entry(bucket).or_insert(0) += 1;
     }
 
@@ -148,9 +169,17 @@ mod tests {
     }
 
     #[test]
-    fn an_acquire_removes_at_most_purge_max_buckets() {
+    fn a_write_removes_at_most_purge_max_buckets_counting_ones_first() {
+        let now = at(1_000_000);
         let l = LeaseLedger::from_buckets((0..100).map(|b| (b, 1)));
-        assert_eq!(l.lapsed(at(1_000_000)).len(), PURGE_MAX);
-        assert_eq!(l.lapsed(at(1_000_000))[0], (0, 1), "oldest first");
+        assert_eq!(l.lapsed(now).len(), PURGE_MAX);
+        assert_eq!(l.lapsed(now)[0], (0, 1), "oldest first");
+        assert_eq!(l.counted(now), 100 - PURGE_MAX as u32);
+        // A crashed holder's count behind many emptied buckets: it goes first.
+        let mut l = LeaseLedger::from_buckets((0..100).map(|b| (b, 0)));
+        l.take(99, &[]);
+        l.take(2000, &[]);
+        assert_eq!(l.lapsed(now)[0], (99, 1));
+        assert_eq!(l.counted(now), 1, "only the live one counts");
     }
 }

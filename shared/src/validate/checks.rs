@@ -53,7 +53,7 @@ pub fn check_limits(
     if acquire
         && rec
             .max_concurrent
-            .is_some_and(|cap| rec.leases.live(now) >= cap)
+            .is_some_and(|cap| rec.leases.counted(now) >= cap)
     {
         return Err(Reason::ConcurrencyLimit);
     }

@@ -26,9 +26,10 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 
-use super::error::{is_throttle, store_error};
+use super::error::{did_not_apply, store_error};
 use super::item::{
     bad, from_item, get_n, lease_bucket_name, lease_key, n, rate_count_names, token_key, Item,
+    LEASE_TOTAL,
 };
 use super::{names, DynamoStore};
 use crate::dates;
@@ -36,7 +37,7 @@ use crate::store::{Admission, AdmitOutcome, LeaseMove, MoveOutcome, StoreError};
 use crate::token::leases;
 
 /// Attempts of an `UpdateItem` that DynamoDB reported as not applied.
-const THROTTLE_ATTEMPTS: u32 = 3;
+const NOT_APPLIED_ATTEMPTS: u32 = 3;
 /// Rounds of a lease move lost to another move of the same lease or to
 /// another transaction on the token, before answering 503.
 const MOVE_ROUNDS: usize = 8;
@@ -125,22 +126,17 @@ impl Expression {
         }
         if let Some(l) = &a.lease {
             // One more in its bucket, the lapsed buckets seen removed (each
-            // only if it holds the count seen), and `leaseCount`, their sum,
+            // only if it holds the count seen), and `leaseTotal`, their sum,
             // still within the cap afterwards.
             let purged: u64 = l.purge.iter().map(|(_, c)| u64::from(*c)).sum();
-            names.insert("#lc".into(), "leaseCount".into());
+            names.insert("#lc".into(), LEASE_TOTAL.into());
             names.insert("#lb".into(), lease_bucket_name(l.bucket));
             values.insert(":ldelta".into(), n(1 - purged as i64));
             values.insert(":llimit".into(), n(l.limit()));
             sets.push("#lc = if_not_exists(#lc, :zero) + :ldelta".into());
             sets.push("#lb = if_not_exists(#lb, :zero) + :one".into());
             cond.push("(attribute_not_exists(#lc) OR #lc < :llimit)".into());
-            for (i, (bucket, count)) in l.purge.iter().enumerate() {
-                names.insert(format!("#lp{i}"), lease_bucket_name(*bucket));
-                values.insert(format!(":lpc{i}"), n(count));
-                removes.push(format!("#lp{i}"));
-                cond.push(format!("#lp{i} = :lpc{i}"));
-            }
+            purge_lapsed(&l.purge, &mut removes, &mut cond, &mut names, &mut values);
         }
         if let Some(now) = a.touch {
             sets.push("#lastUsed = :now".into());
@@ -169,6 +165,23 @@ impl Expression {
     }
 }
 
+/// Removes the lapsed `purge` buckets, each only if it still holds the
+/// count seen (names `#lp<i>`, values `:lpc<i>`).
+fn purge_lapsed(
+    purge: &[(i64, u32)],
+    removes: &mut Vec<String>,
+    cond: &mut Vec<String>,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) {
+    for (i, (bucket, count)) in purge.iter().enumerate() {
+        names.insert(format!("#lp{i}"), lease_bucket_name(*bucket));
+        values.insert(format!(":lpc{i}"), n(count));
+        removes.push(format!("#lp{i}"));
+        cond.push(format!("#lp{i} = :lpc{i}"));
+    }
+}
+
 /// The item returned by a failed condition, as a record.
 fn changed(old: Option<Item>) -> Result<AdmitOutcome, StoreError> {
     match old {
@@ -179,8 +192,9 @@ fn changed(old: Option<Item>) -> Result<AdmitOutcome, StoreError> {
 
 impl DynamoStore {
     /// One `UpdateItem`, answering the counts it wrote. The SDK does not
-    /// retry it (a retry after a lost answer would spend twice); only a
-    /// throttle, which says it did not apply, is sent again.
+    /// retry it (a retry after a lost answer would spend twice); only an
+    /// error that says it did not apply (a throttle, a renewal's or
+    /// release's transaction in flight on the token) is sent again.
     pub(super) async fn admit_item(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let e = Expression::of(a);
         let mut attempt = 0;
@@ -230,7 +244,7 @@ impl DynamoStore {
                         _ => None,
                     });
                 }
-                Err(e) if is_throttle(&e) && attempt < THROTTLE_ATTEMPTS => {
+                Err(e) if did_not_apply(&e) && attempt < NOT_APPLIED_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(25 << attempt)).await;
                 }
                 Err(e) => return Err(store_error(e)),
@@ -275,11 +289,12 @@ impl DynamoStore {
                 .send()
                 .await;
             let reasons = match r {
-                Ok(_) => return Ok(MoveOutcome::Moved),
+                Ok(_) => return Ok(MoveOutcome::Moved { to }),
                 Err(e) => cancelled(e)?,
             };
             let token = reasons.first();
             if failed_condition(token) {
+                let from_count = |old: &Item| get_n::<u32>(old, &lease_bucket_name(from));
                 return Ok(match token.and_then(|r| r.item.as_ref()) {
                     None => MoveOutcome::Gone,
                     Some(old)
@@ -288,8 +303,10 @@ impl DynamoStore {
                     {
                         MoveOutcome::Stale
                     }
-                    // Its bucket lapsed and an acquire removed it.
-                    Some(_) => MoveOutcome::Gone,
+                    // Its bucket lapsed and a write removed it.
+                    Some(old) if from_count(old).unwrap_or(0) == 0 => MoveOutcome::Gone,
+                    // A lapsed bucket seen changed meanwhile.
+                    Some(_) => MoveOutcome::Stale,
                 });
             }
             // The lease moved meanwhile, or another transaction held the
@@ -302,8 +319,9 @@ impl DynamoStore {
     }
 
     /// The token's side of a lease move: one fewer in `from`, one more in
-    /// `to` (a release also lowers `leaseCount`), only if `from` still
-    /// counts a lease (an acquire removes it once lapsed).
+    /// `to` (a release also lowers `leaseTotal`), only if `from` still
+    /// counts a lease (a write removes it once lapsed), and the lapsed
+    /// buckets seen removed as an acquire removes them.
     fn ledger_move(
         &self,
         m: &LeaseMove<'_>,
@@ -318,18 +336,32 @@ impl DynamoStore {
             names.insert("#ver".into(), "version".into());
             values.insert(":ver".into(), n(v));
         }
-        let update = match to {
-            None => {
-                names.insert("#lc".into(), "leaseCount".into());
-                "SET #from = #from - :one, #lc = #lc - :one".to_owned()
-            }
-            Some(to) if to == from => "SET #from = #from".to_owned(),
+        let mut sets = Vec::new();
+        match to {
+            None => sets.push("#from = #from - :one"),
+            Some(to) if to == from => sets.push("#from = #from"),
             Some(to) => {
                 names.insert("#to".into(), lease_bucket_name(to));
                 values.insert(":zero".into(), n(0));
-                "SET #from = #from - :one, #to = if_not_exists(#to, :zero) + :one".to_owned()
+                sets.push("#from = #from - :one, #to = if_not_exists(#to, :zero) + :one");
             }
-        };
+        }
+        // A release and the lapsed buckets removed lower the total.
+        let removed: u64 = m.purge.iter().map(|(_, c)| u64::from(*c)).sum();
+        let drop = removed + u64::from(to.is_none());
+        if drop > 0 {
+            names.insert("#lc".into(), LEASE_TOTAL.into());
+            values.insert(":ldrop".into(), n(drop));
+            sets.push("#lc = #lc - :ldrop");
+        }
+        let mut removes = Vec::new();
+        let mut conds = vec![cond];
+        purge_lapsed(&m.purge, &mut removes, &mut conds, &mut names, &mut values);
+        let cond = conds.join(" AND ");
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update = format!("{update} REMOVE {}", removes.join(", "));
+        }
         let update = build(
             Update::builder()
                 .table_name(&self.table)

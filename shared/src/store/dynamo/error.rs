@@ -47,11 +47,17 @@ pub fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> b
     matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
 }
 
-/// Whether DynamoDB refused the request for throughput, so it did not
-/// apply and may be sent again.
-pub fn is_throttle<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+/// Whether DynamoDB refused the request for throughput, or because a
+/// transaction (a lease renewal or release) was in flight on the item: it
+/// did not apply and may be sent again.
+pub fn did_not_apply<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     matches!(e, SdkError::ServiceError(se) if matches!(
         se.err().code(),
-        Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded")
+        Some(
+            "ProvisionedThroughputExceededException"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TransactionConflictException"
+        )
     ))
 }

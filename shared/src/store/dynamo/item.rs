@@ -37,6 +37,9 @@ pub fn lease_bucket_name(bucket: i64) -> String {
 
 const LEASE_BUCKET_PREFIX: &str = "lx_";
 
+/// The token attribute holding the sum of its ledger's buckets.
+pub const LEASE_TOTAL: &str = "leaseTotal";
+
 pub fn token_key(id: &str) -> Item {
     HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
 }
@@ -172,7 +175,7 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     if let Some(t) = rec.last_used_at {
         item.insert("lastUsedAt".into(), n(dates::millis(t)));
     }
-    item.insert("leaseCount".into(), n(rec.leases.held()));
+    item.insert(LEASE_TOTAL.into(), n(rec.leases.held()));
     for (bucket, count) in rec.leases.buckets() {
         item.insert(lease_bucket_name(bucket), n(count));
     }

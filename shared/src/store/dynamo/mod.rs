@@ -5,7 +5,7 @@
 //! - idempotency: pk `I#<hmac(owner, key)>`, sk `I`, removed by TTL
 //! - lease:       pk `T#<id>`, sk `L#<lease id>`, `bucket`, removed by TTL:
 //!   written only by renewals and releases; the leases are counted in the
-//!   token's own ledger, `leaseCount` and `lx_<bucket>` (see `admit`)
+//!   token's own ledger, `leaseTotal` and `lx_<bucket>` (see `admit`)
 //! - the index projects only what list filters on (`INCLUDE`): never the
 //!   secret hash, and nothing a validate writes, so an admit never
 //!   rewrites it.
