@@ -199,8 +199,8 @@ struct Known {
 }
 
 /// Rounds of check and write before giving up with 503: each lost round
-/// means other requests changed the token in between (a patch, or under a
-/// storm of lease takers, the counts a transaction is pinned to).
+/// means other requests changed the token in between (a patch, or a lapsed
+/// lease bucket this admission meant to remove).
 const MAX_ROUNDS: usize = 64;
 
 /// The presented token string, parsed (`MALFORMED` before any read) and
