@@ -29,7 +29,7 @@ echo "==> validate and acquire against raw DynamoDB requests (interleaved)" >&2
 ./target/release/ratios >"$OUT/ratios.txt"
 
 echo "==> hot path (criterion)" >&2
-cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot hot_path >"$OUT/criterion.txt" 2>&1
+cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify)$' >"$OUT/criterion.txt" 2>&1
 
 echo "==> cold start against a Lambda Runtime API emulator (5 runs each)" >&2
 : >"$OUT/init.txt"; : >"$OUT/init-cold.txt"; : >"$OUT/init-secret.txt"
@@ -48,7 +48,11 @@ med() { # median of the values of `key` in a file of `key value` lines
 }
 val() { awk -v k="$1" '$1 == k { print $2 }' "$2" | tail -1; }
 
-hot_us=$(awk '/^hot_path/ && /time:/ { v = $5; u = $6 } END { if (u == "ns") printf "%.3f", v / 1000; else if (u == "µs" || u == "us") printf "%.3f", v; else printf "%.3f", v * 1000 }' "$OUT/criterion.txt")
+micros() { # criterion's median estimate of bench `$1`, in µs
+  awk -v b="$1" '$1 == b && /time:/ { v = $5; u = $6 } END { if (u == "ns") printf "%.3f", v / 1000; else if (u == "µs" || u == "us") printf "%.3f", v; else printf "%.3f", v * 1000 }' "$OUT/criterion.txt"
+}
+hot_us=$(micros hot_path)
+capability_us=$(micros capability_verify)
 validate_ratio=$(val validate_vs_getitem "$OUT/ratios.txt")
 acquire_ratio=$(val acquire_vs_raw "$OUT/ratios.txt")
 spend_ratio=$(val spend_vs_update "$OUT/ratios.txt")
@@ -80,6 +84,9 @@ cat <<TABLE
 | 200 concurrent acquires at maxConcurrent 12, p50 / p99 µs (5 rounds; calls not answered 200) | $(val contended_p50_us "$OUT/ratios.txt") / $(val contended_p99_us "$OUT/ratios.txt") ($(val contended_not_answered "$OUT/ratios.txt")) | |
 | **contended_p99_over_p50** | **$(val contended_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
+| **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
+| validate of a capability, median µs (its parent read: one GetItem) | $(val capability_median_us "$OUT/ratios.txt") | |
+| **capability_vs_getitem** | **$(val capability_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
 | **init_ms** (process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
 | first invocation µs, connection opened in init / not (medians of 5) | $first_warm / $first_cold | |
@@ -95,6 +102,8 @@ echo "acquire_vs_raw $acquire_ratio"
 echo "acquire_vs_update $(val acquire_vs_update "$OUT/ratios.txt")"
 echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
+echo "capability_verify_us $capability_us"
+echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
 echo "init_ms $init_ms"
 echo "init_secret_ms $init_secret_ms"
 echo "rss_mb $rss_mb"

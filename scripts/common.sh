@@ -31,6 +31,9 @@ ensure_tools() {
   for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator moto_server; do
     [ -x "$VENV/bin/$tool" ] || missing="$missing $tool"
   done
+  # PyJWT: the independent check of capabilities (tests/pyjwt_verify.py).
+  "$VENV/bin/python" -c "import jwt" 2>/dev/null || missing="$missing PyJWT"
+
   if [ -n "$missing" ]; then
     echo "==> installing$missing into .tools/venv (scripts/requirements.txt)"
     python3 -m venv "$VENV"

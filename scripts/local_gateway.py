@@ -26,6 +26,8 @@ def route(method, path):
         if len(parts) == 3 and parts[1] == "leases":
             return "validate", f"{method} /validate/leases/{{leaseId}}", {"leaseId": unquote(parts[2])}
         return "validate", f"{method} {path}", None
+    if parts == [".well-known", "jwks.json"]:
+        return "validate", f"{method} {path}", None
     if parts == ["tokens"]:
         return ("create" if method == "POST" else "list"), f"{method} /tokens", None
     if parts[:1] == ["tokens"] and len(parts) == 2:

@@ -1,6 +1,6 @@
 //! hot_path_us: the core's CPU path of one validate with no I/O: decode the
 //! token string, HMAC integrity check, secret hash check, window, scope,
-//! address.
+//! address. capability_verify_us: a capability's offline verification.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -9,7 +9,7 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use tollgate::dates;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
-use tollgate::token::{resource, Keyring};
+use tollgate::token::{capability, resource, Keyring};
 use tollgate::validate::checks::check;
 use tollgate::validate::ValidateInput;
 
@@ -43,8 +43,17 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             let parsed = keys.parse_token(black_box(&minted.token)).expect("valid");
             assert!(keys.secret_matches(&parsed, black_box(&rec.secret_hash)));
-            check(black_box(&rec), black_box(&input), source, now).expect("admitted");
+            check(black_box(&rec), black_box(&input), source, now, None).expect("admitted");
         })
+    });
+    // capability_verify_us: what a capability costs before any read:
+    // format, strict Ed25519 signature, claims, window.
+    let claims = capability::MintRequest::default()
+        .narrow(&rec, now)
+        .expect("a plain capability");
+    let jws = capability::sign(&keys, "tollgate", &claims);
+    c.bench_function("capability_verify", |b| {
+        b.iter(|| capability::verify(&keys, "tollgate", black_box(&jws), now).expect("valid"))
     });
     c.bench_function("scope_normalise", |b| {
         b.iter(|| resource::normalise(black_box("/teams/17dh0cf43jfgl8/")))

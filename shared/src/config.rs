@@ -43,6 +43,8 @@ pub struct Config {
     /// removes it (expired tokens stay listable as `state=expired`).
     pub retention_seconds: i64,
     pub dev_auth: bool,
+    /// The `iss` of capabilities (`TOLLGATE_ISSUER`, default `tollgate`).
+    pub issuer: String,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for Config {
             .field("lease_seconds", &self.lease_seconds)
             .field("retention_seconds", &self.retention_seconds)
             .field("dev_auth", &self.dev_auth)
+            .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +129,14 @@ impl Config {
             lease_seconds: seconds("TOLLGATE_LEASE_SECONDS", 300, &get)?,
             retention_seconds: seconds("TOLLGATE_RETENTION_SECONDS", 30 * 86_400, &get)?,
             dev_auth: get("TOLLGATE_DEV_AUTH").as_deref() == Some("1"),
+            issuer: match get("TOLLGATE_ISSUER") {
+                None => "tollgate".to_owned(),
+                Some(i) if (1..=256).contains(&i.len()) && !i.contains(char::is_control) => i,
+                Some(_) => return Err(ConfigError(
+                    "TOLLGATE_ISSUER must be 1 to 256 characters, none of them control characters"
+                        .into(),
+                )),
+            },
         })
     }
 }

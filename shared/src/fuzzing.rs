@@ -193,6 +193,62 @@ pub fn addresses(data: &[u8]) {
 pub type Target = fn(&[u8]);
 
 /// Every target by name, for the corpus replay.
+/// The capability decoder and the mint request: never panic; nothing but
+/// the exact string signed verifies, whatever bytes are spliced into it.
+pub fn capability(data: &[u8]) {
+    use crate::token::capability::{self, MintRequest};
+    let k = keys();
+    let now = dates::now();
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(c) = capability::verify(&k, "tollgate", text, now) {
+            assert_eq!(capability::verify(&k, "tollgate", text, now), Ok(c));
+        }
+        let _ = capability::is_ours(text, "tollgate");
+        if let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) {
+            if let Ok(req) = MintRequest::parse(&body) {
+                let parent = parent_token();
+                if let Ok(claims) = req.narrow(&parent, now) {
+                    assert!(claims.expires <= parent.end_date.unix_timestamp());
+                    assert!(resource::covers(&parent.resource, &claims.resource));
+                }
+            }
+        }
+    }
+    let parent = parent_token();
+    let claims = MintRequest::default()
+        .narrow(&parent, now)
+        .expect("a plain capability");
+    let real = capability::sign(&k, "tollgate", &claims);
+    let mut spliced = real.clone().into_bytes();
+    let len = spliced.len();
+    for (i, b) in data.iter().enumerate().take(len) {
+        spliced[(i * 13) % len] ^= b;
+    }
+    if let Ok(s) = String::from_utf8(spliced) {
+        if capability::verify(&k, "tollgate", &s, now).is_ok() {
+            assert_eq!(s, real, "only the string signed may verify");
+        }
+    }
+}
+
+fn parent_token() -> TokenRecord {
+    let body = serde_json::json!({"resource": "/teams", "write": true,
+        "scopes": ["scope:client:incoming?clientName=alice"],
+        "allowedAddresses": ["10.0.0.0/8"]});
+    let m = keys().mint();
+    rules::create(NewToken {
+        id: m.id.to_string(),
+        owner: "owner".into(),
+        start: m.start(),
+        secret_hash: m.secret_hash,
+        requester: None,
+        now: dates::now(),
+        lifetimes: LIFETIMES,
+        body: body.as_object().expect("an object"),
+    })
+    .expect("a valid token")
+}
+
 pub const TARGETS: &[(&str, Target)] = &[
     ("token_string", token_string),
     ("token_bodies", token_bodies),
@@ -200,4 +256,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("dates", dates),
     ("scopes", scopes),
     ("addresses", addresses),
+    ("capability", capability),
 ];

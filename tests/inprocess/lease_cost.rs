@@ -29,7 +29,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// (table write units, index write units) of each admission write, and
 /// the name of every request sent.
 #[derive(Debug, Clone, Default)]
-struct CapacityMeter(Arc<Mutex<Vec<(f64, f64)>>>, Arc<Mutex<Vec<&'static str>>>);
+pub(crate) struct CapacityMeter(Arc<Mutex<Vec<(f64, f64)>>>, Arc<Mutex<Vec<&'static str>>>);
 
 impl CapacityMeter {
     fn record(&self, capacities: &[ConsumedCapacity]) {
@@ -50,7 +50,7 @@ impl CapacityMeter {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 
-    fn requests(&self) -> Vec<&'static str> {
+    pub(crate) fn requests(&self) -> Vec<&'static str> {
         std::mem::take(&mut *self.1.lock().unwrap())
     }
 }
@@ -106,7 +106,7 @@ impl Intercept for CapacityMeter {
     }
 }
 
-async fn metered_app(meter: &CapacityMeter) -> Arc<App> {
+pub(crate) async fn metered_app(meter: &CapacityMeter) -> Arc<App> {
     let sdk = sdk_config().await;
     let conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
         .interceptor(meter.clone())

@@ -5,6 +5,7 @@
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
 
+mod capabilities;
 mod faults;
 mod fuzz_corpus;
 mod hostile;

@@ -5,6 +5,7 @@
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
 
+mod capabilities;
 mod e2e;
 mod events;
 mod lifecycle;

@@ -1,4 +1,5 @@
-//! validate_vs_getitem, spend_vs_update and acquire_vs_update: the
+//! validate_vs_getitem, capability_vs_getitem, spend_vs_update and
+//! acquire_vs_update: the
 //! validate handler driven in-process with an API Gateway event, against
 //! the raw DynamoDB request of the same shape through the same SDK client,
 //! interleaved, medians. An admitted validate that spends (a use, rate
@@ -19,6 +20,7 @@ use tollgate::http::ApiRequest;
 use tollgate::lambda::handle_event;
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 use tollgate::store::{LeaseMove, MoveOutcome};
+use tollgate::token::capability::{self, MintRequest};
 use tollgate::token::LeaseId;
 use tollgate::{App, Function};
 use tollgate_bench::{median, validate_event};
@@ -131,6 +133,29 @@ async fn main() {
         }
     }
     let (v_med, g_med) = (median(&mut v_times), median(&mut g_times));
+
+    // capability_vs_getitem: a capability of that token; its validate is
+    // the offline verification, then the parent's one consistent GetItem.
+    let parent = app.store.get(&id).await.unwrap().expect("the token");
+    let claims = MintRequest::default()
+        .narrow(&parent, tollgate::dates::now())
+        .expect("a plain capability");
+    let cap = capability::sign(&app.keyring(), &app.config.issuer, &claims);
+    let cap_event = validate_event(&json!({"token": cap, "resource": "/teams/17"}));
+    let (mut c_times, mut cg_times) = (Vec::new(), Vec::new());
+    for i in 0..iterations / 2 + 100 {
+        let t = Instant::now();
+        assert_eq!(validate(&app, &cap_event).await["active"], true);
+        let c = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        raw_get().await.unwrap();
+        let g = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 100 {
+            c_times.push(c);
+            cg_times.push(g);
+        }
+    }
+    let (c_med, cg_med) = (median(&mut c_times), median(&mut cg_times));
 
     // spend_vs_update: a token with maxUses and a rate limit; once the
     // function has seen it, validate = one conditional UpdateItem.
@@ -265,6 +290,8 @@ async fn main() {
     println!("contended_not_answered {unavailable}");
     println!("samples {iterations} {acquire_iterations}");
     println!("validate_vs_getitem {:.3}", v_med / g_med);
+    println!("capability_median_us {c_med:.0}");
+    println!("capability_vs_getitem {:.3}", c_med / cg_med);
     println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_update {:.3}", a_med / au_med);

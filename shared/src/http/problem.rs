@@ -71,7 +71,7 @@ impl ApiError {
             ApiError::TokenOnManagementRoute => (
                 "token-not-allowed",
                 "Forbidden",
-                "A Tollgate token cannot be used to manage tokens.".into(),
+                "A Tollgate token or capability cannot be used to manage tokens.".into(),
             ),
             ApiError::NotFound => ("not-found", "Not Found", "No such resource.".into()),
             ApiError::MethodNotAllowed(allow) => (

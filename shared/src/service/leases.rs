@@ -17,15 +17,23 @@ impl App {
     pub(super) async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
-        let lease = lease_of(&keyring, &input, lease)?;
+        let (issuer, store) = (&self.config.issuer, self.store.as_ref());
+        let lease = lease_of(&keyring, issuer, &input, lease)?;
         for _ in 0..4 {
             let now = dates::now();
             let Presented {
-                id, rec, address, ..
-            } = validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now)
+                id,
+                rec,
+                address,
+                capability,
+                ..
+            } = validate::presented(&keyring, issuer, store, &input, req.source_ip, now)
                 .await?
                 .map_err(|_| ApiError::NotFound)?;
             checks::check_standing(&rec, address, now).map_err(|_| ApiError::NotFound)?;
+            if capability.is_some_and(|c| !c.allows_address(address)) {
+                return Err(ApiError::NotFound);
+            }
             if rec
                 .max_concurrent
                 .is_none_or(|cap| rec.leases.live(now) > cap)
@@ -59,12 +67,12 @@ impl App {
     pub(super) async fn release(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
-        let lease = lease_of(&keyring, &input, lease)?;
+        let (issuer, store) = (&self.config.issuer, self.store.as_ref());
+        let lease = lease_of(&keyring, issuer, &input, lease)?;
         for _ in 0..4 {
             let now = dates::now();
             let found =
-                validate::presented(&keyring, self.store.as_ref(), &input, req.source_ip, now)
-                    .await?;
+                validate::presented(&keyring, issuer, store, &input, req.source_ip, now).await?;
             let rec = match found {
                 Ok(Presented { rec, .. }) => rec,
                 // The token is gone, and its leases with it.
@@ -92,12 +100,19 @@ impl App {
     }
 }
 
-/// The lease id, if it was issued to the presented token: 404 for a
-/// malformed token or a foreign lease id, without a read.
-fn lease_of(keyring: &Keyring, input: &validate::ValidateInput, lease: &str) -> Result<LeaseId> {
+/// The lease id, if it was issued to the presented token (or to a
+/// capability's parent): 404 for a malformed credential or a foreign lease
+/// id, without a read.
+fn lease_of(
+    keyring: &Keyring,
+    issuer: &str,
+    input: &validate::ValidateInput,
+    lease: &str,
+) -> Result<LeaseId> {
     let text = input.token.as_deref().unwrap_or_default();
-    let parsed = keyring.parse_token(text).ok_or(ApiError::NotFound)?;
+    let credential = validate::credential(keyring, issuer, text, dates::now())
+        .map_err(|_| ApiError::NotFound)?;
     LeaseId::parse(lease)
-        .filter(|l| keyring.lease_belongs_to(&parsed.id, l))
+        .filter(|l| keyring.lease_belongs_to(credential.id(), l))
         .ok_or(ApiError::NotFound)
 }

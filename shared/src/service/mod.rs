@@ -1,7 +1,8 @@
 //! The functions' behaviour over any `Store`. A request is routed
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
-//! roll, delete), `validate`, `leases` (renew, release). Handlers in
+//! roll, delete), `validate`, `leases` (renew, release), `capabilities`
+//! (mint, the JWKS). Handlers in
 //! `functions/*` only adapt events (see `lambda`).
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -13,6 +14,7 @@ use crate::store::Store;
 use crate::token::Keyring;
 use crate::validate::Snapshots;
 
+mod capabilities;
 mod leases;
 pub mod owner;
 pub mod routes;
@@ -182,6 +184,8 @@ impl App {
             Route::Validate => self.validate(req).await,
             Route::Renew(lease) => self.renew(req, lease).await,
             Route::Release(lease) => self.release(req, lease).await,
+            Route::MintCapability => self.mint_capability(req).await,
+            Route::Jwks => self.jwks().await,
             Route::List => self.list(req, &owner()?).await,
             Route::Create => self.create(req, &owner()?).await,
             Route::Detail(id) => self.detail(req, &owner()?, id).await,

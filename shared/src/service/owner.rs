@@ -1,18 +1,18 @@
 //! Who a management request acts for: the JWT authorizer's `sub`, else a
 //! Lambda authorizer's `owner`, else the IAM caller (`X-Owner` only under
-//! `TOLLGATE_DEV_AUTH=1`). A Tollgate token presented as the credential is
-//! refused: tokens cannot manage tokens.
+//! `TOLLGATE_DEV_AUTH=1`). A Tollgate token or capability presented as the
+//! credential is refused: tokens cannot manage tokens.
 
 use crate::config::Config;
 use crate::http::{ApiError, ApiRequest};
-use crate::token::{looks_like_token, Owner};
+use crate::token::{capability, looks_like_token, Owner};
 
 pub fn owner(config: &Config, req: &ApiRequest) -> Result<Owner, ApiError> {
     if let Some(auth) = req.header("authorization") {
         // The credential after the scheme (or the whole value), parsed as a
         // token string: a JWT that merely contains `tgl_` is not one.
         let credential = auth.split_once(' ').map_or(auth, |(_, c)| c);
-        if looks_like_token(credential) {
+        if looks_like_token(credential) || capability::is_ours(credential, &config.issuer) {
             return Err(ApiError::TokenOnManagementRoute);
         }
     }

@@ -15,6 +15,8 @@ pub enum Route {
     Validate,
     Renew(String),
     Release(String),
+    MintCapability,
+    Jwks,
 }
 
 impl Route {
@@ -29,6 +31,8 @@ impl Route {
             Route::Validate => "POST /validate",
             Route::Renew(_) => "PUT /validate/leases/{leaseId}",
             Route::Release(_) => "DELETE /validate/leases/{leaseId}",
+            Route::MintCapability => "POST /validate/capabilities",
+            Route::Jwks => "GET /.well-known/jwks.json",
         }
     }
 }
@@ -40,7 +44,8 @@ fn segments(path: &str) -> Vec<&str> {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    match segs.iter().position(|s| *s == "tokens" || *s == "validate") {
+    let first = |s: &&str| matches!(*s, "tokens" | "validate" | ".well-known");
+    match segs.iter().position(first) {
         Some(i) => segs[i..].to_vec(),
         None => segs,
     }
@@ -80,6 +85,12 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
         (Function::Validate, ["validate"]) => (m == M::POST)
             .then_some(Route::Validate)
             .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Validate, ["validate", "capabilities"]) => (m == M::POST)
+            .then_some(Route::MintCapability)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Validate, [".well-known", "jwks.json"]) => (m == M::GET)
+            .then_some(Route::Jwks)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
         (Function::Validate, ["validate", "leases", _]) => match *m {
             M::PUT => Ok(Route::Renew(id())),
             M::DELETE => Ok(Route::Release(id())),

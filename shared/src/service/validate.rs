@@ -11,6 +11,7 @@ impl App {
         let keyring = self.keyring_for_input(&input).await;
         let decision = validate::decide(
             &keyring,
+            &self.config.issuer,
             self.store.as_ref(),
             &self.snapshots,
             self.config.lease_seconds,

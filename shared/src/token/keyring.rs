@@ -11,6 +11,7 @@
 //!   `[0-9a-z]{1,16}`. Put a v1 key in it under `v1` to keep its tokens.
 
 use base64::Engine;
+use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, TOKEN_ID_BYTES};
 use super::keys::Keys;
@@ -184,6 +185,23 @@ impl Keyring {
         self.keys
             .iter()
             .find_map(|(_, k)| k.open_cursor(owner, cursor))
+    }
+
+    /// The current key's id and capability signing key.
+    pub(super) fn capability_signer(&self) -> (&str, &SigningKey) {
+        (&self.current, self.current().capability())
+    }
+
+    /// The capability verifying key of a ring key, by id.
+    pub(super) fn capability_verifier(&self, kid: &str) -> Option<VerifyingKey> {
+        self.get(kid).map(|k| k.capability().verifying_key())
+    }
+
+    /// Every ring key's id and capability verifying key (the JWKS).
+    pub fn capability_verifiers(&self) -> impl Iterator<Item = (&str, VerifyingKey)> {
+        self.keys
+            .iter()
+            .map(|(kid, k)| (kid.as_str(), k.capability().verifying_key()))
     }
 
     pub fn new_lease_id(&self, token: &TokenId, bucket: i64) -> LeaseId {

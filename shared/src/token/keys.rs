@@ -3,6 +3,7 @@
 //! token), and the small signed values built on them: list cursors, lease
 //! ids and idempotency record keys. `Keyring` holds one `Keys` per ring key.
 
+use ed25519_dalek::SigningKey;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -25,6 +26,8 @@ pub struct Keys {
     cursor: HmacSha256,
     lease: HmacSha256,
     idempotency: HmacSha256,
+    /// Signs capabilities (see `token::capability`).
+    capability: SigningKey,
 }
 
 impl std::fmt::Debug for Keys {
@@ -45,6 +48,22 @@ fn derive(master: &[u8], label: &str) -> HmacSha256 {
     keyed(&m.finalize().into_bytes())
 }
 
+/// The Ed25519 key capabilities are signed with: HKDF-SHA256 of the ring
+/// key under its own label, so rotating the server key rotates the
+/// capability keys with it and no second secret has to be managed.
+fn capability_key(master: &[u8]) -> SigningKey {
+    let derived = hkdf::Hkdf::<Sha256>::new(Some(b"tollgate/v1"), master);
+    let mut seed = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's limit of 8160: this cannot fail.
+    if derived
+        .expand(b"capability-signing-key", &mut seed)
+        .is_err()
+    {
+        unreachable!("HKDF-SHA256 expands to 32 bytes");
+    }
+    SigningKey::from_bytes(&seed)
+}
+
 fn mac(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
     let mut m = key.clone();
     for p in parts {
@@ -63,7 +82,13 @@ impl Keys {
             cursor: derive(master, "list-cursor"),
             lease: derive(master, "lease-id"),
             idempotency: derive(master, "idempotency"),
+            capability: capability_key(master),
         }
+    }
+
+    /// The Ed25519 key this ring key signs capabilities with.
+    pub(super) fn capability(&self) -> &SigningKey {
+        &self.capability
     }
 
     /// The integrity check of a token string's body (see `token::string`).

@@ -1,12 +1,14 @@
 //! The token: its record and how it is shown (`record`), the identifiers
 //! that parse their input (`ids`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
-//! address binding (`resource`, `address`), capability scopes (`scopes`),
+//! address binding (`resource`, `address`), capability scopes (`scopes`)
+//! and the capabilities minted from a token (`capability`),
 //! rate limits (`rate`), concurrency leases (`leases`),
 //! and the secrets: the server keyring (`keyring`), the keys derived from
 //! each of its keys (`keys`) and the token string (`string`).
 
 pub mod address;
+pub mod capability;
 pub mod fields;
 pub mod ids;
 pub mod keyring;

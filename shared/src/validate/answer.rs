@@ -51,6 +51,13 @@ pub fn acceptance(accepted: &Accepted) -> Value {
     if let Some((id, expiry)) = &admitted.lease {
         v["lease"] = lease_document(id, *expiry);
     }
+    if let Some(c) = &accepted.capability {
+        v["capability"] = json!({
+            "id": c.id,
+            "scopes": c.scopes,
+            "expiresAt": dates::format(c.expires_at()),
+        });
+    }
     v
 }
 

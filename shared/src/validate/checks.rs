@@ -8,27 +8,45 @@ use time::OffsetDateTime;
 
 use super::input::ValidateInput;
 use super::Reason;
+use crate::token::capability::Claims;
 use crate::token::rate::{self, Standing};
+use crate::token::scopes::{self, Scope};
 use crate::token::{address, resource, TokenRecord};
 
 /// Every check of the contract, in order, on the token as read; on
 /// success, where each rate limit stands. `address` is the one that counts
-/// (see `validate::relay`).
+/// (see `validate::relay`). A capability (`cap`) narrows its parent: the
+/// address, resource, write flag and scope must pass both.
 pub fn check(
     rec: &TokenRecord,
     input: &ValidateInput,
     address: Option<IpAddr>,
     now: OffsetDateTime,
+    cap: Option<&Claims>,
 ) -> Result<Vec<Standing>, Reason> {
     check_standing(rec, address, now)?;
+    if cap.is_some_and(|c| !c.allows_address(address)) {
+        return Err(Reason::AddressNotAllowed);
+    }
     if let Some(requested) = &input.resource {
+        let within = |scope: &str, r: &str| resource::covers(scope, r);
         match resource::normalise(requested) {
-            Some(r) if resource::covers(&rec.resource, &r) => {}
+            Some(r) if within(&rec.resource, &r) && cap.is_none_or(|c| within(&c.resource, &r)) => {
+            }
             _ => return Err(Reason::ResourceNotAllowed),
         }
     }
-    if input.write && !rec.write {
+    if input.write && (!rec.write || cap.is_some_and(|c| !c.write)) {
         return Err(Reason::WriteNotAllowed);
+    }
+    if let Some(requested) = &input.scope {
+        let granted =
+            |list: &[String]| Scope::parse(requested).is_some_and(|s| scopes::any_covers(list, &s));
+        if !granted(rec.scopes.as_deref().unwrap_or_default())
+            || cap.is_some_and(|c| !granted(&c.scopes))
+        {
+            return Err(Reason::ScopeNotAllowed);
+        }
     }
     check_limits(rec, input.acquire, now)
 }
@@ -133,34 +151,37 @@ mod tests {
         let now = dates::now();
         let bad = input(Some("/b"), true);
         t.enabled = false;
-        assert_eq!(check(&t, &bad, ip("10.0.0.2"), now), Err(Reason::Disabled));
+        assert_eq!(
+            check(&t, &bad, ip("10.0.0.2"), now, None),
+            Err(Reason::Disabled)
+        );
         t.enabled = true;
         t.start_date = Some(now + Duration::hours(1));
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.2"), now),
+            check(&t, &bad, ip("10.0.0.2"), now, None),
             Err(Reason::NotYetValid)
         );
         t.start_date = None;
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.2"), t.end_date),
+            check(&t, &bad, ip("10.0.0.2"), t.end_date, None),
             Err(Reason::Expired)
         );
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.2"), now),
+            check(&t, &bad, ip("10.0.0.2"), now, None),
             Err(Reason::AddressNotAllowed)
         );
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.1"), now),
+            check(&t, &bad, ip("10.0.0.1"), now, None),
             Err(Reason::ResourceNotAllowed)
         );
         let bad = input(Some("/a/1"), true);
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.1"), now),
+            check(&t, &bad, ip("10.0.0.1"), now, None),
             Err(Reason::WriteNotAllowed)
         );
         let bad = input(Some("/a/1"), false);
         assert_eq!(
-            check(&t, &bad, ip("10.0.0.1"), now),
+            check(&t, &bad, ip("10.0.0.1"), now, None),
             Err(Reason::UsageExhausted)
         );
         t.remaining_uses = Some(1);
@@ -184,19 +205,19 @@ mod tests {
             ..bad.clone()
         };
         assert!(matches!(
-            check(&t, &acquire, ip("10.0.0.1"), now),
+            check(&t, &acquire, ip("10.0.0.1"), now, None),
             Err(Reason::RateLimited {
                 retry_after: 1..=60
             })
         ));
         t.rate_counts.clear();
         assert_eq!(
-            check(&t, &acquire, ip("10.0.0.1"), now),
+            check(&t, &acquire, ip("10.0.0.1"), now, None),
             Err(Reason::ConcurrencyLimit)
         );
         // A lapsed lease frees its slot.
         t.leases = crate::token::LeaseLedger::from_buckets([(now.unix_timestamp(), 1)]);
-        let standings = check(&t, &acquire, ip("10.0.0.1"), now).unwrap();
+        let standings = check(&t, &acquire, ip("10.0.0.1"), now, None).unwrap();
         assert_eq!(standings[0].used, None);
     }
 
@@ -205,11 +226,14 @@ mod tests {
         let t = token(json!({"allowedAddresses": ["10.0.0.0/8"]}));
         let now = dates::now();
         let i = input(None, false);
-        assert!(check(&t, &i, ip("10.1.2.3"), now).is_ok());
+        assert!(check(&t, &i, ip("10.1.2.3"), now, None).is_ok());
         assert_eq!(
-            check(&t, &i, ip("11.1.2.3"), now),
+            check(&t, &i, ip("11.1.2.3"), now, None),
             Err(Reason::AddressNotAllowed)
         );
-        assert_eq!(check(&t, &i, None, now), Err(Reason::AddressNotAllowed));
+        assert_eq!(
+            check(&t, &i, None, now, None),
+            Err(Reason::AddressNotAllowed)
+        );
     }
 }

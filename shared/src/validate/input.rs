@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use crate::http::{ApiError, ApiRequest};
-use crate::token::address;
+use crate::token::{address, scopes};
 
 /// A validate (or lease) request body, decoded.
 #[derive(Debug, Default, Clone)]
@@ -19,6 +19,8 @@ pub struct ValidateInput {
     /// beside a trusted relay credential (see `validate::relay`).
     pub address: Option<IpAddr>,
     pub acquire: bool,
+    /// The capability scope asked for, normalised (see `token::scopes`).
+    pub scope: Option<String>,
     /// The `Tollgate-Relay` header: a token of the same owner holding the
     /// relay scope, which vouches for `address`.
     pub relay: Option<String>,
@@ -60,6 +62,7 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
                         "write" => parse_bool("write", &v).map(|b| input.write = b),
                         "acquire" => parse_bool("acquire", &v).map(|b| input.acquire = b),
                         "address" => parse_address(&v).map(|a| input.address = Some(a)),
+                        "scope" => parse_scope(&v).map(|s| input.scope = Some(s)),
                         other => Err(ApiError::field(
                             other,
                             "is not a field of a validate request",
@@ -103,6 +106,12 @@ pub fn bearer(req: &ApiRequest) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
+fn parse_scope(v: &str) -> Result<String, ApiError> {
+    scopes::normalise(v).ok_or_else(|| ApiError::field("scope", SCOPE_MESSAGE))
+}
+
+const SCOPE_MESSAGE: &str = "must be a scope: scope:<service>:<privilege>[?<params>]";
+
 fn parse_address(v: &str) -> Result<IpAddr, ApiError> {
     address::parse_ip(v)
         .ok_or_else(|| ApiError::field("address", "must be an IPv4 or IPv6 address"))
@@ -122,7 +131,11 @@ fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
                 Some(a) => input.address = Some(a),
                 None => errors.add("address", "must be an IPv4 or IPv6 address"),
             },
-            ("token" | "resource" | "address", _) => errors.add(k, "must be a string"),
+            ("scope", Value::String(s)) => match scopes::normalise(s) {
+                Some(s) => input.scope = Some(s),
+                None => errors.add("scope", SCOPE_MESSAGE),
+            },
+            ("token" | "resource" | "address" | "scope", _) => errors.add(k, "must be a string"),
             ("write" | "acquire", _) => errors.add(k, "must be true or false"),
             _ => errors.add(k, "is not a field of a validate request"),
         }

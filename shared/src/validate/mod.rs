@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use time::OffsetDateTime;
 
 use crate::store::{Store, StoreError};
+use crate::token::capability::{self, Claims};
 use crate::token::TokenString;
 use crate::token::{Keyring, TokenId, TokenRecord};
 
@@ -36,6 +37,7 @@ pub enum Reason {
     AddressNotAllowed,
     ResourceNotAllowed,
     WriteNotAllowed,
+    ScopeNotAllowed,
     UsageExhausted,
     /// A rate limit's window is full: a validate could next be admitted in
     /// `retry_after` whole seconds.
@@ -56,6 +58,7 @@ impl Reason {
             Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
             Reason::ResourceNotAllowed => "RESOURCE_NOT_ALLOWED",
             Reason::WriteNotAllowed => "WRITE_NOT_ALLOWED",
+            Reason::ScopeNotAllowed => "SCOPE_NOT_ALLOWED",
             Reason::UsageExhausted => "USAGE_EXHAUSTED",
             Reason::RateLimited { .. } => "RATE_LIMITED",
             Reason::ConcurrencyLimit => "CONCURRENCY_LIMIT",
@@ -66,13 +69,15 @@ impl Reason {
 /// A token that passed the checks and was admitted, or why not.
 pub type Decision = Result<Accepted, Reason>;
 
-/// An admitted validate: the token, what it spent, and when the secret
-/// presented stops validating if it is one rolled away.
+/// An admitted validate: the token, what it spent, when the secret
+/// presented stops validating if it is one rolled away, and the capability
+/// presented, if one was.
 #[derive(Debug)]
 pub struct Accepted {
     pub rec: TokenRecord,
     pub admitted: Admitted,
     pub secret_expires_at: Option<OffsetDateTime>,
+    pub capability: Option<Claims>,
 }
 
 /// The presented token, read, with the address that counts for it.
@@ -83,6 +88,55 @@ pub struct Presented {
     pub address: Option<IpAddr>,
     /// Set when the secret presented is the previous one, in its grace.
     pub secret_expires_at: Option<OffsetDateTime>,
+    pub capability: Option<Claims>,
+}
+
+/// What was presented: a token string (integrity-checked), or a capability
+/// of a token (signature and window checked). Either names the token read.
+#[derive(Debug)]
+pub enum Credential {
+    Token(TokenString),
+    Capability(Claims),
+}
+
+impl Credential {
+    /// The token to read: the token itself, or the capability's parent.
+    pub fn id(&self) -> &TokenId {
+        match self {
+            Credential::Token(t) => &t.id,
+            Credential::Capability(c) => &c.parent,
+        }
+    }
+
+    fn capability(&self) -> Option<&Claims> {
+        match self {
+            Credential::Capability(c) => Some(c),
+            Credential::Token(_) => None,
+        }
+    }
+}
+
+/// Parses the presented credential, with no read: `MALFORMED` for neither
+/// a token string nor a capability, and a capability's own window decided
+/// here (`NOT_YET_VALID`, `EXPIRED`).
+pub fn credential(
+    keys: &Keyring,
+    issuer: &str,
+    text: &str,
+    now: OffsetDateTime,
+) -> Result<Credential, Reason> {
+    if capability::looks_like_capability(text) {
+        return capability::verify(keys, issuer, text, now)
+            .map(Credential::Capability)
+            .map_err(|r| match r {
+                capability::Refusal::Malformed => Reason::Malformed,
+                capability::Refusal::NotYetValid => Reason::NotYetValid,
+                capability::Refusal::Expired => Reason::Expired,
+            });
+    }
+    keys.parse_token(text)
+        .map(Credential::Token)
+        .ok_or(Reason::Malformed)
 }
 
 /// The whole decision for one validate request, in the contract's order.
@@ -95,6 +149,7 @@ pub struct Presented {
 /// token as it is and the decision is made again on that, without a read.
 pub async fn decide(
     keys: &Keyring,
+    issuer: &str,
     store: &dyn Store,
     snapshots: &Snapshots,
     lease_seconds: i64,
@@ -102,10 +157,12 @@ pub async fn decide(
     source: Option<IpAddr>,
 ) -> Result<Decision, StoreError> {
     let text = input.token.as_deref().unwrap_or_default();
-    let Some(parsed) = keys.parse_token(text) else {
-        return Ok(Err(Reason::Malformed));
+    let presented = match credential(keys, issuer, text, crate::dates::now()) {
+        Ok(c) => c,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let id = parsed.id.as_str();
+    let cap = presented.capability();
+    let id = presented.id().as_str();
     // A relayed request reads its relay credential anyway: no guess.
     let mut known = match input.relay {
         None => snapshots.get(id).map(|rec| Known { rec, guess: true }),
@@ -116,7 +173,7 @@ pub async fn decide(
         let now = crate::dates::now();
         let Known { mut rec, guess } = match known.take() {
             Some(k) => k,
-            None => match read_presented(keys, store, &parsed, input, source, now).await? {
+            None => match read_presented(keys, store, presented.id(), input, source, now).await? {
                 Some((rec, that_counts)) => {
                     address = that_counts;
                     Known { rec, guess: false }
@@ -127,9 +184,9 @@ pub async fn decide(
                 }
             },
         };
-        let checked = secret_state(keys, &parsed, &rec, now)
+        let checked = secret_state(keys, &presented, &rec, now)
             .ok_or(Reason::NotFound)
-            .and_then(|grace| Ok((grace, checks::check(&rec, input, address, now)?)));
+            .and_then(|grace| Ok((grace, checks::check(&rec, input, address, now, cap)?)));
         let (secret_expires_at, standings) = match checked {
             Ok(found) => found,
             // A guess never refuses: the token may have changed since.
@@ -153,12 +210,13 @@ pub async fn decide(
                 rec,
                 admitted: Admitted::default(),
                 secret_expires_at,
+                capability: cap.cloned(),
             }));
         }
         let admission = admission::admit(
             store,
             keys,
-            &parsed.id,
+            presented.id(),
             &mut rec,
             &standings,
             input.acquire,
@@ -172,6 +230,7 @@ pub async fn decide(
                     rec,
                     admitted,
                     secret_expires_at,
+                    capability: cap.cloned(),
                 }));
             }
             Outcome::Changed(None) => {
@@ -208,27 +267,34 @@ const MAX_ROUNDS: usize = 64;
 /// counts for it.
 pub async fn presented(
     keys: &Keyring,
+    issuer: &str,
     store: &dyn Store,
     input: &ValidateInput,
     source: Option<IpAddr>,
     now: OffsetDateTime,
 ) -> Result<Result<Presented, Reason>, StoreError> {
     let text = input.token.as_deref().unwrap_or_default();
-    let Some(parsed) = keys.parse_token(text) else {
-        return Ok(Err(Reason::Malformed));
+    let cred = match credential(keys, issuer, text, now) {
+        Ok(c) => c,
+        Err(reason) => return Ok(Err(reason)),
     };
-    let Some((rec, address)) = read_presented(keys, store, &parsed, input, source, now).await?
+    let Some((rec, address)) = read_presented(keys, store, cred.id(), input, source, now).await?
     else {
         return Ok(Err(Reason::NotFound));
     };
-    let Some(secret_expires_at) = secret_state(keys, &parsed, &rec, now) else {
+    let Some(secret_expires_at) = secret_state(keys, &cred, &rec, now) else {
         return Ok(Err(Reason::NotFound));
     };
+    let id = cred.id().clone();
     Ok(Ok(Presented {
-        id: parsed.id,
+        id,
         secret_expires_at,
         address,
         rec,
+        capability: match cred {
+            Credential::Capability(c) => Some(c),
+            Credential::Token(_) => None,
+        },
     }))
 }
 
@@ -238,7 +304,7 @@ pub async fn presented(
 pub async fn read_presented(
     keys: &Keyring,
     store: &dyn Store,
-    parsed: &TokenString,
+    id: &TokenId,
     input: &ValidateInput,
     source: Option<IpAddr>,
     now: OffsetDateTime,
@@ -246,18 +312,18 @@ pub async fn read_presented(
     let relay = input.relay.as_deref().and_then(|r| keys.parse_token(r));
     let (rec, relay_rec) = match &relay {
         Some(r) => {
-            let mut both = store.get_many(&[parsed.id.as_str(), r.id.as_str()]).await?;
+            let mut both = store.get_many(&[id.as_str(), r.id.as_str()]).await?;
             let relay_rec = both.pop().flatten();
             (both.pop().flatten(), relay_rec)
         }
-        None => (store.get(parsed.id.as_str()).await?, None),
+        None => (store.get(id.as_str()).await?, None),
     };
     let Some(rec) = rec else {
         return Ok(None);
     };
     let relay_trusted = match (&relay, &relay_rec) {
         (Some(r), Some(relay_rec)) => {
-            secret_state(keys, r, relay_rec, now).is_some()
+            token_secret_state(keys, r, relay_rec, now).is_some()
                 && relay::trusted(relay_rec, &rec, source, now)
         }
         _ => false,
@@ -269,8 +335,20 @@ pub async fn read_presented(
 /// Whether the presented secret is the token's: `Some(None)` for the
 /// current secret, `Some(Some(end))` for the previous one during its grace
 /// (it stops at `end`), `None` for neither (`NOT_FOUND`: a secret rolled
-/// away is gone).
+/// away is gone). A capability carries no secret: its signature vouched.
 fn secret_state(
+    keys: &Keyring,
+    presented: &Credential,
+    rec: &TokenRecord,
+    now: OffsetDateTime,
+) -> Option<Option<OffsetDateTime>> {
+    match presented {
+        Credential::Token(parsed) => token_secret_state(keys, parsed, rec, now),
+        Credential::Capability(_) => Some(None),
+    }
+}
+
+fn token_secret_state(
     keys: &Keyring,
     parsed: &TokenString,
     rec: &TokenRecord,

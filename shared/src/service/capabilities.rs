@@ -1,0 +1,104 @@
+//! `POST /validate/capabilities` mints a capability of the presented
+//! token; `GET /.well-known/jwks.json` publishes the keys that verify one
+//! (see `token::capability`).
+
+use serde_json::json;
+
+use super::{App, Result};
+use crate::dates;
+use crate::http::{json_object, ApiError, ApiRequest, ApiResponse, Format};
+use crate::token::capability::{self, MintRequest};
+use crate::validate::{self, answer, input, ValidateInput};
+
+impl App {
+    /// Minting is a validate of the parent (every check; it spends a use
+    /// and a count of each rate limit), then the capability narrowed from
+    /// it. The narrowing is checked on the token as read before anything
+    /// is spent, and again on the version the validate admitted.
+    pub(super) async fn mint_capability(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let body = match req.content_type().as_deref() {
+            // A Bearer token alone asks for the defaults.
+            None if req.body.is_empty() => serde_json::Map::new(),
+            Some("application/json") | None => json_object(&req.body)?,
+            Some(_) => return Err(ApiError::UnsupportedMediaType("application/json")),
+        };
+        let mint = MintRequest::parse(&body)?;
+        let token = match body.get("token") {
+            None | Some(serde_json::Value::Null) => input::bearer(req).map(str::to_owned),
+            Some(serde_json::Value::String(t)) => Some(t.clone()),
+            Some(_) => return Err(ApiError::field("token", "must be a string")),
+        };
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Err(ApiError::field(
+                "token",
+                "a token is required, in the body or as Authorization: Bearer",
+            ));
+        };
+        if capability::looks_like_capability(&token) {
+            return Err(ApiError::field(
+                "token",
+                "a capability cannot mint a capability: present its token",
+            ));
+        }
+        let input = ValidateInput {
+            token: Some(token),
+            relay: req.header(input::RELAY_HEADER).map(str::to_owned),
+            ..Default::default()
+        };
+        let keyring = self.keyring_for_input(&input).await;
+        let issuer = &self.config.issuer;
+        let now = dates::now();
+        let read = validate::presented(
+            &keyring,
+            issuer,
+            self.store.as_ref(),
+            &input,
+            req.source_ip,
+            now,
+        )
+        .await?;
+        if let Ok(p) = &read {
+            mint.narrow(&p.rec, now)?;
+        }
+        let decision = validate::decide(
+            &keyring,
+            issuer,
+            self.store.as_ref(),
+            &self.snapshots,
+            self.config.lease_seconds,
+            &input,
+            req.source_ip,
+        )
+        .await?;
+        let accepted = match decision {
+            Ok(accepted) => accepted,
+            Err(reason) => {
+                let mut resp = ApiResponse::document(
+                    200,
+                    req.format(),
+                    "validation",
+                    &answer::refusal(reason),
+                );
+                resp.reason = Some(reason.code());
+                return Ok(resp);
+            }
+        };
+        let claims = mint.narrow(&accepted.rec, dates::now())?;
+        let doc = json!({
+            "capability": capability::sign(&keyring, issuer, &claims),
+            "expiresAt": dates::format(claims.expires_at()),
+            "expire": claims.expires,
+            "scopes": claims.scopes,
+            "resource": claims.resource,
+            "write": claims.write,
+        });
+        Ok(ApiResponse::document(201, req.format(), "capability", &doc))
+    }
+
+    /// The capability public keys, one per key of the server keyring.
+    pub(super) async fn jwks(&self) -> Result<ApiResponse> {
+        let doc = capability::jwks(&self.keyring());
+        Ok(ApiResponse::document(200, Format::Json, "jwks", &doc)
+            .with_header("cache-control", "public, max-age=300"))
+    }
+}

@@ -1,0 +1,543 @@
+//! Capabilities: short-lived, narrowed credentials minted from a token
+//! (Twilio's capability tokens, done so anyone can verify them offline).
+//! A capability is a compact JWS (RFC 7515) signed with Ed25519
+//! (`alg: EdDSA`, RFC 8037) under the capability key of a server ring key
+//! (`kid`), whose public half `GET /.well-known/jwks.json` publishes.
+//!
+//! Verification here decides signature, format, `nbf` and `exp` with no
+//! read; the parent token is then read and checked as for any validate,
+//! narrowed by the claims (see `validate`). Minting narrows a parent:
+//! [`MintRequest::narrow`] holds the rules.
+
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer};
+use ipnet::IpNet;
+use serde_json::{json, Map, Value};
+use time::OffsetDateTime;
+
+use super::ids::TokenId;
+use super::keyring::Keyring;
+use super::scopes::{self, Scope, MAX_SCOPES};
+use super::{address, resource, FieldErrors, TokenRecord};
+use crate::codec;
+
+/// A capability is refused unread past this length.
+pub const MAX_CAPABILITY_LEN: usize = 8192;
+/// `ttlSeconds`: 1 to 86400, 3600 when absent (Twilio's default).
+pub const MAX_TTL_SECONDS: i64 = 86_400;
+pub const DEFAULT_TTL_SECONDS: i64 = 3_600;
+
+/// What a capability grants: its parent, narrowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    /// The parent token (`sub`).
+    pub parent: TokenId,
+    /// `jti`, the capability's own id.
+    pub id: String,
+    pub issued_at: i64,
+    pub not_before: i64,
+    pub expires: i64,
+    /// Normalised scopes (`scope`, space-separated in the JWT).
+    pub scopes: Vec<String>,
+    pub resource: String,
+    pub write: bool,
+    /// `addr`: the network the capability is bound to, if any.
+    pub address: Option<IpNet>,
+}
+
+/// Why a presented capability is refused without any read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Malformed,
+    NotYetValid,
+    Expired,
+}
+
+/// Whether `text` is shaped like a JWS (three base64url parts), so it is
+/// taken for a capability rather than a token string.
+pub fn looks_like_capability(text: &str) -> bool {
+    text.len() <= MAX_CAPABILITY_LEN
+        && text.split('.').count() == 3
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether `text` is a capability of this deployment (its `iss`), read
+/// without verifying: what a management route refuses with 403 (a
+/// signature check is not needed to refuse).
+pub fn is_ours(text: &str, issuer: &str) -> bool {
+    looks_like_capability(text)
+        && text
+            .split('.')
+            .nth(1)
+            .and_then(json_part)
+            .is_some_and(|claims| claims.get("iss").and_then(Value::as_str) == Some(issuer))
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn json_part(part: &str) -> Option<Map<String, Value>> {
+    let bytes = URL_SAFE_NO_PAD.decode(part).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(m) => Some(m),
+        _ => None,
+    }
+}
+
+impl Claims {
+    fn to_json(&self, issuer: &str) -> Value {
+        let mut v = json!({
+            "iss": issuer,
+            "sub": self.parent.as_str(),
+            "jti": self.id,
+            "iat": self.issued_at,
+            "nbf": self.not_before,
+            "exp": self.expires,
+            "scope": self.scopes.join(" "),
+            "resource": self.resource,
+            "write": self.write,
+        });
+        if let Some(a) = self.address {
+            v["addr"] = json!(a.to_string());
+        }
+        v
+    }
+
+    fn from_json(m: &Map<String, Value>, issuer: &str) -> Option<Claims> {
+        let int = |k: &str| m.get(k)?.as_i64();
+        let text = |k: &str| m.get(k)?.as_str();
+        if text("iss")? != issuer {
+            return None;
+        }
+        let scopes: Vec<String> = text("scope")?
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let address = match m.get("addr") {
+            None => None,
+            Some(a) => Some(address::parse_net(a.as_str()?)?),
+        };
+        Some(Claims {
+            parent: TokenId::parse(text("sub")?)?,
+            id: text("jti")?.to_owned(),
+            issued_at: int("iat")?,
+            not_before: int("nbf")?,
+            expires: int("exp")?,
+            scopes,
+            resource: text("resource")?.to_owned(),
+            write: m.get("write")?.as_bool()?,
+            address,
+        })
+    }
+
+    pub fn expires_at(&self) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(self.expires).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// Whether the capability allows `address` (unbound: any).
+    pub fn allows_address(&self, address: Option<IpAddr>) -> bool {
+        match self.address {
+            None => true,
+            Some(net) => address.is_some_and(|a| address::allowed(&[net], a)),
+        }
+    }
+}
+
+/// Signs `claims` under the ring's current key: the compact JWS.
+pub fn sign(keys: &Keyring, issuer: &str, claims: &Claims) -> String {
+    let (kid, key) = keys.capability_signer();
+    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    let mut jws = b64(header.to_string().as_bytes());
+    jws.push('.');
+    jws.push_str(&b64(claims.to_json(issuer).to_string().as_bytes()));
+    let signature: Signature = key.sign(jws.as_bytes());
+    jws.push('.');
+    jws.push_str(&b64(&signature.to_bytes()));
+    jws
+}
+
+/// Verifies a presented capability: the header names `EdDSA` and a key of
+/// the ring (nothing else is accepted: no `none`, no HMAC, no embedded
+/// key), the signature holds (strict Ed25519), the claims are Tollgate's
+/// for this issuer, and `now` is inside `[nbf, exp)`. No read.
+pub fn verify(
+    keys: &Keyring,
+    issuer: &str,
+    text: &str,
+    now: OffsetDateTime,
+) -> Result<Claims, Refusal> {
+    let claims = verify_signed(keys, issuer, text).ok_or(Refusal::Malformed)?;
+    let now = now.unix_timestamp();
+    if now < claims.not_before {
+        return Err(Refusal::NotYetValid);
+    }
+    if now >= claims.expires {
+        return Err(Refusal::Expired);
+    }
+    Ok(claims)
+}
+
+fn verify_signed(keys: &Keyring, issuer: &str, text: &str) -> Option<Claims> {
+    if !looks_like_capability(text) {
+        return None;
+    }
+    let (signing_input, signature) = text.rsplit_once('.')?;
+    let (header, payload) = signing_input.split_once('.')?;
+    let header = json_part(header)?;
+    let only_known = header
+        .keys()
+        .all(|k| matches!(k.as_str(), "alg" | "typ" | "kid"));
+    if !only_known
+        || header.get("alg")?.as_str()? != "EdDSA"
+        || header.get("typ").is_some_and(|t| t.as_str() != Some("JWT"))
+    {
+        return None;
+    }
+    let verifier = keys.capability_verifier(header.get("kid")?.as_str()?)?;
+    let signature: [u8; 64] = URL_SAFE_NO_PAD.decode(signature).ok()?.try_into().ok()?;
+    verifier
+        .verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&signature))
+        .ok()?;
+    Claims::from_json(&json_part(payload)?, issuer)
+}
+
+/// `GET /.well-known/jwks.json`: every ring key's capability public key
+/// (RFC 8037 `OKP`/`Ed25519`), so any JWT library verifies offline.
+pub fn jwks(keys: &Keyring) -> Value {
+    let keys: Vec<Value> = keys
+        .capability_verifiers()
+        .map(|(kid, key)| {
+            json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.as_bytes()),
+                   "kid": kid, "alg": "EdDSA", "use": "sig"})
+        })
+        .collect();
+    json!({ "keys": keys })
+}
+
+/// A `POST /validate/capabilities` body, parsed (the token aside).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MintRequest {
+    pub ttl_seconds: Option<i64>,
+    /// Normalised scopes asked for.
+    pub scopes: Vec<String>,
+    /// Normalised resource asked for.
+    pub resource: Option<String>,
+    pub write: Option<bool>,
+    pub address: Option<IpNet>,
+}
+
+impl MintRequest {
+    /// Parses the body's capability fields; every bad one named. `token`
+    /// is the credential (read by the validate decoder), not checked here.
+    pub fn parse(body: &Map<String, Value>) -> Result<MintRequest, FieldErrors> {
+        let mut req = MintRequest::default();
+        let mut errors = FieldErrors::default();
+        for (k, v) in body {
+            match (k.as_str(), v) {
+                ("token", _) | (_, Value::Null) => {}
+                ("ttlSeconds", v) => match v.as_i64() {
+                    Some(n) if (1..=MAX_TTL_SECONDS).contains(&n) => req.ttl_seconds = Some(n),
+                    _ => errors.add(k, "must be an integer from 1 to 86400"),
+                },
+                ("scopes", Value::Array(list)) if list.len() <= MAX_SCOPES => {
+                    for (i, s) in list.iter().enumerate() {
+                        match s.as_str().and_then(scopes::normalise) {
+                            Some(s) if !req.scopes.contains(&s) => req.scopes.push(s),
+                            Some(_) => {}
+                            None => errors.add(
+                                format!("scopes[{i}]"),
+                                "must be a scope: scope:<service>:<privilege>[?<params>]",
+                            ),
+                        }
+                    }
+                }
+                ("scopes", _) => errors.add(k, "must be a list of at most 32 scopes"),
+                ("resource", Value::String(s)) => match resource::normalise(s) {
+                    Some(r) => req.resource = Some(r),
+                    None => errors.add(k, "must be a path without '..', '//', '?' or '#'"),
+                },
+                ("write", Value::Bool(b)) => req.write = Some(*b),
+                ("address", Value::String(s)) => match address::parse_net(s) {
+                    Some(a) => req.address = Some(a),
+                    None => errors.add(k, "must be an IPv4 or IPv6 address or CIDR network"),
+                },
+                ("resource" | "address", _) => errors.add(k, "must be a string"),
+                ("write", _) => errors.add(k, "must be true or false"),
+                _ => errors.add(k, "is not a field of a capability request"),
+            }
+        }
+        errors.into_result(req)
+    }
+
+    /// The claims of a capability of `parent` minted at `now`, or the
+    /// fields that ask for more than the parent has: every scope covered by
+    /// one of the parent's, the resource within the parent's, `write` only
+    /// from a writable parent, the address inside the parent's allowed
+    /// addresses when it has some. It never outlives the parent.
+    pub fn narrow(&self, parent: &TokenRecord, now: OffsetDateTime) -> Result<Claims, FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let granted = parent.scopes.as_deref().unwrap_or_default();
+        for (i, s) in self.scopes.iter().enumerate() {
+            if !Scope::parse(s).is_some_and(|s| scopes::any_covers(granted, &s)) {
+                errors.add(
+                    format!("scopes[{i}]"),
+                    "is not covered by the token's scopes",
+                );
+            }
+        }
+        let resource = self.resource.clone().unwrap_or(parent.resource.clone());
+        if !resource::covers(&parent.resource, &resource) {
+            errors.add("resource", "is outside the token's resource");
+        }
+        let write = self.write.unwrap_or(parent.write);
+        if write && !parent.write {
+            errors.add("write", "needs a token that may write");
+        }
+        if let (Some(net), Some(allowed)) = (self.address, &parent.allowed_addresses) {
+            let inside = allowed
+                .iter()
+                .any(|a| a.contains(&net.network()) && a.prefix_len() <= net.prefix_len());
+            if !inside {
+                errors.add("address", "is outside the token's allowed addresses");
+            }
+        }
+        let now = now.unix_timestamp();
+        let ttl = self.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+        let claims = Claims {
+            parent: TokenId::parse(&parent.id)
+                .unwrap_or_else(|| unreachable!("a stored token's id is a token id")),
+            id: codec::encode(&codec::random_bytes::<10>()),
+            issued_at: now,
+            not_before: now,
+            expires: (now + ttl).min(parent.end_date.unix_timestamp()),
+            scopes: self.scopes.clone(),
+            resource,
+            write,
+            address: self.address,
+        };
+        errors.into_result(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hmac::{Hmac, KeyInit, Mac};
+    use sha2::Sha256;
+
+    const ISSUER: &str = "tollgate";
+
+    fn ring() -> Keyring {
+        Keyring::single(&[7u8; 32])
+    }
+
+    fn claims(now: i64) -> Claims {
+        Claims {
+            parent: ring().mint().id,
+            id: "jti1".into(),
+            issued_at: now,
+            not_before: now,
+            expires: now + 600,
+            scopes: vec!["scope:client:incoming?clientName=alice".into()],
+            resource: "/teams".into(),
+            write: false,
+            address: address::parse_net("203.0.113.0/24"),
+        }
+    }
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    #[test]
+    fn signs_and_verifies_and_knows_its_window() {
+        let keys = ring();
+        let c = claims(1_800_000_000);
+        let jws = sign(&keys, ISSUER, &c);
+        assert!(looks_like_capability(&jws));
+        assert_eq!(
+            verify(&keys, ISSUER, &jws, at(1_800_000_000)),
+            Ok(c.clone())
+        );
+        assert_eq!(
+            verify(&keys, ISSUER, &jws, at(1_799_999_999)),
+            Err(Refusal::NotYetValid)
+        );
+        assert_eq!(
+            verify(&keys, ISSUER, &jws, at(1_800_000_600)),
+            Err(Refusal::Expired)
+        );
+        assert_eq!(
+            verify(&keys, "another", &jws, at(1_800_000_000)),
+            Err(Refusal::Malformed),
+            "another deployment's capability"
+        );
+        assert_eq!(
+            verify(
+                &Keyring::single(&[8u8; 32]),
+                ISSUER,
+                &jws,
+                at(1_800_000_000)
+            ),
+            Err(Refusal::Malformed),
+            "a key outside the ring"
+        );
+    }
+
+    fn forge(header: Value, payload: &str, sign_with: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), payload);
+        format!("{input}.{}", b64(&sign_with(input.as_bytes())))
+    }
+
+    #[test]
+    fn refuses_every_classic_forgery() {
+        let keys = ring();
+        let now = 1_800_000_000;
+        let jws = sign(&keys, ISSUER, &claims(now));
+        let payload = jws.split('.').nth(1).unwrap().to_owned();
+        let real_sig = URL_SAFE_NO_PAD
+            .decode(jws.rsplit('.').next().unwrap())
+            .unwrap();
+        let public = keys.capability_verifier("v1").unwrap().to_bytes();
+        let forgeries = [
+            // alg none, empty signature
+            format!(
+                "{}.{payload}.",
+                b64(json!({"alg": "none", "typ": "JWT"}).to_string().as_bytes())
+            ),
+            // HS256 keyed with the public key (the classic confusion)
+            forge(
+                json!({"alg": "HS256", "typ": "JWT", "kid": "v1"}),
+                &payload,
+                |m| {
+                    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&public).unwrap();
+                    mac.update(m);
+                    mac.finalize().into_bytes().to_vec()
+                },
+            ),
+            // a kid the ring does not know
+            forge(
+                json!({"alg": "EdDSA", "typ": "JWT", "kid": "v9"}),
+                &payload,
+                |_| real_sig.clone(),
+            ),
+            // an embedded key
+            forge(
+                json!({"alg": "EdDSA", "kid": "v1", "jwk": {"kty": "OKP"}}),
+                &payload,
+                |_| real_sig.clone(),
+            ),
+            // a claim changed after signing
+            {
+                let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
+                let mut m = json_part(&parts[1]).unwrap();
+                m.insert("write".into(), json!(true));
+                parts[1] = b64(Value::Object(m).to_string().as_bytes());
+                parts.join(".")
+            },
+            // a flipped signature bit
+            {
+                let mut sig = real_sig.clone();
+                sig[0] ^= 1;
+                format!("{}.{}", jws.rsplit_once('.').unwrap().0, b64(&sig))
+            },
+            "a.b".into(),
+            "..".into(),
+            format!("{jws}.x"),
+        ];
+        for f in forgeries {
+            assert_eq!(
+                verify(&keys, ISSUER, &f, at(now)),
+                Err(Refusal::Malformed),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_jwks_lists_every_ring_key() {
+        let ring = Keyring::parse(
+            r#"{"current": "b", "keys": {"a": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                                         "b": "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="}}"#,
+        )
+        .unwrap();
+        let doc = jwks(&ring);
+        let kids: Vec<&str> = doc["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, ["b", "a"]);
+        assert_eq!(doc["keys"][0]["crv"], "Ed25519");
+        assert_eq!(doc["keys"][0]["x"].as_str().unwrap().len(), 43);
+    }
+
+    fn parent(body: Value) -> TokenRecord {
+        let keys = ring();
+        let m = keys.mint();
+        crate::token::rules::create(crate::token::rules::NewToken {
+            id: m.id.to_string(),
+            owner: "o".into(),
+            start: m.start(),
+            secret_hash: m.secret_hash,
+            requester: None,
+            now: crate::dates::now(),
+            lifetimes: crate::token::rules::Lifetimes {
+                default_ttl_seconds: 3600,
+                max_ttl_seconds: 86_400,
+            },
+            body: body.as_object().unwrap(),
+        })
+        .unwrap()
+    }
+
+    fn mint_request(body: Value) -> Result<MintRequest, FieldErrors> {
+        MintRequest::parse(body.as_object().unwrap())
+    }
+
+    fn fields(e: FieldErrors) -> Vec<String> {
+        e.0.into_iter().map(|f| f.field).collect()
+    }
+
+    #[test]
+    fn minting_narrows_and_names_what_asks_too_much() {
+        let p = parent(json!({"resource": "/teams", "write": false,
+            "scopes": ["scope:client:outgoing?appSid=AP1"],
+            "allowedAddresses": ["203.0.113.0/24"]}));
+        let now = crate::dates::now();
+        let ok = mint_request(json!({"ttlSeconds": 600, "resource": "/teams/1",
+            "scopes": ["scope:client:outgoing?appSid=AP1&appParams=x%3D1"],
+            "address": "203.0.113.64/26"}))
+        .unwrap()
+        .narrow(&p, now)
+        .unwrap();
+        assert_eq!(ok.resource, "/teams/1");
+        assert_eq!(ok.expires - ok.issued_at, 600);
+        assert!(!ok.write);
+        let bad = mint_request(json!({"resource": "/other", "write": true,
+            "scopes": ["scope:client:incoming"], "address": "10.0.0.0/8"}))
+        .unwrap()
+        .narrow(&p, now)
+        .unwrap_err();
+        assert_eq!(fields(bad), ["scopes[0]", "resource", "write", "address"]);
+        // Never past the parent's end.
+        let long = mint_request(json!({"ttlSeconds": 86_400}))
+            .unwrap()
+            .narrow(&p, now)
+            .unwrap();
+        assert_eq!(long.expires, p.end_date.unix_timestamp());
+        // Shape errors name their field.
+        let e = mint_request(json!({"ttlSeconds": 0, "scopes": ["nope"], "write": "yes",
+            "extra": 1}))
+        .unwrap_err();
+        assert_eq!(fields(e), ["extra", "scopes[0]", "ttlSeconds", "write"]);
+    }
+}
