@@ -45,6 +45,11 @@ Locally the owner comes from the X-Owner header (TOLLGATE_DEV_AUTH=1). Try:
        -d '{"rateLimits":[{"name":"minute","limit":10,"periodSeconds":60}]}'   # 10 a minute
   curl -s -X PUT $U/validate/leases/\$LEASE -H "Authorization: Bearer \$TOKEN"     # renew
   curl -s -X DELETE $U/validate/leases/\$LEASE -H "Authorization: Bearer \$TOKEN"  # release
+  curl -s -X POST $U/validate/capabilities -H "Authorization: Bearer \$TOKEN" \\
+       -H 'Content-Type: application/json' -d '{"ttlSeconds":600,"resource":"/teams/1"}'  # a 10-minute capability
+  CAP=eyJ...                   # from the answer; validates as the token narrowed:
+  curl -s -X POST $U/validate -H "Authorization: Bearer \$CAP" -d 'resource=/teams/1'
+  curl -s $U/.well-known/jwks.json                            # the keys that verify it offline
   curl -s -X DELETE $U/tokens/\$ID -H 'X-Owner: alice' -w '%{http_code}\n'          # delete
 
 Logs: .run/dev-functions.log   Ctrl-C stops everything.

@@ -211,3 +211,34 @@ async fn minting_asks_no_more_than_the_parent_has_and_spends_its_uses() {
         "USAGE_EXHAUSTED"
     );
 }
+
+#[tokio::test]
+async fn a_capability_takes_renews_and_releases_its_parents_leases_and_validates_by_form() {
+    let api = Api::new();
+    let o = owner("caplease");
+    let (id, token) = api.mint(&o, json!({"maxConcurrent": 1})).await;
+    let minted = mint_capability(&api, &token, json!({"ttlSeconds": 300})).await;
+    assert_eq!(minted.status, 201, "{}", minted.text);
+    let cap = minted.json()["capability"].as_str().unwrap().to_owned();
+    let taken = api.validate(json!({"token": cap, "acquire": true})).await;
+    let lease = taken["lease"]["id"].as_str().expect("a lease").to_owned();
+    // The parent's slot is the capability's: the parent is at its cap.
+    let parent = api.validate(json!({"token": token, "acquire": true})).await;
+    assert_eq!(parent["reason"], "CONCURRENCY_LIMIT");
+    let call = |method: &str| {
+        api.request(method, "validate", &format!("/validate/leases/{lease}"))
+            .header("authorization", format!("Bearer {cap}"))
+    };
+    assert_eq!(api.send(call("PUT")).await.status, 200);
+    assert_eq!(api.send(call("DELETE")).await.status, 204);
+    assert_eq!(api.detail(&o, &id).await.json()["activeLeases"], 0);
+    // Form-encoded, as any validate.
+    let form = api
+        .send(
+            api.request("POST", "validate", "/validate")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("token={cap}&resource=%2Fanything")),
+        )
+        .await;
+    assert_eq!(form.json()["active"], true, "{}", form.text);
+}

@@ -90,6 +90,14 @@ fn every_event_through_cargo_lambda_invoke() {
         (200, json!({"active": false, "reason": "MALFORMED"}))
     );
 
+    let placeholder = event(
+        "mint-capability",
+        PLACEHOLDER_ID,
+        PLACEHOLDER_TOKEN,
+        PLACEHOLDER_LEASE,
+    );
+    assert_eq!(invoke("validate", &placeholder).1["reason"], "MALFORMED");
+
     let (s, created) = invoke("create", &event("create", "", "", ""));
     assert_eq!(s, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
@@ -118,6 +126,11 @@ fn every_event_through_cargo_lambda_invoke() {
     let lease = valid["lease"]["id"].as_str().unwrap().to_owned();
     let (s, form) = invoke("validate", &ev("validate-form", ""));
     assert_eq!((s, &form["active"]), (200, &json!(true)), "{form}");
+    let (s, minted) = invoke("validate", &ev("mint-capability", ""));
+    assert_eq!(s, 201, "{minted}");
+    assert!(minted["capability"].is_string());
+    let (s, jwks) = invoke("validate", &ev("jwks", ""));
+    assert_eq!((s, jwks["keys"][0]["crv"].as_str()), (200, Some("Ed25519")));
     let (s, renewed) = invoke("validate", &ev("renew-lease", &lease));
     assert_eq!(s, 200, "{renewed}");
     assert_eq!(renewed["lease"]["id"], lease.as_str());

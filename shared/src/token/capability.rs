@@ -9,7 +9,9 @@
 //! narrowed by the claims (see `validate`). Minting narrows a parent:
 //! [`MintRequest::narrow`] holds the rules.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -150,6 +152,52 @@ impl Claims {
     }
 }
 
+/// Capabilities a keyring has verified (signature, header, claims), by
+/// issuer and text: a capability presented again skips the signature check
+/// (its text cannot change; its window is checked every time). The keyring
+/// holds it, so a re-read ring (a rotation, a removed key) starts empty.
+#[derive(Default)]
+pub struct Verified(Mutex<HashMap<String, Claims>>);
+
+/// Verified capabilities kept per ring; past it the memory starts over.
+const VERIFIED_CAPACITY: usize = 4096;
+
+impl Verified {
+    fn get(&self, key: &str) -> Option<Claims> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn keep(&self, key: String, claims: &Claims) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= VERIFIED_CAPACITY {
+                m.clear();
+            }
+            m.insert(key, claims.clone());
+        }
+    }
+}
+
+/// [`verify`], remembering what `keys` verified: what the validate flow
+/// calls, so a client presenting one capability over and over pays its
+/// signature check once per function instance.
+pub fn verify_remembered(
+    keys: &Keyring,
+    issuer: &str,
+    text: &str,
+    now: OffsetDateTime,
+) -> Result<Claims, Refusal> {
+    let key = format!("{issuer} {text}");
+    let claims = match keys.verified().get(&key) {
+        Some(c) => c,
+        None => {
+            let c = verify_signed(keys, issuer, text).ok_or(Refusal::Malformed)?;
+            keys.verified().keep(key, &c);
+            c
+        }
+    };
+    within_window(claims, now)
+}
+
 /// Signs `claims` under the ring's current key: the compact JWS.
 pub fn sign(keys: &Keyring, issuer: &str, claims: &Claims) -> String {
     let (kid, key) = keys.capability_signer();
@@ -173,7 +221,13 @@ pub fn verify(
     text: &str,
     now: OffsetDateTime,
 ) -> Result<Claims, Refusal> {
-    let claims = verify_signed(keys, issuer, text).ok_or(Refusal::Malformed)?;
+    within_window(
+        verify_signed(keys, issuer, text).ok_or(Refusal::Malformed)?,
+        now,
+    )
+}
+
+fn within_window(claims: Claims, now: OffsetDateTime) -> Result<Claims, Refusal> {
     let now = now.unix_timestamp();
     if now < claims.not_before {
         return Err(Refusal::NotYetValid);
@@ -388,6 +442,28 @@ mod tests {
             ),
             Err(Refusal::Malformed),
             "a key outside the ring"
+        );
+    }
+
+    #[test]
+    fn a_remembered_capability_still_has_its_window_and_issuer_checked() {
+        let keys = ring();
+        let c = claims(1_800_000_000);
+        let jws = sign(&keys, ISSUER, &c);
+        let remembered = |iss: &str, at_: i64| verify_remembered(&keys, iss, &jws, at(at_));
+        assert_eq!(remembered(ISSUER, 1_800_000_000), Ok(c.clone()));
+        assert_eq!(remembered(ISSUER, 1_800_000_100), Ok(c));
+        assert_eq!(remembered(ISSUER, 1_800_000_600), Err(Refusal::Expired));
+        assert_eq!(
+            remembered("another", 1_800_000_000),
+            Err(Refusal::Malformed)
+        );
+        // A ring without its key (removed by a rotation) refuses it, whatever
+        // another ring remembers.
+        let other = Keyring::single(&[8u8; 32]);
+        assert_eq!(
+            verify_remembered(&other, ISSUER, &jws, at(1_800_000_000)),
+            Err(Refusal::Malformed)
         );
     }
 

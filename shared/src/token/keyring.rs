@@ -10,9 +10,12 @@
 //! - JSON: `{"current": "<kid>", "keys": {"<kid>": "<base64>", ...}}`, key ids
 //!   `[0-9a-z]{1,16}`. Put a v1 key in it under `v1` to keep its tokens.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
+use super::capability::Verified;
 use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, TOKEN_ID_BYTES};
 use super::keys::Keys;
 use super::string::{split, valid_kid, Minted, TokenString};
@@ -27,6 +30,8 @@ pub struct Keyring {
     /// (key id, its keys), the current first: a ring holds a few keys, so a
     /// scan beats a map on the validate hot path.
     keys: Vec<(String, Keys)>,
+    /// Capabilities verified under this ring (see `capability::Verified`).
+    verified: Arc<Verified>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -70,6 +75,7 @@ impl Keyring {
         Keyring {
             current: V1_KID.to_owned(),
             keys: vec![(V1_KID.to_owned(), Keys::new(master))],
+            verified: Arc::default(),
         }
     }
 
@@ -118,6 +124,7 @@ impl Keyring {
         Ok(Keyring {
             current: current.to_owned(),
             keys,
+            verified: Arc::default(),
         })
     }
 
@@ -190,6 +197,11 @@ impl Keyring {
     /// The current key's id and capability signing key.
     pub(super) fn capability_signer(&self) -> (&str, &SigningKey) {
         (&self.current, self.current().capability())
+    }
+
+    /// The capabilities this ring has verified.
+    pub(super) fn verified(&self) -> &Verified {
+        &self.verified
     }
 
     /// The capability verifying key of a ring key, by id.

@@ -126,7 +126,7 @@ pub fn credential(
     now: OffsetDateTime,
 ) -> Result<Credential, Reason> {
     if capability::looks_like_capability(text) {
-        return capability::verify(keys, issuer, text, now)
+        return capability::verify_remembered(keys, issuer, text, now)
             .map(Credential::Capability)
             .map_err(|r| match r {
                 capability::Refusal::Malformed => Reason::Malformed,
