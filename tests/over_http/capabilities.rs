@@ -16,6 +16,18 @@ async fn mint_capability(api: &Api, token: &str, body: Value) -> Answer {
     .await
 }
 
+/// The fields a 400 names, sorted.
+fn error_fields(a: &Answer) -> Vec<String> {
+    let mut fields: Vec<String> = a.json()["errors"]
+        .as_array()
+        .expect("a 400 lists its errors")
+        .iter()
+        .map(|e| e["field"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    fields.sort();
+    fields
+}
+
 /// PyJWT's verdict on `capability` against the JWKS the stack serves.
 fn pyjwt_claims(jwks: &str, capability: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pyjwt_verify.py");
@@ -170,13 +182,7 @@ async fn minting_asks_no_more_than_the_parent_has_and_spends_its_uses() {
     )
     .await;
     assert_eq!(too_much.status, 400, "{}", too_much.text);
-    let mut fields: Vec<String> = too_much.json()["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect();
-    fields.sort();
+    let fields = error_fields(&too_much);
     assert_eq!(fields, ["ttlSeconds"], "shape errors come first");
     let too_much = mint_capability(
         &api,
@@ -186,13 +192,7 @@ async fn minting_asks_no_more_than_the_parent_has_and_spends_its_uses() {
     )
     .await;
     assert_eq!(too_much.status, 400, "{}", too_much.text);
-    let mut fields: Vec<String> = too_much.json()["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect();
-    fields.sort();
+    let fields = error_fields(&too_much);
     assert_eq!(fields, ["address", "resource", "scopes[0]", "write"]);
     // A refused mint spent nothing: two capabilities, then the parent is spent.
     let bound = json!({"address": "127.0.0.1", "scopes": ["scope:client:outgoing?appSid=AP1&appParams=a%3Db"]});

@@ -8,7 +8,7 @@ use super::{App, Result};
 use crate::dates;
 use crate::http::{json_object, ApiError, ApiRequest, ApiResponse, Format};
 use crate::token::capability::{self, MintRequest};
-use crate::validate::{self, answer, input, ValidateInput};
+use crate::validate::{self, input, ValidateInput};
 
 impl App {
     /// Minting is a validate of the parent (every check; it spends a use
@@ -60,28 +60,9 @@ impl App {
         if let Ok(p) = &read {
             mint.narrow(&p.rec, now)?;
         }
-        let decision = validate::decide(
-            &keyring,
-            issuer,
-            self.store.as_ref(),
-            &self.snapshots,
-            self.config.lease_seconds,
-            &input,
-            req.source_ip,
-        )
-        .await?;
-        let accepted = match decision {
+        let accepted = match self.decide(&keyring, &input, req).await? {
             Ok(accepted) => accepted,
-            Err(reason) => {
-                let mut resp = ApiResponse::document(
-                    200,
-                    req.format(),
-                    "validation",
-                    &answer::refusal(reason),
-                );
-                resp.reason = Some(reason.code());
-                return Ok(resp);
-            }
+            Err(reason) => return Ok(super::validate::refused(req, reason)),
         };
         let claims = mint.narrow(&accepted.rec, dates::now())?;
         let doc = json!({

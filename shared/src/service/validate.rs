@@ -3,28 +3,45 @@
 
 use super::{App, Result};
 use crate::http::{ApiRequest, ApiResponse};
-use crate::validate::{self, answer, Reason};
+use crate::token::Keyring;
+use crate::validate::{self, answer, Decision, Reason, ValidateInput};
 
 impl App {
     pub(super) async fn validate(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
+        Ok(match self.decide(&keyring, &input, req).await? {
+            Ok(accepted) => {
+                let doc = answer::acceptance(&accepted);
+                ApiResponse::document(200, req.format(), "validation", &doc)
+            }
+            Err(reason) => refused(req, reason),
+        })
+    }
+
+    /// The validate flow over this function's store, snapshots and settings.
+    pub(super) async fn decide(
+        &self,
+        keyring: &Keyring,
+        input: &ValidateInput,
+        req: &ApiRequest,
+    ) -> Result<Decision> {
         let decision = validate::decide(
-            &keyring,
+            keyring,
             &self.config.issuer,
             self.store.as_ref(),
             &self.snapshots,
             self.config.lease_seconds,
-            &input,
+            input,
             req.source_ip,
-        )
-        .await?;
-        let (doc, reason) = match decision {
-            Ok(accepted) => (answer::acceptance(&accepted), None),
-            Err(reason) => (answer::refusal(reason), Some(reason)),
-        };
-        let mut resp = ApiResponse::document(200, req.format(), "validation", &doc);
-        resp.reason = reason.map(Reason::code);
-        Ok(resp)
+        );
+        Ok(decision.await?)
     }
+}
+
+/// A refusal: 200 with the reason and nothing else (logged by its code).
+pub(super) fn refused(req: &ApiRequest, reason: Reason) -> ApiResponse {
+    let mut resp = ApiResponse::document(200, req.format(), "validation", &answer::refusal(reason));
+    resp.reason = Some(reason.code());
+    resp
 }
