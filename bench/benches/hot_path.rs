@@ -49,7 +49,7 @@ fn hot_path(c: &mut Criterion) {
     // capability_verify_us: what a capability costs before any read:
     // format, strict Ed25519 signature, claims, window.
     let claims = capability::MintRequest::default()
-        .narrow(&rec, now)
+        .narrow(&rec, None, now)
         .expect("a plain capability");
     let jws = capability::sign(&keys, "tollgate", &claims);
     c.bench_function("capability_verify", |b| {

@@ -207,7 +207,7 @@ pub fn capability(data: &[u8]) {
         if let Ok(Value::Object(body)) = serde_json::from_str::<Value>(text) {
             if let Ok(req) = MintRequest::parse(&body) {
                 let parent = parent_token();
-                if let Ok(claims) = req.narrow(&parent, now) {
+                if let Ok(claims) = req.narrow(&parent, None, now) {
                     assert!(claims.expires <= parent.end_date.unix_timestamp());
                     assert!(resource::covers(&parent.resource, &claims.resource));
                 }
@@ -216,7 +216,7 @@ pub fn capability(data: &[u8]) {
     }
     let parent = parent_token();
     let claims = MintRequest::default()
-        .narrow(&parent, now)
+        .narrow(&parent, None, now)
         .expect("a plain capability");
     let real = capability::sign(&k, "tollgate", &claims);
     let mut spliced = real.clone().into_bytes();

@@ -87,6 +87,13 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
         json!(["scope:client:incoming?clientName=alice"])
     );
     assert!(v["capability"]["id"].is_string() && v["capability"]["expiresAt"].is_string());
+    // The answer is the parent narrowed: the capability's resource, write
+    // flag and end.
+    assert_eq!(
+        (v["resource"].as_str(), v["write"].as_bool()),
+        (Some("/teams/1"), Some(false))
+    );
+    assert_eq!(v["expire"], m["expire"]);
     for (ask, reason) in [
         (json!({"write": true}), "WRITE_NOT_ALLOWED"),
         (json!({"resource": "/teams/2"}), "RESOURCE_NOT_ALLOWED"),

@@ -138,7 +138,7 @@ async fn main() {
     // the offline verification, then the parent's one consistent GetItem.
     let parent = app.store.get(&id).await.unwrap().expect("the token");
     let claims = MintRequest::default()
-        .narrow(&parent, tollgate::dates::now())
+        .narrow(&parent, None, tollgate::dates::now())
         .expect("a plain capability");
     let cap = capability::sign(&app.keyring(), &app.config.issuer, &claims);
     let cap_event = validate_event(&json!({"token": cap, "resource": "/teams/17"}));

@@ -8,13 +8,14 @@ use super::{App, Result};
 use crate::dates;
 use crate::http::{json_object, ApiError, ApiRequest, ApiResponse, Format};
 use crate::token::capability::{self, MintRequest};
-use crate::validate::{self, input, ValidateInput};
+use crate::validate::{self, checks, input, ValidateInput};
 
 impl App {
     /// Minting is a validate of the parent (every check; it spends a use
     /// and a count of each rate limit), then the capability narrowed from
-    /// it. The narrowing is checked on the token as read before anything
-    /// is spent, and again on the version the validate admitted.
+    /// it. The parent's checks and the narrowing run on the token as read
+    /// before anything is spent; the narrowing again on the version the
+    /// validate admitted.
     pub(super) async fn mint_capability(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let body = match req.content_type().as_deref() {
             // A Bearer token alone asks for the defaults.
@@ -47,26 +48,35 @@ impl App {
         };
         let keyring = self.keyring_for_input(&input).await;
         let issuer = &self.config.issuer;
+        // The parent's own checks first, on the token as read (a refusal
+        // answers as validate does), then the narrowing (400 naming each
+        // field): both before anything is spent.
         let now = dates::now();
-        let read = validate::presented(
-            &keyring,
-            issuer,
-            self.store.as_ref(),
-            &input,
-            req.source_ip,
-            now,
-        )
-        .await?;
-        if let Ok(p) = &read {
-            mint.narrow(&p.rec, now)?;
+        let store = self.store.as_ref();
+        let read = validate::presented(&keyring, issuer, store, &input, req.source_ip, now);
+        let parent = match read.await? {
+            Ok(p) => p,
+            Err(reason) => return Ok(super::validate::refused(req, reason)),
+        };
+        if let Err(reason) = checks::check(&parent.rec, &input, parent.address, now, None) {
+            return Ok(super::validate::refused(req, reason));
         }
+        mint.narrow(&parent.rec, parent.secret_expires_at, now)?;
         let accepted = match self.decide(&keyring, &input, req).await? {
             Ok(accepted) => accepted,
             Err(reason) => return Ok(super::validate::refused(req, reason)),
         };
-        let claims = mint.narrow(&accepted.rec, dates::now())?;
+        // Again on the version admitted (a patch may have landed between).
+        let claims = mint.narrow(&accepted.rec, accepted.secret_expires_at, dates::now())?;
+        let capability = capability::sign(&keyring, issuer, &claims);
+        if capability.len() > capability::MAX_CAPABILITY_LEN {
+            return Err(ApiError::field(
+                "scopes",
+                "make the capability longer than 8192 characters: ask for fewer",
+            ));
+        }
         let doc = json!({
-            "capability": capability::sign(&keyring, issuer, &claims),
+            "capability": capability,
             "expiresAt": dates::format(claims.expires_at()),
             "expire": claims.expires,
             "scopes": claims.scopes,

@@ -18,6 +18,7 @@ use base64::Engine;
 use ed25519_dalek::{Signature, Signer};
 use ipnet::IpNet;
 use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::ids::TokenId;
@@ -31,6 +32,8 @@ pub const MAX_CAPABILITY_LEN: usize = 8192;
 /// `ttlSeconds`: 1 to 86400, 3600 when absent (Twilio's default).
 pub const MAX_TTL_SECONDS: i64 = 86_400;
 pub const DEFAULT_TTL_SECONDS: i64 = 3_600;
+/// `nbf` is this much before `iat`, for clocks a little apart.
+const NBF_LEEWAY_SECONDS: i64 = 30;
 
 /// What a capability grants: its parent, narrowed.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +81,16 @@ pub fn is_ours(text: &str, issuer: &str) -> bool {
             .nth(1)
             .and_then(json_part)
             .is_some_and(|claims| claims.get("iss").and_then(Value::as_str) == Some(issuer))
+}
+
+/// The key id a capability's header names, if it is shaped like one: so a
+/// function that does not know the key yet re-reads its keyring first.
+pub fn kid_of(text: &str) -> Option<String> {
+    if !looks_like_capability(text) {
+        return None;
+    }
+    let header = json_part(text.split('.').next()?)?;
+    Some(header.get("kid")?.as_str()?.to_owned())
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -152,22 +165,26 @@ impl Claims {
     }
 }
 
-/// Capabilities a keyring has verified (signature, header, claims), by
-/// issuer and text: a capability presented again skips the signature check
-/// (its text cannot change; its window is checked every time). The keyring
-/// holds it, so a re-read ring (a rotation, a removed key) starts empty.
+/// Capabilities a keyring has verified (signature, header, claims), by a
+/// SHA-256 of issuer and text: a capability presented again skips the
+/// signature check (its text cannot change; its window is checked every
+/// time). The keyring holds it, so a re-read ring (a rotation, a removed
+/// key) starts empty. Only capabilities of ordinary size are kept, at most
+/// `VERIFIED_CAPACITY`, so it stays within a few MB.
 #[derive(Default)]
-pub struct Verified(Mutex<HashMap<String, Claims>>);
+pub struct Verified(Mutex<HashMap<[u8; 32], Claims>>);
 
 /// Verified capabilities kept per ring; past it the memory starts over.
-const VERIFIED_CAPACITY: usize = 4096;
+const VERIFIED_CAPACITY: usize = 1024;
+/// Longer capabilities (many long scopes) are verified every time.
+const VERIFIED_MAX_LEN: usize = 2048;
 
 impl Verified {
-    fn get(&self, key: &str) -> Option<Claims> {
+    fn get(&self, key: &[u8; 32]) -> Option<Claims> {
         self.0.lock().ok()?.get(key).cloned()
     }
 
-    fn keep(&self, key: String, claims: &Claims) {
+    fn keep(&self, key: [u8; 32], claims: &Claims) {
         if let Ok(mut m) = self.0.lock() {
             if m.len() >= VERIFIED_CAPACITY {
                 m.clear();
@@ -186,7 +203,15 @@ pub fn verify_remembered(
     text: &str,
     now: OffsetDateTime,
 ) -> Result<Claims, Refusal> {
-    let key = format!("{issuer} {text}");
+    if text.len() > VERIFIED_MAX_LEN {
+        return verify(keys, issuer, text, now);
+    }
+    let key: [u8; 32] = Sha256::new()
+        .chain_update(issuer.as_bytes())
+        .chain_update([0u8])
+        .chain_update(text.as_bytes())
+        .finalize()
+        .into();
     let claims = match keys.verified().get(&key) {
         Some(c) => c,
         None => {
@@ -334,8 +359,14 @@ impl MintRequest {
     /// fields that ask for more than the parent has: every scope covered by
     /// one of the parent's, the resource within the parent's, `write` only
     /// from a writable parent, the address inside the parent's allowed
-    /// addresses when it has some. It never outlives the parent.
-    pub fn narrow(&self, parent: &TokenRecord, now: OffsetDateTime) -> Result<Claims, FieldErrors> {
+    /// addresses when it has some. It never outlives the parent, nor the
+    /// secret presented (`secret_end`: a rolled-away secret's grace).
+    pub fn narrow(
+        &self,
+        parent: &TokenRecord,
+        secret_end: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<Claims, FieldErrors> {
         let mut errors = FieldErrors::default();
         let granted = parent.scopes.as_deref().unwrap_or_default();
         for (i, s) in self.scopes.iter().enumerate() {
@@ -364,13 +395,18 @@ impl MintRequest {
         }
         let now = now.unix_timestamp();
         let ttl = self.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+        let end = match secret_end {
+            Some(s) => parent.end_date.min(s),
+            None => parent.end_date,
+        };
         let claims = Claims {
             parent: TokenId::parse(&parent.id)
                 .unwrap_or_else(|| unreachable!("a stored token's id is a token id")),
             id: codec::encode(&codec::random_bytes::<10>()),
             issued_at: now,
-            not_before: now,
-            expires: (now + ttl).min(parent.end_date.unix_timestamp()),
+            // A function whose clock is a little behind still takes it.
+            not_before: now - NBF_LEEWAY_SECONDS,
+            expires: (now + ttl).min(end.unix_timestamp()),
             scopes: self.scopes.clone(),
             resource,
             write,
@@ -458,13 +494,16 @@ mod tests {
             remembered("another", 1_800_000_000),
             Err(Refusal::Malformed)
         );
-        // A ring without its key (removed by a rotation) refuses it, whatever
-        // another ring remembers.
-        let other = Keyring::single(&[8u8; 32]);
-        assert_eq!(
-            verify_remembered(&other, ISSUER, &jws, at(1_800_000_000)),
-            Err(Refusal::Malformed)
-        );
+        // Forgeries are not remembered as verified.
+        let mut forged = jws.clone();
+        forged.push('x');
+        for _ in 0..2 {
+            assert_eq!(
+                verify_remembered(&keys, ISSUER, &forged, at(1_800_000_000)),
+                Err(Refusal::Malformed)
+            );
+        }
+        assert_eq!(kid_of(&jws).as_deref(), Some("v1"));
     }
 
     fn forge(header: Value, payload: &str, sign_with: impl Fn(&[u8]) -> Vec<u8>) -> String {
@@ -482,6 +521,14 @@ mod tests {
             .decode(jws.rsplit('.').next().unwrap())
             .unwrap();
         let public = keys.capability_verifier("v1").unwrap().to_bytes();
+        let ed25519 = |m: &[u8]| keys.capability_signer().1.sign(m).to_bytes().to_vec();
+        // The forge itself is sound: the real header so signed verifies.
+        let sound = forge(
+            json!({"alg": "EdDSA", "typ": "JWT", "kid": "v1"}),
+            &payload,
+            ed25519,
+        );
+        assert!(verify(&keys, ISSUER, &sound, at(now)).is_ok());
         let forgeries = [
             // alg none, empty signature
             format!(
@@ -498,18 +545,31 @@ mod tests {
                     mac.finalize().into_bytes().to_vec()
                 },
             ),
-            // a kid the ring does not know
+            // Signed with the real key, so only the header is at fault:
+            // a kid the ring does not know,
             forge(
                 json!({"alg": "EdDSA", "typ": "JWT", "kid": "v9"}),
                 &payload,
-                |_| real_sig.clone(),
+                ed25519,
             ),
-            // an embedded key
+            // an embedded key,
             forge(
                 json!({"alg": "EdDSA", "kid": "v1", "jwk": {"kty": "OKP"}}),
                 &payload,
-                |_| real_sig.clone(),
+                ed25519,
             ),
+            // another type, another algorithm name, no kid.
+            forge(
+                json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "v1"}),
+                &payload,
+                ed25519,
+            ),
+            forge(
+                json!({"alg": "Ed25519", "typ": "JWT", "kid": "v1"}),
+                &payload,
+                ed25519,
+            ),
+            forge(json!({"alg": "EdDSA", "typ": "JWT"}), &payload, ed25519),
             // a claim changed after signing
             {
                 let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
@@ -593,7 +653,7 @@ mod tests {
             "scopes": ["scope:client:outgoing?appSid=AP1&appParams=x%3D1"],
             "address": "203.0.113.64/26"}))
         .unwrap()
-        .narrow(&p, now)
+        .narrow(&p, None, now)
         .unwrap();
         assert_eq!(ok.resource, "/teams/1");
         assert_eq!(ok.expires - ok.issued_at, 600);
@@ -601,15 +661,16 @@ mod tests {
         let bad = mint_request(json!({"resource": "/other", "write": true,
             "scopes": ["scope:client:incoming"], "address": "10.0.0.0/8"}))
         .unwrap()
-        .narrow(&p, now)
+        .narrow(&p, None, now)
         .unwrap_err();
         assert_eq!(fields(bad), ["scopes[0]", "resource", "write", "address"]);
-        // Never past the parent's end.
-        let long = mint_request(json!({"ttlSeconds": 86_400}))
-            .unwrap()
-            .narrow(&p, now)
-            .unwrap();
-        assert_eq!(long.expires, p.end_date.unix_timestamp());
+        // Never past the parent's end, nor a rolled-away secret's grace.
+        let long = mint_request(json!({"ttlSeconds": 86_400})).unwrap();
+        let claims = long.narrow(&p, None, now).unwrap();
+        assert_eq!(claims.expires, p.end_date.unix_timestamp());
+        let grace_end = now + time::Duration::seconds(90);
+        let claims = long.narrow(&p, Some(grace_end), now).unwrap();
+        assert_eq!(claims.expires, grace_end.unix_timestamp());
         // Shape errors name their field.
         let e = mint_request(json!({"ttlSeconds": 0, "scopes": ["nope"], "write": "yes",
             "extra": 1}))

@@ -151,10 +151,13 @@ impl Keyring {
             .unwrap_or_else(|| unreachable!("a keyring holds its current key"))
     }
 
-    /// The key id a token string names (`v1` for a v1 string), if it is
-    /// shaped like one: to tell an unknown key from a malformed string.
+    /// The key id a token string names (`v1` for a v1 string), or a
+    /// capability's header names, if it is shaped like one: to tell an
+    /// unknown key from a malformed string.
     pub fn kid_of(text: &str) -> Option<String> {
-        split(text).map(|p| p.kid.unwrap_or(V1_KID).to_owned())
+        split(text)
+            .map(|p| p.kid.unwrap_or(V1_KID).to_owned())
+            .or_else(|| super::capability::kid_of(text))
     }
 
     /// A new token under the current key.

@@ -20,24 +20,30 @@ pub fn refusal(reason: Reason) -> Value {
     }
 }
 
-/// The answer for a valid token: what a calling service needs, nothing more.
+/// The answer for a valid token: what a calling service needs, nothing
+/// more. For a capability, the parent narrowed: its resource and write
+/// flag, and the earlier of the two ends.
 pub fn acceptance(accepted: &Accepted) -> Value {
     let (rec, admitted) = (&accepted.rec, &accepted.admitted);
     let opt_date = |d: Option<OffsetDateTime>| d.map(dates::format);
+    let cap = accepted.capability.as_ref();
+    let resource = cap.map_or(rec.resource.as_str(), |c| c.resource.as_str());
+    let write = rec.write && cap.is_none_or(|c| c.write);
+    let end = cap.map_or(rec.end_date, |c| rec.end_date.min(c.expires_at()));
     let mut v = json!({
         "active": true,
         "id": rec.id,
         "owner": rec.owner,
         "type": rec.token_type,
         "description": rec.description,
-        "resource": rec.resource,
-        "write": rec.write,
+        "resource": resource,
+        "write": write,
         "tags": rec.tags,
         "caller": rec.caller,
         "callee": rec.callee,
         "startDate": opt_date(rec.start_date),
-        "endDate": dates::format(rec.end_date),
-        "expire": rec.end_date.unix_timestamp(),
+        "endDate": dates::format(end),
+        "expire": end.unix_timestamp(),
         "maxConcurrent": rec.max_concurrent,
         "remainingUses": admitted.remaining_uses,
     });

@@ -222,6 +222,51 @@ mod tests {
     }
 
     #[test]
+    fn a_capability_narrows_every_check_it_names() {
+        let t = token(json!({"resource": "/teams", "write": true,
+            "scopes": ["scope:client:incoming?clientName=alice", "scope:client:outgoing"]}));
+        let now = dates::now();
+        let cap = crate::token::capability::Claims {
+            parent: crate::token::Keyring::single(&[1; 32]).mint().id,
+            id: "j".into(),
+            issued_at: 0,
+            not_before: 0,
+            expires: i64::MAX,
+            scopes: vec!["scope:client:incoming?clientName=alice".into()],
+            resource: "/teams/1".into(),
+            write: false,
+            address: crate::token::address::parse_net("10.0.0.0/8"),
+        };
+        let ask = |resource: Option<&str>, write: bool, scope: Option<&str>| ValidateInput {
+            scope: scope.map(str::to_owned),
+            ..input(resource, write)
+        };
+        let with_cap = |i: &ValidateInput, a: &str| check(&t, i, ip(a), now, Some(&cap));
+        assert!(with_cap(&ask(Some("/teams/1/x"), false, None), "10.1.1.1").is_ok());
+        assert_eq!(
+            with_cap(&ask(None, false, None), "11.1.1.1"),
+            Err(Reason::AddressNotAllowed)
+        );
+        assert_eq!(
+            with_cap(&ask(Some("/teams/2"), false, None), "10.1.1.1"),
+            Err(Reason::ResourceNotAllowed)
+        );
+        assert_eq!(
+            with_cap(&ask(None, true, None), "10.1.1.1"),
+            Err(Reason::WriteNotAllowed)
+        );
+        // The parent grants it; the capability does not.
+        let outgoing = ask(None, false, Some("scope:client:outgoing"));
+        assert!(check(&t, &outgoing, ip("10.1.1.1"), now, None).is_ok());
+        assert_eq!(
+            with_cap(&outgoing, "10.1.1.1"),
+            Err(Reason::ScopeNotAllowed)
+        );
+        let incoming = ask(None, false, Some("scope:client:incoming?clientName=alice"));
+        assert!(with_cap(&incoming, "10.1.1.1").is_ok());
+    }
+
+    #[test]
     fn the_address_that_counts_must_be_allowed() {
         let t = token(json!({"allowedAddresses": ["10.0.0.0/8"]}));
         let now = dates::now();
