@@ -177,10 +177,7 @@ impl Store for MemoryStore {
             }
         });
         let lease_ok = a.lease.as_ref().is_none_or(|l| {
-            u64::from(t.leases.held()) < l.limit()
-                && l.purge
-                    .iter()
-                    .all(|(b, n)| t.leases.buckets().any(|x| x == (*b, *n)))
+            u64::from(t.leases.held()) < l.limit() && t.leases.still_holds(&l.purge)
         });
         if t.version != a.seen_version || !uses_ok || !rates_ok || !lease_ok {
             return Ok(AdmitOutcome::Changed(Some(Box::new(t.clone()))));
@@ -236,11 +233,7 @@ impl Store for MemoryStore {
         if t.leases.count_in(from) == 0 {
             return Ok(MoveOutcome::Gone);
         }
-        if !m
-            .purge
-            .iter()
-            .all(|(b, n)| t.leases.buckets().any(|x| x == (*b, *n)))
-        {
+        if !t.leases.still_holds(&m.purge) {
             return Ok(MoveOutcome::Stale);
         }
         let to = m.to.map(|to| to.max(from));

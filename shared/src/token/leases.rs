@@ -104,6 +104,12 @@ impl LeaseLedger {
         self.held() - removed
     }
 
+    /// Whether every bucket of `seen` still holds the count seen: what a
+    /// write removing them is conditioned on.
+    pub fn still_holds(&self, seen: &[(i64, u32)]) -> bool {
+        seen.iter().all(|(b, n)| self.0.get(b) == Some(n))
+    }
+
     /// Removes `purged` buckets (lapsed, as a write removes them).
     pub fn purge(&mut self, purged: &[(i64, u32)]) {
         for (b, _) in purged {
