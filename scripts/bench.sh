@@ -87,6 +87,8 @@ cat <<TABLE
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
 | validate of a capability, median µs (its parent read: one GetItem) | $(val capability_median_us "$OUT/ratios.txt") | |
 | **capability_vs_getitem** | **$(val capability_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
+| authorize answering an HTTP API authorizer event, median µs (one GetItem) | $(val authorize_median_us "$OUT/ratios.txt") | |
+| **authorize_vs_getitem** | **$(val authorize_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
 | **init_ms** (process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
 | first invocation µs, connection opened in init / not (medians of 5) | $first_warm / $first_cold | |
@@ -104,6 +106,7 @@ echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
 echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
+echo "authorize_vs_getitem $(val authorize_vs_getitem "$OUT/ratios.txt")"
 echo "init_ms $init_ms"
 echo "init_secret_ms $init_secret_ms"
 echo "rss_mb $rss_mb"

@@ -10,20 +10,27 @@ trap 'echo; echo "==> stopping"; stop_stack; exit 0' INT TERM
 trap 'stop_stack' EXIT
 port_free "$GATEWAY_PORT" || die "port $GATEWAY_PORT is taken: stop what uses it, or set GATEWAY_PORT"
 start_stack "$DDB_PORT" "$API_PORT" dev
-# The API at its real routes, as API Gateway serves it (payload 2.0 events
-# through the Lambda Invoke API of `cargo lambda watch`).
-python3 "$ROOT/scripts/local_gateway.py" "$GATEWAY_PORT" "$API_PORT" >"$RUN/dev-gateway.log" 2>&1 &
-echo $! >"$RUN/dev-gateway.pid"
-STACK_PIDS="$STACK_PIDS $RUN/dev-gateway.pid"
-wait_port 127.0.0.1 "$GATEWAY_PORT" 10 || die "the local gateway did not start; see .run/dev-gateway.log"
-U="http://127.0.0.1:$GATEWAY_PORT"
+# The API and the example app at their real routes, as API Gateway serves
+# them (routes and authorizers read from the two templates).
+start_gateway "$GATEWAY_PORT" "$API_PORT" dev
+U="$TOLLGATE_URL"
+ALICE_JWT=$("$VENV/bin/python" "$ROOT/scripts/dev_issuer.py" token --key "$TOLLGATE_DEV_ISSUER_KEY" --sub alice --ttl 86400)
 cat <<MSG
 
-Tollgate is running: the API at its real routes on $U (a stand-in for API
-Gateway), the functions under cargo lambda watch on 127.0.0.1:$API_PORT
-(function URLs under /lambda-url/<name>/), DynamoDB Local on 127.0.0.1:$DDB_PORT and
-the keyring in a local Secrets Manager on 127.0.0.1:$((DDB_PORT + 50)).
-Locally the owner comes from the X-Owner header (TOLLGATE_DEV_AUTH=1). Try:
+Tollgate is running: the API and the example app at their real routes on $U
+(a local API Gateway: routes and authorizers from template.yaml and
+examples/protected-api/template.yaml), the functions under cargo lambda watch
+on 127.0.0.1:$API_PORT (function URLs under /lambda-url/<name>/), DynamoDB Local on
+127.0.0.1:$DDB_PORT and the keyring in a local Secrets Manager on 127.0.0.1:$((DDB_PORT + 50)).
+
+The management routes sit behind the JWT authorizer, played against a local
+development issuer (key: .run/dev-issuer.pem). A JWT for alice, valid 24 hours:
+
+  JWT=$ALICE_JWT
+  curl -s $U/tokens -H "Authorization: Bearer \$JWT"          # list alice's tokens
+
+For development only, the gateway also takes 'X-Owner: NAME' as a verified
+sub claim (the functions never read it). Try:
 
   # create (201, the token string is shown once)
   curl -s -X POST $U/tokens -H 'X-Owner: alice' -H 'Content-Type: application/json' \\
@@ -50,8 +57,18 @@ Locally the owner comes from the X-Owner header (TOLLGATE_DEV_AUTH=1). Try:
   CAP=eyJ...                   # from the answer; validates as the token narrowed:
   curl -s -X POST $U/validate -H "Authorization: Bearer \$CAP" -d 'resource=/teams/1'
   curl -s $U/.well-known/jwks.json                            # the keys that verify it offline
-  curl -s -X DELETE $U/tokens/\$ID -H 'X-Owner: alice' -w '%{http_code}\n'          # delete
+  curl -s -X DELETE $U/tokens/\$ID -H 'X-Owner: alice' -w '%{http_code}\\n'          # delete
 
-Logs: .run/dev-functions.log   Ctrl-C stops everything.
+The example app (examples/protected-api): /demo/* behind Tollgate's authorize.
+A token scoped to /demo, used, revoked, refused on the very next call:
+
+  T=\$(curl -s -X POST $U/tokens -H 'X-Owner: alice' -H 'Content-Type: application/json' -d '{"resource":"/demo"}')
+  DEMO=\$(echo "\$T" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  DEMO_ID=\$(echo "\$T" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -s $U/demo/hello -H "Authorization: Bearer \$DEMO"                    # 200: who Tollgate says is calling
+  curl -s -X DELETE $U/tokens/\$DEMO_ID -H 'X-Owner: alice' -w '%{http_code}\\n'   # revoke: 204
+  curl -s $U/demo/hello -H "Authorization: Bearer \$DEMO" -w ' %{http_code}\\n'    # {"message":"Forbidden"} 403
+
+Logs: .run/dev-functions.log, .run/dev-gateway.log   Ctrl-C stops everything.
 MSG
 wait

@@ -27,7 +27,6 @@ start_stack() {
     echo "TOLLGATE_TABLE=$TOLLGATE_TABLE"
     echo "TOLLGATE_HASH_KEY_SECRET=$TOLLGATE_HASH_KEY_SECRET"
     echo "AWS_ENDPOINT_URL_SECRETS_MANAGER=$AWS_ENDPOINT_URL_SECRETS_MANAGER"
-    echo "TOLLGATE_DEV_AUTH=1"
     echo "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
     echo "AWS_ACCESS_KEY_ID=local"
     echo "AWS_SECRET_ACCESS_KEY=local"
@@ -36,7 +35,7 @@ start_stack() {
     [ -n "$extra" ] && printf '%s\n' "$extra"
   } >"$envfile"
   chmod 600 "$envfile"
-  echo "==> building the six functions"
+  echo "==> building the functions"
   (cd "$ROOT" && cargo build --quiet --bins)
   # No key material in the functions' environment: they read the secret.
   (cd "$ROOT" && exec env -u TOLLGATE_HASH_KEY -u TOLLGATE_KEYRING setsid cargo lambda watch --quiet --ignore-changes -A 127.0.0.1 -P "$api_port" \
@@ -44,8 +43,26 @@ start_stack() {
   echo $! >"$RUN/$name-functions.pid"
   STACK_PIDS="$STACK_PIDS $RUN/$name-functions.pid"
   wait_port 127.0.0.1 "$api_port" 120 || die "cargo lambda watch did not start; see .run/$name-functions.log"
-  export TOLLGATE_URL="http://127.0.0.1:$api_port/lambda-url"
   export TOLLGATE_INVOKE_PORT="$api_port"
+}
+
+# start_gateway PORT INVOKE_PORT NAME: the local API gateway on 127.0.0.1,
+# serving the routes and authorizers of template.yaml and of the example
+# app's template through the Lambda Invoke API of `cargo lambda watch`, with
+# the JWT authorizer played against a local development issuer whose key
+# is made here once. Sets TOLLGATE_URL and TOLLGATE_DEV_ISSUER_KEY.
+start_gateway() {
+  local port=$1 invoke_port=$2 name=$3
+  port_free "$port" || die "port $port is taken: stop what uses it first"
+  export TOLLGATE_DEV_ISSUER_KEY="$RUN/dev-issuer.pem"
+  "$VENV/bin/python" "$ROOT/scripts/dev_issuer.py" init "$TOLLGATE_DEV_ISSUER_KEY" >/dev/null
+  ("$VENV/bin/python" "$ROOT/scripts/local_gateway.py" --port "$port" --invoke-port "$invoke_port" \
+    --template "$ROOT/template.yaml" --template "$ROOT/examples/protected-api/template.yaml" \
+    --issuer-key "$TOLLGATE_DEV_ISSUER_KEY" >"$RUN/$name-gateway.log" 2>&1) &
+  echo $! >"$RUN/$name-gateway.pid"
+  STACK_PIDS="$STACK_PIDS $RUN/$name-gateway.pid"
+  wait_port 127.0.0.1 "$port" 20 || die "the local gateway did not start; see .run/$name-gateway.log"
+  export TOLLGATE_URL="http://127.0.0.1:$port"
 }
 
 stop_stack() {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the DynamoDB Local store, an
-//! HTTP client for the functions under `cargo lambda watch`, and a record
-//! of every token string minted, for the secret scan at the end.
+//! HTTP client for the API through the local gateway, the hostile
+//! catalogue, and a record of every token string minted, for the secret
+//! scan at the end.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -120,7 +121,8 @@ impl Answer {
     }
 }
 
-/// Talks to the six functions the way a client would.
+/// Talks to the API the way a client would: through the local API gateway
+/// (`TOLLGATE_URL`), at the API's real routes.
 #[derive(Clone)]
 pub struct Api {
     pub base: String,
@@ -145,11 +147,11 @@ impl Api {
         }
     }
 
-    /// `function` is the Lambda binary, `route` the API Gateway route.
-    pub fn request(&self, method: &str, function: &str, route: &str) -> reqwest::RequestBuilder {
+    /// A request to `route`, the API's real route (with its query), through
+    /// the local API gateway.
+    pub fn request(&self, method: &str, route: &str) -> reqwest::RequestBuilder {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        self.http
-            .request(m, format!("{}/{function}{route}", self.base))
+        self.http.request(m, format!("{}{route}", self.base))
     }
 
     pub async fn send(&self, rb: reqwest::RequestBuilder) -> Answer {
@@ -172,7 +174,7 @@ impl Api {
     pub async fn create(&self, owner: &str, body: Value) -> Answer {
         let a = self
             .send(
-                self.request("POST", "create", "/tokens")
+                self.request("POST", "/tokens")
                     .header("x-owner", owner)
                     .header("content-type", "application/json")
                     .body(body.to_string()),
@@ -200,7 +202,7 @@ impl Api {
     pub async fn validate(&self, body: Value) -> Value {
         let a = self
             .send(
-                self.request("POST", "validate", "/validate")
+                self.request("POST", "/validate")
                     .header("content-type", "application/json")
                     .body(body.to_string()),
             )
@@ -213,7 +215,7 @@ impl Api {
     pub async fn validate_relayed(&self, body: Value, relay: &str) -> Value {
         let a = self
             .send(
-                self.request("POST", "validate", "/validate")
+                self.request("POST", "/validate")
                     .header("content-type", "application/json")
                     .header("tollgate-relay", relay)
                     .body(body.to_string()),
@@ -225,7 +227,7 @@ impl Api {
 
     pub async fn patch(&self, owner: &str, id: &str, body: Value) -> Answer {
         self.send(
-            self.request("PATCH", "patch", &format!("/tokens/{id}"))
+            self.request("PATCH", &format!("/tokens/{id}"))
                 .header("x-owner", owner)
                 .header("content-type", "application/json")
                 .body(body.to_string()),
@@ -235,7 +237,7 @@ impl Api {
 
     pub async fn detail(&self, owner: &str, id: &str) -> Answer {
         self.send(
-            self.request("GET", "detail", &format!("/tokens/{id}"))
+            self.request("GET", &format!("/tokens/{id}"))
                 .header("x-owner", owner),
         )
         .await
@@ -250,7 +252,7 @@ impl Api {
 
     pub async fn list(&self, owner: &str, query: &str) -> Answer {
         self.send(
-            self.request("GET", "list", &format!("/tokens{query}"))
+            self.request("GET", &format!("/tokens{query}"))
                 .header("x-owner", owner),
         )
         .await
@@ -312,3 +314,74 @@ pub async fn mint_in_process(app: &tollgate::App, owner: &str, body: Value) -> (
     record_minted(&token);
     (v["id"].as_str().expect("an id").to_owned(), token)
 }
+
+/// The hostile catalogue's bodies: malformed JSON, wrong types, huge
+/// numbers, invalid UTF-8, NUL bytes, 70 KB, deep nesting, duplicate keys,
+/// form junk. Sent in-process (`inprocess/hostile.rs`) and through the
+/// local gateway (`over_http/gateway.rs`).
+pub fn hostile_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_obj = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
+    vec![
+        ("truncated JSON", b"{\"description\":".to_vec()),
+        ("not JSON", b"nul".to_vec()),
+        ("array", b"[1,2,3]".to_vec()),
+        ("string", b"\"x\"".to_vec()),
+        (
+            "wrong types",
+            br#"{"description":[],"write":"yes","tags":5,"maxUses":"7","token":5,"acquire":"x"}"#
+                .to_vec(),
+        ),
+        (
+            "huge float",
+            br#"{"maxUses":1e400,"maxConcurrent":1e400}"#.to_vec(),
+        ),
+        (
+            "huge integer",
+            br#"{"maxUses":99999999999999999999999999,"ttlSeconds":9223372036854775808}"#.to_vec(),
+        ),
+        (
+            "negative",
+            br#"{"maxUses":-1,"maxConcurrent":-1e308,"ttlSeconds":-5}"#.to_vec(),
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"description\":\"\xff\xfe\xfd\"}".to_vec(),
+        ),
+        (
+            "NUL in string",
+            b"{\"description\":\"a\\u0000b\",\"token\":\"tgl_\\u0000\"}".to_vec(),
+        ),
+        ("raw NUL", b"{\"description\":\"a\x00b\"}".to_vec()),
+        (
+            "70 KB",
+            format!("{{\"description\":\"{}\"}}", "x".repeat(70 * 1024)).into_bytes(),
+        ),
+        ("deep array", deep.into_bytes()),
+        ("deep object", deep_obj.into_bytes()),
+        (
+            "duplicate keys",
+            br#"{"description":"a","description":"b","maxUses":1,"maxUses":0}"#.to_vec(),
+        ),
+        (
+            "rate limits",
+            br#"{"rateLimits":[{"name":"a","limit":1e400,"periodSeconds":-1},{"name":{"x":1}},[],null,{"name":"a","limit":1,"periodSeconds":1}]}"#
+                .to_vec(),
+        ),
+        (
+            "form junk",
+            b"token=%ff%fe&&&==&write=maybe&address=999.1.1.1".to_vec(),
+        ),
+    ]
+}
+
+/// The content types each hostile body is sent with (`""`: none).
+pub const HOSTILE_CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/json; charset=utf-16",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded",
+    "application/merge-patch+json",
+    "",
+];

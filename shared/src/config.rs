@@ -42,7 +42,6 @@ pub struct Config {
     /// How long DynamoDB keeps an item after its end of life before TTL
     /// removes it (expired tokens stay listable as `state=expired`).
     pub retention_seconds: i64,
-    pub dev_auth: bool,
     /// The `iss` of capabilities (`TOLLGATE_ISSUER`, default `tollgate`).
     pub issuer: String,
 }
@@ -56,7 +55,6 @@ impl std::fmt::Debug for Config {
             .field("lifetimes", &self.lifetimes)
             .field("lease_seconds", &self.lease_seconds)
             .field("retention_seconds", &self.retention_seconds)
-            .field("dev_auth", &self.dev_auth)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -128,7 +126,6 @@ impl Config {
             },
             lease_seconds: seconds("TOLLGATE_LEASE_SECONDS", 300, &get)?,
             retention_seconds: seconds("TOLLGATE_RETENTION_SECONDS", 30 * 86_400, &get)?,
-            dev_auth: get("TOLLGATE_DEV_AUTH").as_deref() == Some("1"),
             issuer: match get("TOLLGATE_ISSUER") {
                 None => "tollgate".to_owned(),
                 Some(i) if (1..=256).contains(&i.len()) && !i.contains(char::is_control) => i,
@@ -162,7 +159,6 @@ mod tests {
         assert_eq!(c.lifetimes.default_ttl_seconds, 43_200);
         assert_eq!(c.lifetimes.max_ttl_seconds, 31_536_000);
         assert_eq!(c.lease_seconds, 300);
-        assert!(!c.dev_auth);
         assert!(!format!("{c:?}").contains(&key));
         let short = base64::engine::general_purpose::STANDARD.encode([1u8; 16]);
         assert!(Config::from_lookup(env(&[
@@ -174,11 +170,9 @@ mod tests {
         let dev = Config::from_lookup(env(&[
             ("TOLLGATE_TABLE", "t"),
             ("TOLLGATE_HASH_KEY", &key),
-            ("TOLLGATE_DEV_AUTH", "1"),
             ("TOLLGATE_LEASE_SECONDS", "2"),
         ]))
         .unwrap();
-        assert!(dev.dev_auth);
         assert_eq!(dev.lease_seconds, 2);
         // The deployed way wins over the development key.
         let deployed = Config::from_lookup(env(&[

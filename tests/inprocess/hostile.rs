@@ -8,7 +8,7 @@ use http::HeaderValue;
 use serde_json::Value;
 use tollgate::http::ApiRequest;
 use tollgate::{App, Function};
-use tollgate_tests::{dynamo_app, owner, record_minted};
+use tollgate_tests::{dynamo_app, hostile_bodies, owner, record_minted, HOSTILE_CONTENT_TYPES};
 
 /// (function, method, path, header, value, expected status)
 type HeaderCase<'a> = (
@@ -19,72 +19,6 @@ type HeaderCase<'a> = (
     Vec<u8>,
     Option<u16>,
 );
-
-fn bodies() -> Vec<(&'static str, Vec<u8>)> {
-    let deep = format!("{}1{}", "[".repeat(10_000), "]".repeat(10_000));
-    let deep_obj = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
-    vec![
-        ("truncated JSON", b"{\"description\":".to_vec()),
-        ("not JSON", b"nul".to_vec()),
-        ("array", b"[1,2,3]".to_vec()),
-        ("string", b"\"x\"".to_vec()),
-        (
-            "wrong types",
-            br#"{"description":[],"write":"yes","tags":5,"maxUses":"7","token":5,"acquire":"x"}"#
-                .to_vec(),
-        ),
-        (
-            "huge float",
-            br#"{"maxUses":1e400,"maxConcurrent":1e400}"#.to_vec(),
-        ),
-        (
-            "huge integer",
-            br#"{"maxUses":99999999999999999999999999,"ttlSeconds":9223372036854775808}"#.to_vec(),
-        ),
-        (
-            "negative",
-            br#"{"maxUses":-1,"maxConcurrent":-1e308,"ttlSeconds":-5}"#.to_vec(),
-        ),
-        (
-            "invalid UTF-8",
-            b"{\"description\":\"\xff\xfe\xfd\"}".to_vec(),
-        ),
-        (
-            "NUL in string",
-            b"{\"description\":\"a\\u0000b\",\"token\":\"tgl_\\u0000\"}".to_vec(),
-        ),
-        ("raw NUL", b"{\"description\":\"a\x00b\"}".to_vec()),
-        (
-            "70 KB",
-            format!("{{\"description\":\"{}\"}}", "x".repeat(70 * 1024)).into_bytes(),
-        ),
-        ("deep array", deep.into_bytes()),
-        ("deep object", deep_obj.into_bytes()),
-        (
-            "duplicate keys",
-            br#"{"description":"a","description":"b","maxUses":1,"maxUses":0}"#.to_vec(),
-        ),
-        (
-            "rate limits",
-            br#"{"rateLimits":[{"name":"a","limit":1e400,"periodSeconds":-1},{"name":{"x":1}},[],null,{"name":"a","limit":1,"periodSeconds":1}]}"#
-                .to_vec(),
-        ),
-        (
-            "form junk",
-            b"token=%ff%fe&&&==&write=maybe&address=999.1.1.1".to_vec(),
-        ),
-    ]
-}
-
-const CONTENT_TYPES: &[&str] = &[
-    "application/json",
-    "application/json; charset=utf-16",
-    "text/plain",
-    "multipart/form-data; boundary=x",
-    "application/x-www-form-urlencoded",
-    "application/merge-patch+json",
-    "",
-];
 
 fn request(method: &str, path: &str, owner: &str, body: &[u8], ctype: &str) -> ApiRequest {
     let mut r = ApiRequest {
@@ -189,8 +123,8 @@ async fn hostile_input_on_every_route() {
     ];
     let mut count = 0;
     for (f, method, path) in &routes {
-        for (name, body) in bodies() {
-            for ctype in CONTENT_TYPES {
+        for (name, body) in hostile_bodies() {
+            for ctype in HOSTILE_CONTENT_TYPES {
                 let (_, resp) = app
                     .handle(*f, &request(method, path, &o, &body, ctype))
                     .await;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
+use tollgate::service::authorize::Question;
 use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
@@ -179,6 +180,7 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
         Function::Patch,
         Function::Delete,
         Function::Validate,
+        Function::Authorize,
     ] {
         let rec = Arc::new(Recording {
             inner: shared.clone(),
@@ -254,6 +256,24 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     &[("tollgate-relay", relay_token.as_str())],
                 ));
                 v
+            }
+            Function::Authorize => {
+                // No routes: authorizer questions, a token that spends a
+                // use, one that spends nothing, and a forgery.
+                for (credential, method) in [
+                    (token.as_str(), "GET"),
+                    (plain_token.as_str(), "POST"),
+                    ("tgl_bad", "GET"),
+                ] {
+                    let q = Question {
+                        credential: Some(format!("Bearer {credential}")),
+                        method: method.into(),
+                        path: "/teams/1".into(),
+                        source_ip: Some("203.0.113.9".parse().unwrap()),
+                    };
+                    let _ = app.authorize(&q).await;
+                }
+                vec![]
             }
         };
         let mut lease = None;

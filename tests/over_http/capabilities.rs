@@ -8,7 +8,7 @@ use tollgate_tests::{owner, Answer, Api};
 
 async fn mint_capability(api: &Api, token: &str, body: Value) -> Answer {
     api.send(
-        api.request("POST", "validate", "/validate/capabilities")
+        api.request("POST", "/validate/capabilities")
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "application/json")
             .body(body.to_string()),
@@ -110,16 +110,14 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
     // As a Bearer credential too.
     let bearer = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("authorization", format!("Bearer {cap}")),
         )
         .await;
     assert_eq!(bearer.json()["active"], true, "{}", bearer.text);
 
     // Offline: the JWKS, cacheable, and an independent library verifies.
-    let jwks = api
-        .send(api.request("GET", "validate", "/.well-known/jwks.json"))
-        .await;
+    let jwks = api.send(api.request("GET", "/.well-known/jwks.json")).await;
     assert_eq!(jwks.status, 200);
     assert!(jwks
         .header("cache-control")
@@ -135,7 +133,7 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
     assert_eq!(again.json()["errors"][0]["field"], "token");
     let manage = api
         .send(
-            api.request("GET", "list", "/tokens")
+            api.request("GET", "/tokens")
                 .header("x-owner", &o)
                 .header("authorization", format!("Bearer {cap}")),
         )
@@ -158,7 +156,7 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
     assert_eq!(api.validate(json!({"token": cap})).await["active"], true);
     let deleted = api
         .send(
-            api.request("DELETE", "delete", &format!("/tokens/{id}"))
+            api.request("DELETE", &format!("/tokens/{id}"))
                 .header("x-owner", &o),
         )
         .await;
@@ -233,7 +231,7 @@ async fn a_capability_takes_renews_and_releases_its_parents_leases_and_validates
     let parent = api.validate(json!({"token": token, "acquire": true})).await;
     assert_eq!(parent["reason"], "CONCURRENCY_LIMIT");
     let call = |method: &str| {
-        api.request(method, "validate", &format!("/validate/leases/{lease}"))
+        api.request(method, &format!("/validate/leases/{lease}"))
             .header("authorization", format!("Bearer {cap}"))
     };
     assert_eq!(api.send(call("PUT")).await.status, 200);
@@ -242,7 +240,7 @@ async fn a_capability_takes_renews_and_releases_its_parents_leases_and_validates
     // Form-encoded, as any validate.
     let form = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(format!("token={cap}&resource=%2Fanything")),
         )

@@ -1,5 +1,7 @@
-//! End-to-end tests over real HTTP: every function under `cargo lambda
-//! watch`, DynamoDB Local behind it. `make test` starts the stack.
+//! End-to-end tests over real HTTP: the API's real routes through the
+//! local API gateway (payload 2.0 events, the JWT authorizer played with
+//! its `X-Owner` shorthand), every function under `cargo lambda watch`,
+//! DynamoDB Local behind it. `make test` starts the stack.
 
 use std::collections::HashSet;
 
@@ -8,11 +10,11 @@ use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 use tollgate_tests::{owner, Api};
 
-/// Requests in flight at once in the storm tests. cargo-lambda 1.9.2's
-/// `watch` wedges for good with more than about 100 requests in flight
-/// (measured: 100 fine, 200 hung every function), so the storm keeps 64
-/// in flight against 4 instances per function; 200 truly simultaneous
-/// acquires run in-process in `lease_lapse.rs`.
+/// Requests in flight at once in the storm tests. The local gateway bounds
+/// what reaches `cargo lambda watch` per function (which wedges above about
+/// 100 requests in flight) and queues the rest; 200 truly simultaneous
+/// acquires run in-process in `lease_lapse.rs`, 500 concurrent requests
+/// through the gateway in `gateway.rs`.
 pub const IN_FLIGHT: usize = 64;
 
 /// An RFC 3339 date-time from an answer.
@@ -187,14 +189,17 @@ async fn bad_input_on_every_field_is_400_naming_it_and_writes_nothing() {
         fields,
         HashSet::from(["type".into(), "maxUses".into(), "write".into()])
     );
-    // Malformed JSON, non-object JSON, invalid UTF-8, wrong content type.
-    // (Invalid UTF-8 is tested in-process in the core crate: `cargo lambda
-    // watch` itself answers 500 for a non-UTF-8 body before any function
-    // sees it, where API Gateway would base64-encode it.)
-    for body in [&b"{not json"[..], b"[1,2]", b""] {
+    // Malformed JSON, non-object JSON, invalid UTF-8 (the gateway sends it
+    // base64-encoded, as API Gateway does), wrong content type.
+    for body in [
+        &b"{not json"[..],
+        b"[1,2]",
+        b"",
+        b"{\"description\":\"\xff\xfe\"}",
+    ] {
         let a = api
             .send(
-                api.request("POST", "create", "/tokens")
+                api.request("POST", "/tokens")
                     .header("x-owner", &o)
                     .header("content-type", "application/json")
                     .body(body.to_vec()),
@@ -205,7 +210,7 @@ async fn bad_input_on_every_field_is_400_naming_it_and_writes_nothing() {
     }
     let a = api
         .send(
-            api.request("POST", "create", "/tokens")
+            api.request("POST", "/tokens")
                 .header("x-owner", &o)
                 .header("content-type", "text/plain")
                 .body("{}"),
@@ -215,7 +220,7 @@ async fn bad_input_on_every_field_is_400_naming_it_and_writes_nothing() {
     let big = format!("{{\"description\":\"{}\"}}", "x".repeat(70 * 1024));
     let a = api
         .send(
-            api.request("POST", "create", "/tokens")
+            api.request("POST", "/tokens")
                 .header("x-owner", &o)
                 .header("content-type", "application/json")
                 .body(big),
@@ -336,16 +341,16 @@ async fn owner_rules_401_403_404() {
     let o = owner("own");
     let (id, token) = api.mint(&o, json!({})).await;
     // No owner: 401 on every management route.
-    for (m, f, r) in [
-        ("GET", "list", "/tokens".to_owned()),
-        ("POST", "create", "/tokens".into()),
-        ("GET", "detail", format!("/tokens/{id}")),
-        ("PATCH", "patch", format!("/tokens/{id}")),
-        ("DELETE", "delete", format!("/tokens/{id}")),
+    for (m, r) in [
+        ("GET", "/tokens".to_owned()),
+        ("POST", "/tokens".into()),
+        ("GET", format!("/tokens/{id}")),
+        ("PATCH", format!("/tokens/{id}")),
+        ("DELETE", format!("/tokens/{id}")),
     ] {
         let a = api
             .send(
-                api.request(m, f, &r)
+                api.request(m, &r)
                     .header("content-type", "application/json")
                     .body("{}"),
             )
@@ -354,7 +359,7 @@ async fn owner_rules_401_403_404() {
         // A Tollgate token cannot manage tokens: 403.
         let a = api
             .send(
-                api.request(m, f, &r)
+                api.request(m, &r)
                     .header("authorization", format!("Bearer {token}"))
                     .header("x-owner", &o)
                     .header("content-type", "application/json")
@@ -371,7 +376,7 @@ async fn owner_rules_401_403_404() {
         assert_eq!(api.detail(&other, target).await.status, 404);
         let a = api
             .send(
-                api.request("PATCH", "patch", &format!("/tokens/{target}"))
+                api.request("PATCH", &format!("/tokens/{target}"))
                     .header("x-owner", &other)
                     .header("content-type", "application/json")
                     .body(r#"{"description":"pwned"}"#),
@@ -380,7 +385,7 @@ async fn owner_rules_401_403_404() {
         assert_eq!(a.status, 404);
         let a = api
             .send(
-                api.request("DELETE", "delete", &format!("/tokens/{target}"))
+                api.request("DELETE", &format!("/tokens/{target}"))
                     .header("x-owner", &other),
             )
             .await;
@@ -400,7 +405,7 @@ async fn merge_patch_with_null_removal_and_if_match() {
     let (id, _) = api.mint(&o, json!({"tags": {"a": "1", "b": "2"}, "caller": "x", "maxUses": 5, "description": "old"})).await;
     let patch = |body: &str, if_match: Option<&str>| {
         let mut rb = api
-            .request("PATCH", "patch", &format!("/tokens/{id}"))
+            .request("PATCH", &format!("/tokens/{id}"))
             .header("x-owner", &o)
             .header("content-type", "application/merge-patch+json")
             .body(body.to_owned());
@@ -465,7 +470,7 @@ async fn delete_is_204_then_not_found_everywhere() {
     assert_eq!(api.validate(json!({"token": token})).await["active"], true);
     let a = api
         .send(
-            api.request("DELETE", "delete", &format!("/tokens/{id}"))
+            api.request("DELETE", &format!("/tokens/{id}"))
                 .header("x-owner", &o),
         )
         .await;
@@ -478,7 +483,7 @@ async fn delete_is_204_then_not_found_everywhere() {
     assert_eq!(api.detail(&o, &id).await.status, 404);
     let a = api
         .send(
-            api.request("DELETE", "delete", &format!("/tokens/{id}"))
+            api.request("DELETE", &format!("/tokens/{id}"))
                 .header("x-owner", &o),
         )
         .await;
@@ -493,7 +498,7 @@ async fn idempotency_key_replays_the_first_token_without_secret() {
     let o = owner("idem");
     let send = |body: &str, key: &str| {
         api.send(
-            api.request("POST", "create", "/tokens")
+            api.request("POST", "/tokens")
                 .header("x-owner", &o)
                 .header("content-type", "application/json")
                 .header("idempotency-key", key)
@@ -510,7 +515,7 @@ async fn idempotency_key_replays_the_first_token_without_secret() {
     // Same key from another owner is independent.
     let other = api
         .send(
-            api.request("POST", "create", "/tokens")
+            api.request("POST", "/tokens")
                 .header("x-owner", owner("idem2"))
                 .header("content-type", "application/json")
                 .header("idempotency-key", "key-1")
@@ -570,7 +575,7 @@ async fn validate_reason_codes_in_order() {
     );
     let (gone_id, gone) = api.mint(&o, json!({})).await;
     api.send(
-        api.request("DELETE", "delete", &format!("/tokens/{gone_id}"))
+        api.request("DELETE", &format!("/tokens/{gone_id}"))
             .header("x-owner", &o),
     )
     .await;
@@ -688,7 +693,7 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
         .await;
     let a = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("authorization", format!("Bearer {token}"))
                 .header("content-type", "application/json")
                 .body(r#"{"resource":"/r/1","write":true}"#),
@@ -697,7 +702,7 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
     assert_eq!(a.json()["active"], true, "{}", a.text);
     let a = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("authorization", format!("Bearer {token}")),
         )
         .await;
@@ -705,7 +710,7 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
     let form = format!("token={token}&resource=%2Fr%2F2&write=true&address=127.0.0.1");
     let a = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(form),
         )
@@ -713,7 +718,7 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
     assert_eq!(a.json()["active"], true, "{}", a.text);
     let a = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(format!("token={token}&resource=%2Fx")),
         )
@@ -749,7 +754,7 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
     ] {
         let a = api
             .send(
-                api.request("POST", "validate", "/validate")
+                api.request("POST", "/validate")
                     .header("content-type", ctype)
                     .body(body),
             )
@@ -760,20 +765,20 @@ async fn validate_accepts_bearer_and_form_and_refuses_bad_requests() {
     }
     let a = api
         .send(
-            api.request("POST", "validate", "/validate")
+            api.request("POST", "/validate")
                 .header("content-type", "text/csv")
                 .body("a,b"),
         )
         .await;
     assert_eq!(a.status, 415);
-    let a = api.send(api.request("GET", "validate", "/validate")).await;
+    let a = api.send(api.request("GET", "/validate")).await;
     assert_eq!(a.status, 405);
     assert!(a.header("allow").is_some());
-    let a = api.send(api.request("GET", "validate", "/nope")).await;
+    let a = api.send(api.request("GET", "/nope")).await;
     assert_eq!(a.status, 404);
     let a = api
         .send(
-            api.request("GET", "detail", "/tokens/../../etc/passwd")
+            api.request("GET", "/tokens/../../etc/passwd")
                 .header("x-owner", "x"),
         )
         .await;
@@ -787,7 +792,7 @@ async fn xml_on_accept_or_format_query() {
     let (id, token) = api.mint(&o, json!({"tags": {"k": "v<&>"}})).await;
     let a = api
         .send(
-            api.request("GET", "detail", &format!("/tokens/{id}"))
+            api.request("GET", &format!("/tokens/{id}"))
                 .header("x-owner", &o)
                 .header("accept", "application/xml"),
         )
@@ -802,14 +807,14 @@ async fn xml_on_accept_or_format_query() {
     assert!(a.text.contains("<tag key=\"k\">v&lt;&amp;&gt;</tag>"));
     let a = api
         .send(
-            api.request("GET", "list", "/tokens?format=xml")
+            api.request("GET", "/tokens?format=xml")
                 .header("x-owner", &o),
         )
         .await;
     assert!(a.text.contains("<tokens><tokens><token>"), "{}", a.text);
     let a = api
         .send(
-            api.request("POST", "validate", "/validate?format=xml")
+            api.request("POST", "/validate?format=xml")
                 .header("content-type", "application/json")
                 .body(json!({"token": token}).to_string()),
         )
@@ -854,7 +859,7 @@ async fn lease_status(api: &Api, method: &str, lease: &str, token: &str) -> u16 
 }
 
 fn lease_call(api: &Api, method: &str, lease: &str, token: &str) -> reqwest::RequestBuilder {
-    api.request(method, "validate", &format!("/validate/leases/{lease}"))
+    api.request(method, &format!("/validate/leases/{lease}"))
         .header("authorization", format!("Bearer {token}"))
 }
 
@@ -938,7 +943,7 @@ async fn renew_release_and_foreign_leases() {
     // Token in the body works too.
     let a = api
         .send(
-            api.request("PUT", "validate", &format!("/validate/leases/{lease}"))
+            api.request("PUT", &format!("/validate/leases/{lease}"))
                 .header("content-type", "application/json")
                 .body(json!({"token": token}).to_string()),
         )
@@ -957,7 +962,7 @@ async fn renew_release_and_foreign_leases() {
     assert!(a.get("lease").is_none());
     // Deleting the token ends its leases.
     api.send(
-        api.request("DELETE", "delete", &format!("/tokens/{id}"))
+        api.request("DELETE", &format!("/tokens/{id}"))
             .header("x-owner", &o),
     )
     .await;
@@ -982,7 +987,7 @@ async fn lowering_max_concurrent_keeps_leases_but_admits_nobody_new() {
     }
     let a = api
         .send(
-            api.request("PATCH", "patch", &format!("/tokens/{id}"))
+            api.request("PATCH", &format!("/tokens/{id}"))
                 .header("x-owner", &o)
                 .header("content-type", "application/json")
                 .body(r#"{"maxConcurrent":1}"#),

@@ -1,6 +1,7 @@
 //! Every event in `events/` through `cargo lambda invoke` against the
 //! running functions: the API Gateway payload 2.0 path, with the owner
-//! taken from the JWT authorizer's claims rather than the dev header.
+//! taken from the JWT authorizer's claims (never from a header), and the
+//! authorize function's HTTP and REST authorizer events.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -26,8 +27,8 @@ fn event(name: &str, id: &str, token: &str, lease: &str) -> String {
 }
 
 /// Invokes `function` with the event through `cargo lambda invoke`; returns
-/// (statusCode, parsed body or Null).
-fn invoke(function: &str, event: &str) -> (u16, Value) {
+/// what it answered.
+fn invoke_raw(function: &str, event: &str) -> Value {
     let port =
         std::env::var("TOLLGATE_INVOKE_PORT").expect("TOLLGATE_INVOKE_PORT set by make test");
     let dir = std::env::temp_dir().join(format!("tollgate-events-{}", std::process::id()));
@@ -54,7 +55,12 @@ fn invoke(function: &str, event: &str) -> (u16, Value) {
         "invoke {function} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let resp: Value = serde_json::from_slice(&out.stdout).expect("invoke prints the response");
+    serde_json::from_slice(&out.stdout).expect("invoke prints the response")
+}
+
+/// Invokes an HTTP API function; returns (statusCode, parsed body or Null).
+fn invoke(function: &str, event: &str) -> (u16, Value) {
+    let resp = invoke_raw(function, event);
     let status = resp["statusCode"].as_u64().expect("statusCode") as u16;
     let body = resp["body"]
         .as_str()
@@ -136,8 +142,98 @@ fn every_event_through_cargo_lambda_invoke() {
     assert_eq!(renewed["lease"]["id"], lease.as_str());
     let (s, _) = invoke("validate", &ev("release-lease", &lease));
     assert_eq!(s, 204);
+    authorizer_events(&ev);
+    owners_only_from_the_gateway(&ev("list", ""), &id);
+
     let (s, _) = invoke("delete", &ev("delete", ""));
     assert_eq!(s, 204);
     let (s, _) = invoke("detail", &ev("detail", ""));
     assert_eq!(s, 404);
+    // A deleted token is denied by the authorizer on the very next call.
+    let denied = invoke_raw("authorize", &ev("authorize-rest-token", ""));
+    assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
+    assert_eq!(denied["context"], json!({"reason": "NOT_FOUND"}));
+}
+
+/// The authorizer events, shipped placeholders and with a real token (its
+/// resource is `/teams`, writes allowed).
+fn authorizer_events(ev: &dyn Fn(&str, &str) -> String) {
+    for name in [
+        "authorize-http",
+        "authorize-rest-token",
+        "authorize-rest-request",
+    ] {
+        let shipped = event(name, PLACEHOLDER_ID, PLACEHOLDER_TOKEN, PLACEHOLDER_LEASE);
+        let answer = invoke_raw("authorize", &shipped);
+        assert_eq!(answer["context"], json!({"reason": "MALFORMED"}), "{name}");
+    }
+    let http = invoke_raw("authorize", &ev("authorize-http", ""));
+    assert_eq!(http["isAuthorized"], true, "{http}");
+    let ctx = &http["context"];
+    assert_eq!(ctx["owner"], OWNER);
+    assert_eq!(ctx["type"], "api");
+    assert_eq!(ctx["tags"], json!({"env": "dev"}).to_string());
+    assert!(ctx
+        .as_object()
+        .unwrap()
+        .values()
+        .all(|v| !v.is_object() && !v.is_array()));
+
+    let token = invoke_raw("authorize", &ev("authorize-rest-token", ""));
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:ghi789/prod/GET/teams/17";
+    assert_eq!(
+        token["policyDocument"],
+        json!({"Version": "2012-10-17", "Statement": [
+            {"Action": ["execute-api:Invoke"], "Effect": "Allow", "Resource": [arn]}
+        ]}),
+        "{token}"
+    );
+    assert_eq!(token["principalId"], ctx["tokenId"]);
+    assert_eq!(token["context"]["owner"], OWNER);
+
+    let request = invoke_raw("authorize", &ev("authorize-rest-request", ""));
+    let arn = "arn:aws:execute-api:us-east-1:123456789012:ghi789/prod/DELETE/admin/users/3";
+    assert_eq!(
+        request["policyDocument"]["Statement"][0]["Effect"], "Deny",
+        "{request}"
+    );
+    assert_eq!(
+        request["policyDocument"]["Statement"][0]["Resource"],
+        json!([arn])
+    );
+    assert_eq!(
+        request["context"],
+        json!({"reason": "RESOURCE_NOT_ALLOWED"})
+    );
+
+    // Not an authorizer event at all: denied, whichever API asked.
+    let junk = invoke_raw("authorize", r#"{"hello": "world"}"#);
+    assert_eq!(junk["isAuthorized"], false);
+    assert_eq!(junk["policyDocument"]["Statement"][0]["Effect"], "Deny");
+}
+
+/// A deployed-shape management event names its owner only through the
+/// authorizer: `X-Owner` with no authorizer is 401; a Lambda authorizer
+/// context from Tollgate's own `authorize` (it carries `tokenId`) is 403.
+fn owners_only_from_the_gateway(list_event: &str, token_id: &str) {
+    let mut named: Value = serde_json::from_str(list_event).unwrap();
+    named["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    named["headers"]["x-owner"] = json!(OWNER);
+    named["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    assert_eq!(invoke("list", &named.to_string()).0, 401);
+
+    let mut by_token: Value = serde_json::from_str(list_event).unwrap();
+    by_token["requestContext"]["authorizer"] =
+        json!({"lambda": {"owner": OWNER, "tokenId": token_id, "type": "api", "tags": "{}"}});
+    by_token["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    assert_eq!(invoke("list", &by_token.to_string()).0, 403);
 }

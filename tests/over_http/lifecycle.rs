@@ -12,7 +12,7 @@ fn utc(text: &str) -> time::OffsetDateTime {
 
 async fn roll(api: &Api, o: &str, id: &str, body: Option<Value>, if_match: Option<&str>) -> Answer {
     let mut rb = api
-        .request("POST", "patch", &format!("/tokens/{id}/roll"))
+        .request("POST", &format!("/tokens/{id}/roll"))
         .header("x-owner", o);
     if let Some(b) = body {
         rb = rb

@@ -1,6 +1,8 @@
 //! The tests over real HTTP and real Lambda events, one binary: every
-//! route through `cargo lambda watch`, and the `events/` fixtures through
-//! `cargo lambda invoke`, and the security review's findings.
+//! route through the local API gateway to the functions under `cargo
+//! lambda watch`, the example app behind `authorize`, the `events/`
+//! fixtures through `cargo lambda invoke`, and the security review's
+//! findings.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -8,6 +10,7 @@
 mod capabilities;
 mod e2e;
 mod events;
+mod gateway;
 mod lifecycle;
 mod rate;
 mod review;

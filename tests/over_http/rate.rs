@@ -94,7 +94,7 @@ async fn acquire_rounds(api: &Api, token: &str, rounds: usize) -> Vec<Vec<Value>
         for l in leases {
             let r = api
                 .send(
-                    api.request("DELETE", "validate", &format!("/validate/leases/{l}"))
+                    api.request("DELETE", &format!("/validate/leases/{l}"))
                         .header("authorization", format!("Bearer {token}")),
                 )
                 .await;
@@ -231,7 +231,7 @@ async fn bad_rate_limits_are_400_naming_the_field_and_xml_lists_them() {
         .await;
     let x = api
         .send(
-            api.request("GET", "detail", &format!("/tokens/{id}"))
+            api.request("GET", &format!("/tokens/{id}"))
                 .header("x-owner", &o)
                 .header("accept", "application/xml"),
         )

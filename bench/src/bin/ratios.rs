@@ -1,5 +1,5 @@
-//! validate_vs_getitem, capability_vs_getitem, spend_vs_update and
-//! acquire_vs_update: the
+//! validate_vs_getitem, capability_vs_getitem, authorize_vs_getitem,
+//! spend_vs_update and acquire_vs_update: the
 //! validate handler driven in-process with an API Gateway event, against
 //! the raw DynamoDB request of the same shape through the same SDK client,
 //! interleaved, medians. An admitted validate that spends (a use, rate
@@ -72,6 +72,27 @@ async fn validate(app: &App, event: &str) -> Value {
         lambda_http::Body::Text(t) => serde_json::from_str(t).unwrap(),
         _ => Value::Null,
     }
+}
+
+/// An HTTP API REQUEST authorizer event (payload 2.0), as API Gateway
+/// sends it to the authorize function.
+fn authorizer_event(token: &str, path: &str) -> Value {
+    json!({
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": format!("arn:aws:execute-api:us-east-1:123456789012:api/$default/GET{path}"),
+        "identitySource": [format!("Bearer {token}")],
+        "routeKey": "GET /teams/{id}",
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": {"authorization": format!("Bearer {token}")},
+        "requestContext": {
+            "accountId": "123456789012", "apiId": "api", "stage": "$default",
+            "requestId": "bench", "routeKey": "GET /teams/{id}", "timeEpoch": 0,
+            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.10", "userAgent": "bench"}
+        }
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -156,6 +177,26 @@ async fn main() {
         }
     }
     let (c_med, cg_med) = (median(&mut c_times), median(&mut cg_times));
+
+    // authorize_vs_getitem: the authorize function answering an HTTP API
+    // REQUEST authorizer event (payload 2.0) for that token; like its
+    // validate, one consistent GetItem.
+    let auth_event = authorizer_event(&token, "/teams/17");
+    let (mut au_times_, mut ag_times) = (Vec::new(), Vec::new());
+    for i in 0..iterations / 2 + 100 {
+        let t = Instant::now();
+        let answer = tollgate::lambda::authorizer::answer(app.clone(), auth_event.clone()).await;
+        assert_eq!(answer["isAuthorized"], true, "{answer}");
+        let au = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        raw_get().await.unwrap();
+        let g = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 100 {
+            au_times_.push(au);
+            ag_times.push(g);
+        }
+    }
+    let (auth_med, ag_med) = (median(&mut au_times_), median(&mut ag_times));
 
     // spend_vs_update: a token with maxUses and a rate limit; once the
     // function has seen it, validate = one conditional UpdateItem.
@@ -292,6 +333,8 @@ async fn main() {
     println!("validate_vs_getitem {:.3}", v_med / g_med);
     println!("capability_median_us {c_med:.0}");
     println!("capability_vs_getitem {:.3}", c_med / cg_med);
+    println!("authorize_median_us {auth_med:.0}");
+    println!("authorize_vs_getitem {:.3}", auth_med / ag_med);
     println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_update {:.3}", a_med / au_med);

@@ -17,6 +17,9 @@ pub struct Identity {
     pub jwt_sub: Option<String>,
     /// `requestContext.authorizer.lambda.owner`.
     pub authorizer_owner: Option<String>,
+    /// `requestContext.authorizer.lambda.tokenId`: set by Tollgate's own
+    /// `authorize`, so the caller holds a Tollgate token.
+    pub authorizer_token_id: Option<String>,
     /// The IAM caller (`userArn`, else `callerId`).
     pub iam_caller: Option<String>,
 }

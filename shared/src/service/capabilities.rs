@@ -62,7 +62,7 @@ impl App {
             return Ok(super::validate::refused(req, reason));
         }
         mint.narrow(&parent.rec, parent.secret_expires_at, now)?;
-        let accepted = match self.decide(&keyring, &input, req).await? {
+        let accepted = match self.decide(&keyring, &input, req.source_ip).await? {
             Ok(accepted) => accepted,
             Err(reason) => return Ok(super::validate::refused(req, reason)),
         };

@@ -2,7 +2,8 @@
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
 //! roll, delete), `validate`, `leases` (renew, release), `capabilities`
-//! (mint, the JWKS). Handlers in
+//! (mint, the JWKS), and `authorize` (the Lambda authorizer's decision).
+//! Handlers in
 //! `functions/*` only adapt events (see `lambda`).
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -14,6 +15,7 @@ use crate::store::Store;
 use crate::token::Keyring;
 use crate::validate::Snapshots;
 
+pub mod authorize;
 mod capabilities;
 mod leases;
 pub mod owner;
@@ -32,6 +34,8 @@ pub enum Function {
     Patch,
     Delete,
     Validate,
+    /// The Lambda authorizer: no routes; see `authorize`.
+    Authorize,
 }
 
 impl Function {
@@ -43,6 +47,7 @@ impl Function {
             Function::Patch => "patch",
             Function::Delete => "delete",
             Function::Validate => "validate",
+            Function::Authorize => "authorize",
         }
     }
 }
@@ -206,7 +211,6 @@ mod tests {
         let config = Config::from_lookup(|k| match k {
             "TOLLGATE_TABLE" => Some("t".into()),
             "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
-            "TOLLGATE_DEV_AUTH" => Some("1".into()),
             _ => None,
         })
         .unwrap();
@@ -223,7 +227,7 @@ mod tests {
         };
         r.headers
             .insert("content-type", "application/json".parse().unwrap());
-        r.headers.insert("x-owner", "alice".parse().unwrap());
+        r.identity.jwt_sub = Some("alice".into());
         r
     }
 
@@ -264,13 +268,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn x_owner_is_ignored_without_dev_auth() {
-        let mut app = app();
-        app.config.dev_auth = false;
-        let (_, r) = app
-            .handle(Function::List, &req(http::Method::GET, "/tokens", b""))
-            .await;
+    async fn an_owner_named_by_the_client_is_never_trusted() {
+        let app = app();
+        // X-Owner and no authorizer, as a deployed function would see it.
+        let mut named = req(http::Method::GET, "/tokens", b"");
+        named.identity = crate::http::Identity::default();
+        named.headers.insert("x-owner", "alice".parse().unwrap());
+        let (_, r) = app.handle(Function::List, &named).await;
         assert_eq!(r.status, 401);
+        // A Lambda authorizer context from Tollgate's own authorize: 403,
+        // even beside an owner.
+        let mut by_token = req(http::Method::GET, "/tokens", b"");
+        by_token.identity.authorizer_owner = Some("alice".into());
+        by_token.identity.authorizer_token_id = Some("tok".into());
+        let (_, r) = app.handle(Function::List, &by_token).await;
+        assert_eq!(r.status, 403);
         let mut with_jwt = req(http::Method::GET, "/tokens", b"");
         with_jwt.identity.jwt_sub = Some("user-1".into());
         let (_, r) = app.handle(Function::List, &with_jwt).await;
@@ -285,6 +297,7 @@ mod tests {
             jwt_sub: None,
             authorizer_owner: Some("lambda-owner".into()),
             iam_caller: Some("arn:aws:iam::1:user/x".into()),
+            authorizer_token_id: None,
         };
         assert_eq!(
             owner::owner(&app.config, &r).unwrap().as_str().to_owned(),

@@ -1,13 +1,19 @@
 //! Who a management request acts for: the JWT authorizer's `sub`, else a
-//! Lambda authorizer's `owner`, else the IAM caller (`X-Owner` only under
-//! `TOLLGATE_DEV_AUTH=1`). A Tollgate token or capability presented as the
-//! credential is refused: tokens cannot manage tokens.
+//! Lambda authorizer's `owner`, else the IAM caller; only what the gateway
+//! (API Gateway, or the local one) established, never a header the client
+//! names. A Tollgate token or capability presented as the credential, or a
+//! Lambda authorizer context from Tollgate's own `authorize` (it carries
+//! `tokenId`), is refused: tokens cannot manage tokens.
 
 use crate::config::Config;
 use crate::http::{ApiError, ApiRequest};
 use crate::token::{capability, looks_like_token, Owner};
 
 pub fn owner(config: &Config, req: &ApiRequest) -> Result<Owner, ApiError> {
+    let id = &req.identity;
+    if id.authorizer_token_id.is_some() {
+        return Err(ApiError::TokenOnManagementRoute);
+    }
     if let Some(auth) = req.header("authorization") {
         // The credential after the scheme (or the whole value), parsed as a
         // token string: a JWT that merely contains `tgl_` is not one.
@@ -16,17 +22,10 @@ pub fn owner(config: &Config, req: &ApiRequest) -> Result<Owner, ApiError> {
             return Err(ApiError::TokenOnManagementRoute);
         }
     }
-    let id = &req.identity;
-    let dev = if config.dev_auth {
-        req.header("x-owner")
-    } else {
-        None
-    };
     id.jwt_sub
         .as_deref()
         .or(id.authorizer_owner.as_deref())
         .or(id.iam_caller.as_deref())
-        .or(dev)
         .and_then(Owner::parse)
         .ok_or(ApiError::Unauthorized)
 }

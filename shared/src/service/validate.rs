@@ -1,8 +1,11 @@
 //! `POST /validate`: decode the request, run the validate flow
 //! (`crate::validate::decide`), answer 200 with the decision.
 
+use std::net::IpAddr;
+
 use super::{App, Result};
 use crate::http::{ApiRequest, ApiResponse};
+use crate::store::StoreError;
 use crate::token::Keyring;
 use crate::validate::{self, answer, Decision, Reason, ValidateInput};
 
@@ -10,7 +13,7 @@ impl App {
     pub(super) async fn validate(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
-        Ok(match self.decide(&keyring, &input, req).await? {
+        Ok(match self.decide(&keyring, &input, req.source_ip).await? {
             Ok(accepted) => {
                 let doc = answer::acceptance(&accepted);
                 ApiResponse::document(200, req.format(), "validation", &doc)
@@ -19,13 +22,14 @@ impl App {
         })
     }
 
-    /// The validate flow over this function's store, snapshots and settings.
+    /// The validate flow over this function's store, snapshots and
+    /// settings; `source` is the caller's own address.
     pub(super) async fn decide(
         &self,
         keyring: &Keyring,
         input: &ValidateInput,
-        req: &ApiRequest,
-    ) -> Result<Decision> {
+        source: Option<IpAddr>,
+    ) -> std::result::Result<Decision, StoreError> {
         let decision = validate::decide(
             keyring,
             &self.config.issuer,
@@ -33,9 +37,9 @@ impl App {
             &self.snapshots,
             self.config.lease_seconds,
             input,
-            req.source_ip,
+            source,
         );
-        Ok(decision.await?)
+        decision.await
     }
 }
 

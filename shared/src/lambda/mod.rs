@@ -1,6 +1,8 @@
 //! The AWS Lambda adapter: API Gateway HTTP API (payload 2.0) events in,
 //! responses out, one JSON log line per request. Each function's `main`
-//! is one call to [`run`].
+//! is one call to [`run`] (the authorize function's, to [`authorizer::run`]).
+
+pub mod authorizer;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -79,16 +81,7 @@ pub async fn app_from_env(warm_up: bool) -> Result<App, Error> {
 }
 
 pub async fn run(function: Function) -> Result<(), Error> {
-    init_logging();
-    log_panics_without_detail();
-    let app = match app_from_env(warms_up(function)).await {
-        Ok(app) => Arc::new(app),
-        Err(e) => {
-            // The one line that says why this function cannot serve.
-            tracing::error!(error = %e, "init failed");
-            return Err(e);
-        }
-    };
+    let app = start(function).await?;
     lambda_http::run(service_fn(move |event: Request| {
         let app = app.clone();
         async move {
@@ -98,6 +91,21 @@ pub async fn run(function: Function) -> Result<(), Error> {
         }
     }))
     .await
+}
+
+/// Logging, the panic hook and the app: what every function does once per
+/// cold start.
+pub async fn start(function: Function) -> Result<Arc<App>, Error> {
+    init_logging();
+    log_panics_without_detail();
+    match app_from_env(warms_up(function)).await {
+        Ok(app) => Ok(Arc::new(app)),
+        Err(e) => {
+            // The one line that says why this function cannot serve.
+            tracing::error!(error = %e, "init failed");
+            Err(e)
+        }
+    }
 }
 
 /// The last line of defence: a panic in the handler (always a bug) becomes
@@ -164,11 +172,14 @@ pub fn to_api_request(event: Request) -> ApiRequest {
         }
         if let Some(auth) = &ctx.authorizer {
             identity.jwt_sub = auth.jwt.as_ref().and_then(|j| j.claims.get("sub").cloned());
-            identity.authorizer_owner = auth
-                .fields
-                .get("owner")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned);
+            let lambda_field = |name: &str| {
+                auth.fields
+                    .get(name)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            identity.authorizer_owner = lambda_field("owner");
+            identity.authorizer_token_id = lambda_field("tokenId");
             identity.iam_caller = auth
                 .iam
                 .as_ref()

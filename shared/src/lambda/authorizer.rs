@@ -1,0 +1,332 @@
+//! The authorize function's Lambda adapter: API Gateway authorizer events
+//! in (HTTP API REQUEST payload 2.0; REST API TOKEN and REQUEST payload
+//! 1.0), the [`Question`] asked of `App::authorize`, and the answer in the
+//! shape that API asked for: a simple response for HTTP APIs, an IAM policy
+//! on the method ARN for REST APIs. An event of no known shape, or a panic,
+//! denies: the authorizer fails closed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lambda_http::aws_lambda_events::apigw::{
+    ApiGatewayCustomAuthorizerPolicy, ApiGatewayCustomAuthorizerRequest,
+    ApiGatewayCustomAuthorizerRequestTypeRequest, ApiGatewayCustomAuthorizerResponse,
+    ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request,
+};
+use lambda_http::aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
+use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
+use serde_json::{json, Value};
+
+use super::{start, Error};
+use crate::service::authorize::{Question, Verdict};
+use crate::token::address::parse_ip;
+use crate::{App, Function};
+
+pub async fn run() -> Result<(), Error> {
+    let app = start(Function::Authorize).await?;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move { Ok::<Value, Error>(answer(app, event.payload).await) }
+    }))
+    .await
+}
+
+/// One authorizer event, answered; a panic (a bug) denies everything.
+pub async fn answer(app: Arc<App>, payload: Value) -> Value {
+    let started = Instant::now();
+    let Some(event) = Event::parse(payload) else {
+        tracing::warn!("authorize: not an authorizer event; denied");
+        return deny_everything("MALFORMED");
+    };
+    let kind = event.kind();
+    let answered = tokio::spawn(async move {
+        let verdict = match event.question() {
+            Some(q) => app.authorize(&q).await,
+            None => Verdict::deny("MALFORMED"),
+        };
+        let doc = event.response(&verdict);
+        (verdict, doc)
+    });
+    let Ok((verdict, doc)) = answered.await else {
+        return deny_everything("ERROR");
+    };
+    let (allowed, reason) = match &verdict {
+        Verdict::Allow { .. } => (true, None),
+        Verdict::Deny { reason } => (false, Some(*reason)),
+    };
+    tracing::info!(
+        function = "authorize",
+        event = kind,
+        allowed,
+        reason,
+        latencyMs = started.elapsed().as_secs_f64() * 1000.0,
+        "authorize"
+    );
+    doc
+}
+
+/// The authorizer events API Gateway sends.
+#[derive(Debug)]
+pub enum Event {
+    /// HTTP API, REQUEST, payload format 2.0: answered with a simple response.
+    Http(Box<ApiGatewayV2CustomAuthorizerV2Request>),
+    /// REST API, TOKEN: only the identity source's value and the method ARN.
+    RestToken(ApiGatewayCustomAuthorizerRequest),
+    /// REST API, REQUEST (payload 1.0).
+    RestRequest(Box<ApiGatewayCustomAuthorizerRequestTypeRequest>),
+}
+
+impl Event {
+    /// Tells the shape by `version` and `type`; `None` for anything else.
+    pub fn parse(payload: Value) -> Option<Event> {
+        let field = |k: &str| payload.get(k).and_then(Value::as_str).map(str::to_owned);
+        match (field("version").as_deref(), field("type").as_deref()) {
+            (Some("2.0"), Some("REQUEST")) => serde_json::from_value(payload)
+                .ok()
+                .map(|e| Event::Http(Box::new(e))),
+            (_, Some("TOKEN")) => serde_json::from_value(payload).ok().map(Event::RestToken),
+            (None | Some("1.0"), Some("REQUEST")) => serde_json::from_value(payload)
+                .ok()
+                .map(|e| Event::RestRequest(Box::new(e))),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Event::Http(_) => "http-request-2.0",
+            Event::RestToken(_) => "rest-token",
+            Event::RestRequest(_) => "rest-request",
+        }
+    }
+
+    /// What is asked: the credential, the method and path (stage removed),
+    /// the caller's address (a TOKEN event carries none). `None` when the
+    /// event does not say which request it is about.
+    pub fn question(&self) -> Option<Question> {
+        match self {
+            Event::Http(e) => {
+                let ctx = &e.request_context;
+                let credential = match e.identity_source.as_deref() {
+                    Some([first, ..]) => Some(first.clone()),
+                    _ => header(&e.headers, "authorization"),
+                };
+                Some(Question {
+                    credential,
+                    method: ctx.http.method.as_str().to_owned(),
+                    path: without_stage(e.raw_path.as_deref()?, ctx.stage.as_deref()),
+                    source_ip: ctx.http.source_ip.as_deref().and_then(parse_ip),
+                })
+            }
+            Event::RestToken(e) => {
+                let (method, path) = method_and_path(e.method_arn.as_deref()?)?;
+                Some(Question {
+                    credential: e.authorization_token.clone(),
+                    method,
+                    path,
+                    source_ip: None,
+                })
+            }
+            Event::RestRequest(e) => {
+                let (method, path) = method_and_path(e.method_arn.as_deref()?)?;
+                let source_ip = e.request_context.identity.as_ref();
+                Some(Question {
+                    credential: header(&e.headers, "authorization"),
+                    method,
+                    path,
+                    source_ip: source_ip
+                        .and_then(|i| i.source_ip.as_deref())
+                        .and_then(parse_ip),
+                })
+            }
+        }
+    }
+
+    /// The answer in this event's shape.
+    pub fn response(&self, verdict: &Verdict) -> Value {
+        let context = Value::Object(verdict.context());
+        match self {
+            Event::Http(_) => {
+                let mut r = ApiGatewayV2CustomAuthorizerSimpleResponse::<Value>::default();
+                r.is_authorized = matches!(verdict, Verdict::Allow { .. });
+                r.context = context;
+                json!(r)
+            }
+            Event::RestToken(e) => policy_response(verdict, e.method_arn.as_deref(), context),
+            Event::RestRequest(e) => policy_response(verdict, e.method_arn.as_deref(), context),
+        }
+    }
+}
+
+/// A REST API answer: allow or deny this method ARN.
+fn policy_response(verdict: &Verdict, method_arn: Option<&str>, context: Value) -> Value {
+    let (effect, principal) = match verdict {
+        Verdict::Allow { principal, .. } => (IamPolicyEffect::Allow, principal.as_str()),
+        Verdict::Deny { .. } => (IamPolicyEffect::Deny, "anonymous"),
+    };
+    iam_response(
+        principal,
+        effect,
+        method_arn.unwrap_or("*").to_owned(),
+        context,
+    )
+}
+
+/// For REST API answers: `principalId`, a one-statement policy on the
+/// method ARN, and the context.
+fn iam_response(
+    principal: &str,
+    effect: IamPolicyEffect,
+    resource: String,
+    context: Value,
+) -> Value {
+    let mut statement = IamPolicyStatement::default();
+    statement.action = vec!["execute-api:Invoke".into()];
+    statement.effect = effect;
+    statement.resource = vec![resource];
+    let mut policy = ApiGatewayCustomAuthorizerPolicy::default();
+    policy.version = Some("2012-10-17".into());
+    policy.statement = vec![statement];
+    let mut r = ApiGatewayCustomAuthorizerResponse::<Value>::default();
+    r.principal_id = Some(principal.to_owned());
+    r.policy_document = policy;
+    r.context = context;
+    json!(r)
+}
+
+/// For an event of no known shape: denied whichever API asked (a simple
+/// response and a policy denying everything, in one document).
+fn deny_everything(reason: &'static str) -> Value {
+    let mut doc = iam_response(
+        "anonymous",
+        IamPolicyEffect::Deny,
+        "*".into(),
+        json!({ "reason": reason }),
+    );
+    doc["isAuthorized"] = json!(false);
+    doc
+}
+
+fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// An HTTP API's `rawPath` carries the stage unless it is `$default`.
+fn without_stage(raw_path: &str, stage: Option<&str>) -> String {
+    let path = match stage {
+        Some(stage) if stage != "$default" => {
+            let prefix = format!("/{stage}");
+            match raw_path.strip_prefix(&prefix) {
+                Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+                _ => raw_path,
+            }
+        }
+        _ => raw_path,
+    };
+    if path.is_empty() {
+        "/".into()
+    } else {
+        path.into()
+    }
+}
+
+/// The method and the path (stage removed) of a REST method ARN:
+/// `arn:aws:execute-api:REGION:ACCOUNT:API/STAGE/METHOD/PATH...`.
+fn method_and_path(method_arn: &str) -> Option<(String, String)> {
+    let resource = method_arn.splitn(6, ':').nth(5)?;
+    let mut parts = resource.splitn(4, '/');
+    let (_api, _stage, method) = (parts.next()?, parts.next()?, parts.next()?);
+    if method.is_empty() {
+        return None;
+    }
+    Some((
+        method.to_owned(),
+        format!("/{}", parts.next().unwrap_or("")),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::store::memory::MemoryStore;
+    use crate::token::Keyring;
+
+    #[test]
+    fn a_method_arn_gives_the_method_and_the_path_without_the_stage() {
+        let arn = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/POST/teams/1/members";
+        assert_eq!(
+            method_and_path(arn),
+            Some(("POST".into(), "/teams/1/members".into()))
+        );
+        let root = "arn:aws:execute-api:us-east-1:123456789012:abc/prod/GET/";
+        assert_eq!(method_and_path(root), Some(("GET".into(), "/".into())));
+        for bad in [
+            "",
+            "arn:aws:execute-api",
+            "arn:aws:execute-api:r:a:abc/prod",
+        ] {
+            assert_eq!(method_and_path(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_http_api_path_loses_a_named_stage_only() {
+        assert_eq!(without_stage("/prod/teams", Some("prod")), "/teams");
+        assert_eq!(without_stage("/prod", Some("prod")), "/");
+        assert_eq!(
+            without_stage("/production/x", Some("prod")),
+            "/production/x"
+        );
+        assert_eq!(without_stage("/teams", Some("$default")), "/teams");
+    }
+
+    fn app() -> Arc<App> {
+        let config = Config::from_lookup(|k| match k {
+            "TOLLGATE_TABLE" => Some("t".into()),
+            "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
+            _ => None,
+        })
+        .unwrap();
+        let ring = Keyring::single(b"01234567890123456789012345678901");
+        Arc::new(App::new(config, ring, Arc::new(MemoryStore::new())))
+    }
+
+    #[tokio::test]
+    async fn malformed_events_fail_closed_in_every_shape() {
+        let app = app();
+        for event in [
+            json!({}),
+            json!({"version": "2.0", "type": "REQUEST"}),
+            json!({"type": "TOKEN", "authorizationToken": "Bearer x", "methodArn": "nope"}),
+            json!({"type": "REQUEST", "methodArn": 5}),
+            json!({"version": "3.0", "type": "REQUEST"}),
+        ] {
+            let answer = answer(app.clone(), event.clone()).await;
+            assert_ne!(answer["isAuthorized"], true, "{event}");
+            let effect = &answer["policyDocument"]["Statement"][0]["Effect"];
+            assert!(effect.is_null() || effect == "Deny", "{event}: {answer}");
+            assert!(answer.get("principalId").is_none() || answer["principalId"] == "anonymous");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_forged_token_is_denied_with_its_reason() {
+        let token = json!({
+            "type": "TOKEN",
+            "authorizationToken": "Bearer tgl_forged",
+            "methodArn": "arn:aws:execute-api:us-east-1:1:abc/prod/GET/x"
+        });
+        let answer = answer(app(), token).await;
+        assert_eq!(answer["principalId"], "anonymous");
+        assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
+        assert_eq!(
+            answer["policyDocument"]["Statement"][0]["Resource"],
+            json!(["arn:aws:execute-api:us-east-1:1:abc/prod/GET/x"])
+        );
+        assert_eq!(answer["context"], json!({"reason": "MALFORMED"}));
+    }
+}
