@@ -10,8 +10,5 @@ cargo build --quiet --release -p tollgate-bench --bin soak
 API_PORT=${SOAK_API_PORT:-19200}
 GATEWAY_PORT=${SOAK_GATEWAY_PORT:-19250}
 start_stack "${SOAK_DDB_PORT:-18200}" "$API_PORT" soak
-python3 "$ROOT/scripts/local_gateway.py" "$GATEWAY_PORT" "$API_PORT" &
-echo $! >"$RUN/soak-gateway.pid"
-STACK_PIDS="$STACK_PIDS $RUN/soak-gateway.pid"
-wait_port 127.0.0.1 "$GATEWAY_PORT" 10 || die "local gateway did not start"
-TOLLGATE_GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT" ./target/release/soak
+start_gateway "$GATEWAY_PORT" "$API_PORT" soak
+TOLLGATE_GATEWAY_URL="$TOLLGATE_URL" ./target/release/soak

@@ -58,8 +58,9 @@ impl Client {
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
-    /// `base` is the local API Gateway stand-in (scripts/local_gateway.py),
-    /// which routes like API Gateway and turns `X-Owner` into the JWT `sub`.
+    /// `base` is the local API gateway (scripts/local_gateway.py),
+    /// which routes like API Gateway and plays its JWT authorizer, taking
+    /// `X-Owner` as the verified `sub` (a development shorthand).
     fn at(&self, method: reqwest::Method, route: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{route}", self.base))
