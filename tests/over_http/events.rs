@@ -172,7 +172,8 @@ fn authorizer_events(ev: &dyn Fn(&str, &str) -> String) {
     let ctx = &http["context"];
     assert_eq!(ctx["owner"], OWNER);
     assert_eq!(ctx["type"], "api");
-    assert_eq!(ctx["tags"], json!({"env": "dev"}).to_string());
+    // The tags as patch.json left them, as a JSON string.
+    assert_eq!(ctx["tags"], json!({"team": "blue"}).to_string());
     assert!(ctx
         .as_object()
         .unwrap()
