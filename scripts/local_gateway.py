@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, unquote
 
@@ -1202,6 +1203,15 @@ class Gateway(BaseHTTPRequestHandler):
 
     def log_request(self, code="-", size="-"):
         pass  # handle_any logs each request, without headers or query
+
+    def send_error(self, code, message=None, explain=None):
+        # The standard error page quotes the request line, whose query may
+        # hold a credential: answer as API Gateway does, and log the status only.
+        self._request_id = base64.b64encode(os.urandom(11)).decode()
+        self.close_connection = True
+        print(f"local_gateway: unparseable request: {code}", file=sys.stderr)
+        phrase = HTTPStatus(code).phrase if code in HTTPStatus._value2member_map_ else "Bad Request"
+        self.reply(code, phrase)
 
     def log_message(self, format, *args):
         print(f"local_gateway: {_printable(format % args)}", file=sys.stderr)

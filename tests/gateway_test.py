@@ -822,6 +822,19 @@ class GatewayTest(unittest.TestCase):
         self.assertNotIn(secret, log)
         self.assertRegex(log, r"(?m)^GET /open/exact 200 \d+\.\dms$")
 
+    def test_an_unparseable_request_line_is_not_echoed(self):
+        secret = f"tgl_{uuid.uuid4().hex}"
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as sock:
+            sock.sendall(f"GET /open/exact?token={secret} extra HTTP/1.1\r\n\r\n".encode())
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        head, _, body = answer.decode().partition("\r\n\r\n")
+        self.assertTrue(head.startswith("HTTP/1.1 400 "), head)
+        self.assertEqual(json.loads(body), {"message": "Bad Request"})
+        time.sleep(0.2)
+        self.assertNotIn(secret, answer.decode() + read(self.log))
+
 
 def b64url(data):
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

@@ -198,10 +198,10 @@ async fn the_example_route_behind_tollgates_authorizer() {
         403
     );
 
-    // Tokens cannot manage tokens, even carrying the example's authorizer
-    // context: a management route behind Tollgate's authorize is 403 from
-    // the function (tested on events in `events.rs`); here the JWT
-    // authorizer stands in front, as in AWS, and answers 401 first.
+    // A token on a management route: the JWT authorizer stands in front,
+    // as in AWS, and answers 401 before any function runs (the functions'
+    // own 403 for a token or a `tokenId` context is tested in `events.rs`
+    // and `e2e.rs`).
     let a = api
         .send(api.request("GET", "/tokens").bearer_auth(&writer))
         .await;

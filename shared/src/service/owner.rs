@@ -17,7 +17,7 @@ pub fn owner(config: &Config, req: &ApiRequest) -> Result<Owner, ApiError> {
     if let Some(auth) = req.header("authorization") {
         // The credential after the scheme (or the whole value), parsed as a
         // token string: a JWT that merely contains `tgl_` is not one.
-        let credential = auth.split_once(' ').map_or(auth, |(_, c)| c);
+        let credential = auth.split_once(' ').map_or(auth, |(_, c)| c).trim();
         if looks_like_token(credential) || capability::is_ours(credential, &config.issuer) {
             return Err(ApiError::TokenOnManagementRoute);
         }
@@ -62,6 +62,7 @@ mod tests {
         let token = crate::token::Keyring::single(&[1; 32]).mint().token;
         for value in [
             format!("Bearer {token}"),
+            format!("Bearer  {token} "),
             token.clone(),
             format!("Basic {token}"),
         ] {
