@@ -1,11 +1,15 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test lint bench fmt soak fuzz
+.PHONY: dev test test-arm64 lint bench fmt soak fuzz
 
 dev:
 	@bash scripts/dev.sh
 
 test:
 	@bash scripts/test.sh
+
+# A part of `make test`: the arm64 validate bootstrap under qemu-user.
+test-arm64:
+	@bash scripts/test-arm64.sh
 
 bench:
 	@bash scripts/bench.sh

@@ -29,7 +29,7 @@ echo "==> validate and acquire against raw DynamoDB requests (interleaved)" >&2
 ./target/release/ratios >"$OUT/ratios.txt"
 
 echo "==> hot path (criterion)" >&2
-cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify)$' >"$OUT/criterion.txt" 2>&1
+cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify|emf_line)$' >"$OUT/criterion.txt" 2>&1
 
 echo "==> cold start against a Lambda Runtime API emulator (5 runs each)" >&2
 : >"$OUT/init.txt"; : >"$OUT/init-cold.txt"; : >"$OUT/init-secret.txt"
@@ -42,6 +42,11 @@ done
 echo "==> deployment zips (cargo lambda build --release --output-format zip)" >&2
 cargo lambda build --quiet --release --output-format zip >"$OUT/zip.log" 2>&1
 zip_bytes=$(find target/lambda -name bootstrap.zip -printf '%s %h\n' | sort -n | tail -1)
+echo "==> deployment zips for arm64 (cargo lambda build --release --arm64, zig as the linker)" >&2
+ensure_arm64_tools
+CARGO_LAMBDA_COMPILER=cargo-zigbuild cargo lambda build --quiet --release --arm64 --output-format zip \
+  --lambda-dir target/lambda-arm64 >"$OUT/zip-arm64.log" 2>&1
+zip_arm64_bytes=$(find target/lambda-arm64 -name bootstrap.zip -printf '%s %h\n' | sort -n | tail -1)
 
 med() { # median of the values of `key` in a file of `key value` lines
   awk -v k="$1" '$1 == k { print $2 }' "$2" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
@@ -53,6 +58,7 @@ micros() { # criterion's median estimate of bench `$1`, in µs
 }
 hot_us=$(micros hot_path)
 capability_us=$(micros capability_verify)
+emf_us=$(micros emf_line)
 validate_ratio=$(val validate_vs_getitem "$OUT/ratios.txt")
 acquire_ratio=$(val acquire_vs_raw "$OUT/ratios.txt")
 spend_ratio=$(val spend_vs_update "$OUT/ratios.txt")
@@ -63,6 +69,8 @@ first_warm=$(med first_invocation_us "$OUT/init.txt")
 first_cold=$(med first_invocation_us "$OUT/init-cold.txt")
 zip_mb=$(awk -v b="${zip_bytes%% *}" 'BEGIN { printf "%.2f", b / 1048576 }')
 zip_fn=$(basename "${zip_bytes#* }")
+zip_arm64_mb=$(awk -v b="${zip_arm64_bytes%% *}" 'BEGIN { printf "%.2f", b / 1048576 }')
+zip_arm64_fn=$(basename "${zip_arm64_bytes#* }")
 
 cat <<TABLE
 
@@ -85,15 +93,17 @@ cat <<TABLE
 | **contended_p99_over_p50** | **$(val contended_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
+| emf_us (one request's metrics line, CloudWatch EMF, built and serialised) | $emf_us | |
 | validate of a capability, median µs (its parent read: one GetItem) | $(val capability_median_us "$OUT/ratios.txt") | |
 | **capability_vs_getitem** | **$(val capability_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
 | authorize answering an HTTP API authorizer event, median µs (one GetItem) | $(val authorize_median_us "$OUT/ratios.txt") | |
 | **authorize_vs_getitem** | **$(val authorize_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
-| **init_ms** (process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY) | **$init_ms** | ≤ 20 |
+| **init_ms** (x86_64, measured natively: process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY; arm64 is measured for size only) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
 | first invocation µs, connection opened in init / not (medians of 5) | $first_warm / $first_cold | |
 | **rss_mb** (peak RSS after 1,000 validations) | **$rss_mb** | ≤ 24 |
-| **zip_mb** (largest deployment zip: $zip_fn) | **$zip_mb** | ≤ 5 |
+| **zip_mb** (largest deployment zip, x86_64: $zip_fn) | **$zip_mb** | ≤ 5 |
+| **zip_mb_arm64** (largest deployment zip, arm64, as deployed: $zip_arm64_fn) | **$zip_arm64_mb** | ≤ 5 |
 
 DynamoDB Local 3.3 on loopback; samples: $(val samples "$OUT/ratios.txt") validate/GetItem pairs, $(awk '$1 == "samples" { print $3 }' "$OUT/ratios.txt") spend/UpdateItem pairs and as many acquire triples.
 TABLE
@@ -105,9 +115,11 @@ echo "acquire_vs_update $(val acquire_vs_update "$OUT/ratios.txt")"
 echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
+echo "emf_us $emf_us"
 echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
 echo "authorize_vs_getitem $(val authorize_vs_getitem "$OUT/ratios.txt")"
 echo "init_ms $init_ms"
 echo "init_secret_ms $init_secret_ms"
 echo "rss_mb $rss_mb"
 echo "zip_mb $zip_mb"
+echo "zip_mb_arm64 $zip_arm64_mb"

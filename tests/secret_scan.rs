@@ -1,5 +1,6 @@
 //! Runs last in `make test`: no token secret and no hash key anywhere in
-//! the table or in the functions' logs after the whole suite ran.
+//! the table or in the functions' logs after the whole suite ran, and every
+//! metrics line the functions wrote is CloudWatch EMF.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -116,5 +117,35 @@ fn no_secret_or_hash_key_in_the_logs() {
         for s in secrets(&t) {
             assert!(!logs.contains(&s), "a token secret reached a log");
         }
+    }
+}
+
+#[test]
+fn metrics_lines_in_the_logs_are_emf() {
+    let path =
+        std::env::var("TOLLGATE_FUNCTION_LOG").expect("TOLLGATE_FUNCTION_LOG set by make test");
+    let logs = std::fs::read_to_string(path).expect("function log readable");
+    let mut seen = std::collections::BTreeSet::new();
+    for line in logs.lines().filter(|l| l.contains("\"_aws\"")) {
+        let doc = tollgate::metrics::check_emf(line.trim())
+            .unwrap_or_else(|e| panic!("not EMF ({e}): {line}"));
+        let outcome = doc["Outcome"].as_str().unwrap_or("-");
+        seen.insert(format!(
+            "{} {outcome}",
+            doc["Function"].as_str().unwrap_or("?")
+        ));
+    }
+    // The suite validated, was refused and authorized: their outcomes are
+    // metrics, by function.
+    for expected in [
+        "validate ACTIVE",
+        "validate NOT_FOUND",
+        "authorize ACTIVE",
+        "list -",
+    ] {
+        assert!(
+            seen.contains(expected),
+            "no {expected} metric line: {seen:?}"
+        );
     }
 }

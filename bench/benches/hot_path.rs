@@ -1,6 +1,7 @@
 //! hot_path_us: the core's CPU path of one validate with no I/O: decode the
 //! token string, HMAC integrity check, secret hash check, window, scope,
 //! address. capability_verify_us: a capability's offline verification.
+//! emf_us: one request's metrics line (CloudWatch EMF), built and serialised.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -54,6 +55,23 @@ fn hot_path(c: &mut Criterion) {
     let jws = capability::sign(&keys, "tollgate", &claims);
     c.bench_function("capability_verify", |b| {
         b.iter(|| capability::verify(&keys, "tollgate", black_box(&jws), now).expect("valid"))
+    });
+    // emf_us: what a request's metrics cost: the EMF document built and
+    // serialised (the write to stdout is the log line's cost).
+    c.bench_function("emf_line", |b| {
+        b.iter(|| {
+            let m = tollgate::metrics::RequestMetrics {
+                function: "validate",
+                route: "POST /validate",
+                status: 200,
+                latency_ms: black_box(1.25),
+                outcome: Some("ACTIVE"),
+                request_id: "4ac2f8e1-0d5b-4f4e-9d4e-3c1f7a2b9e10",
+                trace_id: Some("Root=1-5e1b4151-5ac6c58f5b5daa6532d5f7a4;Sampled=1"),
+                ..Default::default()
+            };
+            tollgate::metrics::emf(&m, 1_795_356_000_000).to_string()
+        })
     });
     c.bench_function("scope_normalise", |b| {
         b.iter(|| resource::normalise(black_box("/teams/17dh0cf43jfgl8/")))

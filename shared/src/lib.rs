@@ -10,6 +10,7 @@
 //! - `store`: the `Store` trait, the memory store and DynamoDB;
 //! - `lambda`: the AWS Lambda adapter, and `keysource`: the keyring from
 //!   Secrets Manager;
+//! - `metrics`: CloudWatch Embedded Metric Format lines;
 //! - `config`, `dates`, `codec`: configuration, RFC 3339, base32.
 
 // Tests slice strings they built themselves.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod keysource;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod metrics;
 pub mod service;
 pub mod store;
 pub mod token;

@@ -3,8 +3,11 @@
 //! request for work (SDK client built, DynamoDB connection opened), serves
 //! it 1,000 validate events, then reads its peak resident memory.
 //!
-//! Usage: lambda_init <path to validate binary>; needs DynamoDB Local, the
-//! table and the Tollgate environment (see scripts/bench.sh).
+//! Usage: lambda_init <path to validate binary> [--no-warm-up] [--secret]
+//! [--invocations N] [--under-qemu]; needs DynamoDB Local, the table and
+//! the Tollgate environment (see scripts/bench.sh). `--under-qemu` runs an
+//! arm64 binary under `qemu-aarch64` with Debian's arm64 libc
+//! (`scripts/test-arm64.sh`): proof that it runs, not a timing.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,6 +24,9 @@ use tollgate_bench::{median, validate_event};
 
 const INVOCATIONS: usize = 1000;
 
+/// Where Debian's `libc6-arm64-cross` puts the arm64 loader and libc.
+const ARM64_SYSROOT: &str = "/usr/aarch64-linux-gnu";
+
 #[derive(Default)]
 struct State {
     first_next: Option<Instant>,
@@ -36,6 +42,7 @@ struct Emulator {
     state: Mutex<State>,
     done: Condvar,
     event: String,
+    invocations: usize,
 }
 
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(String, String, Vec<u8>)> {
@@ -85,7 +92,7 @@ fn serve(conn: TcpStream, emu: Arc<Emulator>) {
             let n = {
                 let mut s = emu.state.lock().unwrap();
                 s.first_next.get_or_insert_with(Instant::now);
-                if s.served >= INVOCATIONS {
+                if s.served >= emu.invocations {
                     drop(s);
                     // All work handed out: hold the request until killed.
                     std::thread::sleep(Duration::from_secs(3600));
@@ -139,7 +146,7 @@ fn serve(conn: TcpStream, emu: Arc<Emulator>) {
                 s.refused += 1;
             }
             s.answered += 1;
-            if s.answered >= INVOCATIONS {
+            if s.answered >= emu.invocations {
                 emu.done.notify_all();
             }
             drop(s);
@@ -193,6 +200,13 @@ fn main() {
     // --secret: the function reads its keyring from the (local) Secrets
     // Manager at init, as deployed, instead of TOLLGATE_HASH_KEY.
     let from_secret = flags.iter().any(|f| f == "--secret");
+    let under_qemu = flags.iter().any(|f| f == "--under-qemu");
+    let invocations: usize = flags
+        .iter()
+        .position(|f| f == "--invocations")
+        .and_then(|i| flags.get(i + 1))
+        .map(|n| n.parse().expect("--invocations N"))
+        .unwrap_or(INVOCATIONS);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -202,6 +216,7 @@ fn main() {
         state: Mutex::new(State::default()),
         done: Condvar::new(),
         event: validate_event(&json!({"token": token, "resource": "/teams/1"})),
+        invocations,
     });
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().unwrap();
@@ -213,7 +228,13 @@ fn main() {
         }
     });
 
-    let mut command = Command::new(&binary);
+    let mut command = if under_qemu {
+        let mut c = Command::new("qemu-aarch64");
+        c.args(["-L", ARM64_SYSROOT, &binary]);
+        c
+    } else {
+        Command::new(&binary)
+    };
     if from_secret {
         let secret = std::env::var("TOLLGATE_BENCH_SECRET")
             .expect("TOLLGATE_BENCH_SECRET set by make bench");
@@ -243,7 +264,7 @@ fn main() {
         let (guard, _) = emu
             .done
             .wait_timeout_while(guard, Duration::from_secs(120), |s| {
-                s.answered < INVOCATIONS && s.errors.is_empty()
+                s.answered < invocations && s.errors.is_empty()
             })
             .unwrap();
         guard
@@ -256,7 +277,7 @@ fn main() {
         "runtime errors: {:?}",
         state.errors
     );
-    assert_eq!(state.answered, INVOCATIONS, "all invocations answered");
+    assert_eq!(state.answered, invocations, "all invocations answered");
     assert_eq!(state.refused, 0, "every validate admitted");
     let init = state
         .first_next

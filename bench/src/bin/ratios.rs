@@ -185,7 +185,8 @@ async fn main() {
     let (mut au_times_, mut ag_times) = (Vec::new(), Vec::new());
     for i in 0..iterations / 2 + 100 {
         let t = Instant::now();
-        let answer = tollgate::lambda::authorizer::answer(app.clone(), auth_event.clone()).await;
+        let (_, _, answer) =
+            tollgate::lambda::authorizer::answer(app.clone(), auth_event.clone()).await;
         assert_eq!(answer["isAuthorized"], true, "{answer}");
         let au = t.elapsed().as_secs_f64() * 1e6;
         let t = Instant::now();

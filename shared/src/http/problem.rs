@@ -111,7 +111,7 @@ impl ApiError {
             ),
         };
         let mut doc = json!({
-            "type": format!("https://tollgate.dev/problems/{slug}"),
+            "type": format!("/problems/{slug}"),
             "title": title,
             "status": status,
             "detail": detail,

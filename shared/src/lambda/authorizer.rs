@@ -16,9 +16,11 @@ use lambda_http::aws_lambda_events::apigw::{
 use lambda_http::aws_lambda_events::iam::{IamPolicyEffect, IamPolicyStatement};
 use lambda_http::lambda_runtime::{self, service_fn, LambdaEvent};
 use serde_json::{json, Value};
+use tracing::Instrument;
 
 use super::{start, Error};
-use crate::service::authorize::{Question, Verdict};
+use crate::metrics::RequestMetrics;
+use crate::service::authorize::{Question, Verdict, UNAVAILABLE};
 use crate::token::address::parse_ip;
 use crate::{App, Function};
 
@@ -26,17 +28,56 @@ pub async fn run() -> Result<(), Error> {
     let app = start(Function::Authorize).await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
-        async move { Ok::<Value, Error>(answer(app, event.payload).await) }
+        let trace_id = event.context.xray_trace_id.clone();
+        let request_id = event.context.request_id.clone();
+        let span =
+            tracing::info_span!("request", requestId = %request_id, traceId = trace_id.as_deref());
+        async move {
+            let started = Instant::now();
+            let cold = super::cold_start();
+            let (kind, verdict, doc) = answer(app, event.payload).await;
+            let (allowed, reason) = match &verdict {
+                Verdict::Allow { .. } => (true, None),
+                Verdict::Deny { reason } => (false, Some(*reason)),
+            };
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::info!(
+                function = "authorize",
+                event = kind,
+                allowed,
+                reason,
+                latencyMs = latency_ms,
+                coldStart = cold,
+                "authorize"
+            );
+            super::emit_metrics(&RequestMetrics {
+                function: "authorize",
+                route: kind,
+                status: 200,
+                latency_ms,
+                outcome: Some(reason.unwrap_or("ACTIVE")),
+                cold_start: cold,
+                unavailable: reason == Some(UNAVAILABLE),
+                request_id: &request_id,
+                trace_id: trace_id.as_deref(),
+            });
+            Ok::<Value, Error>(doc)
+        }
+        .instrument(span)
     }))
     .await
 }
 
-/// One authorizer event, answered; a panic (a bug) denies everything.
-pub async fn answer(app: Arc<App>, payload: Value) -> Value {
-    let started = Instant::now();
+/// One authorizer event: its kind, the verdict and the answer document; a
+/// panic (a bug) denies everything.
+pub async fn answer(app: Arc<App>, payload: Value) -> (&'static str, Verdict, Value) {
     let Some(event) = Event::parse(payload) else {
         tracing::warn!("authorize: not an authorizer event; denied");
-        return deny_everything("MALFORMED");
+        return (
+            "unknown",
+            Verdict::deny("MALFORMED"),
+            deny_everything("MALFORMED"),
+        );
     };
     let kind = event.kind();
     let answered = tokio::spawn(async move {
@@ -47,22 +88,10 @@ pub async fn answer(app: Arc<App>, payload: Value) -> Value {
         let doc = event.response(&verdict);
         (verdict, doc)
     });
-    let Ok((verdict, doc)) = answered.await else {
-        return deny_everything("ERROR");
-    };
-    let (allowed, reason) = match &verdict {
-        Verdict::Allow { .. } => (true, None),
-        Verdict::Deny { reason } => (false, Some(*reason)),
-    };
-    tracing::info!(
-        function = "authorize",
-        event = kind,
-        allowed,
-        reason,
-        latencyMs = started.elapsed().as_secs_f64() * 1000.0,
-        "authorize"
-    );
-    doc
+    match answered.await {
+        Ok((verdict, doc)) => (kind, verdict, doc),
+        Err(_) => (kind, Verdict::deny("ERROR"), deny_everything("ERROR")),
+    }
 }
 
 /// The authorizer events API Gateway sends.
@@ -305,7 +334,7 @@ mod tests {
             json!({"type": "REQUEST", "methodArn": 5}),
             json!({"version": "3.0", "type": "REQUEST"}),
         ] {
-            let answer = answer(app.clone(), event.clone()).await;
+            let (_, _, answer) = answer(app.clone(), event.clone()).await;
             assert_ne!(answer["isAuthorized"], true, "{event}");
             let effect = &answer["policyDocument"]["Statement"][0]["Effect"];
             assert!(effect.is_null() || effect == "Deny", "{event}: {answer}");
@@ -320,7 +349,7 @@ mod tests {
             "authorizationToken": "Bearer tgl_forged",
             "methodArn": "arn:aws:execute-api:us-east-1:1:abc/prod/GET/x"
         });
-        let answer = answer(app(), token).await;
+        let (_, _, answer) = answer(app(), token).await;
         assert_eq!(answer["principalId"], "anonymous");
         assert_eq!(answer["policyDocument"]["Statement"][0]["Effect"], "Deny");
         assert_eq!(

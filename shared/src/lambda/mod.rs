@@ -4,8 +4,11 @@
 
 pub mod authorizer;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+
+use tracing::Instrument;
 
 use lambda_http::request::RequestContext;
 pub use lambda_http::Error;
@@ -14,23 +17,53 @@ use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 use crate::config::{Config, ConfigError, KeySource, KeyringSource};
 use crate::http::{ApiRequest, ApiResponse, Identity};
 use crate::keysource::SecretsManagerKeyring;
+use crate::metrics::RequestMetrics;
 use crate::store::dynamo::{sdk_config, DynamoStore};
 use crate::{App, Function};
 
 /// JSON logs in the shape CloudWatch Logs Insights and Lambda's JSON log
-/// format expect; SDK and runtime noise only from `warn` up.
+/// format expect, at the level Lambda's `ApplicationLogLevel` sets
+/// (`AWS_LAMBDA_LOG_LEVEL`) unless `TOLLGATE_LOG` says otherwise; SDK and
+/// runtime noise only from `warn` up. Each line inside a request carries
+/// that request's span (`requestId`, `traceId`).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,aws_sdk_dynamodb=warn,hyper=warn,lambda_runtime=warn,lambda_http=warn")
+        let level = lambda_log_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
+        tracing_subscriber::EnvFilter::new(format!("{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_dynamodb=warn,hyper=warn,lambda_runtime=warn,lambda_http=warn"))
     });
     let _ = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
-        .with_current_span(false)
+        .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_env_filter(filter)
         .try_init();
+}
+
+/// The `tracing` level for Lambda's log level names (`FATAL` has no
+/// equal: `error`); `INFO` when unset or unknown.
+pub fn lambda_log_level(level: Option<&str>) -> &'static str {
+    match level.map(str::to_ascii_uppercase).as_deref() {
+        Some("TRACE") => "trace",
+        Some("DEBUG") => "debug",
+        Some("WARN") => "warn",
+        Some("ERROR") | Some("FATAL") => "error",
+        _ => "info",
+    }
+}
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+/// True for the first request this function instance serves.
+pub fn cold_start() -> bool {
+    COLD.swap(false, Ordering::Relaxed)
+}
+
+/// Writes one request's metrics as an EMF line beside its log line.
+pub fn emit_metrics(m: &RequestMetrics) {
+    let now = crate::dates::millis(crate::dates::now());
+    println!("{}", crate::metrics::emf(m, now));
 }
 
 /// Whether `function` opens its DynamoDB connection with a `GetItem` during
@@ -134,23 +167,51 @@ pub fn log_panics_without_detail() {
     }));
 }
 
-/// One request: adapt, serve, log, adapt back.
+/// One request: adapt, serve, log and count, adapt back.
 pub async fn handle_event(app: &App, function: Function, event: Request) -> Response<Body> {
     let started = Instant::now();
+    let cold = cold_start();
+    let trace_id = trace_id(&event);
     let req = to_api_request(event);
-    let (route, resp) = app.handle(function, &req).await;
+    let span =
+        tracing::info_span!("request", requestId = %req.request_id, traceId = trace_id.as_deref());
+    let (route, resp) = app.handle(function, &req).instrument(span.clone()).await;
+    let _in_request = span.enter();
     let owner = crate::service::owner::owner(&app.config, &req).ok();
+    let route = route.as_ref().map_or("unmatched", |r| r.template());
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
-        requestId = %req.request_id,
         function = function.name(),
-        route = route.as_ref().map_or("unmatched", |r| r.template()),
+        route,
         status = resp.status,
-        latencyMs = started.elapsed().as_secs_f64() * 1000.0,
+        latencyMs = latency_ms,
         reason = resp.reason,
         owner = owner.as_ref().map(|o| o.as_str()),
+        coldStart = cold,
         "request"
     );
+    // A validate's outcome: the refusal's reason, or ACTIVE.
+    let outcome =
+        (route == "POST /validate" && resp.status == 200).then(|| resp.reason.unwrap_or("ACTIVE"));
+    emit_metrics(&RequestMetrics {
+        function: function.name(),
+        route,
+        status: resp.status,
+        latency_ms,
+        outcome,
+        cold_start: cold,
+        unavailable: resp.status == 503,
+        request_id: &req.request_id,
+        trace_id: trace_id.as_deref(),
+    });
     to_lambda_response(resp)
+}
+
+/// The X-Ray trace id of this invocation (`Tracing: Active`).
+fn trace_id(event: &Request) -> Option<String> {
+    event
+        .lambda_context_ref()
+        .and_then(|c| c.xray_trace_id.clone())
 }
 
 pub fn to_api_request(event: Request) -> ApiRequest {

@@ -60,6 +60,9 @@ impl Verdict {
     }
 }
 
+/// The reason of a denial because DynamoDB could not be reached.
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
+
 /// A method that only reads: GET, HEAD, OPTIONS. Every other method asks
 /// for write access.
 pub fn is_write(method: &str) -> bool {
@@ -99,7 +102,7 @@ impl App {
             Ok(Err(reason)) => Verdict::deny(reason.code()),
             Err(e) => {
                 tracing::error!(error = %e, "authorize: the table could not be reached; denied");
-                Verdict::deny("UNAVAILABLE")
+                Verdict::deny(UNAVAILABLE)
             }
         }
     }
