@@ -291,6 +291,22 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn lambda_log_levels_map_to_tracing_levels() {
+        for (lambda, ours) in [
+            (Some("TRACE"), "trace"),
+            (Some("debug"), "debug"),
+            (Some("INFO"), "info"),
+            (Some("WARN"), "warn"),
+            (Some("ERROR"), "error"),
+            (Some("FATAL"), "error"),
+            (Some("loud"), "info"),
+            (None, "info"),
+        ] {
+            assert_eq!(lambda_log_level(lambda), ours, "{lambda:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_panic_becomes_a_bare_500_and_the_runtime_lives_on() {
         let secret = "tgl_aaaaaaaaaaaaaaaaaaaa";
