@@ -70,7 +70,7 @@ fn hot_path(c: &mut Criterion) {
                 trace_id: Some("Root=1-5e1b4151-5ac6c58f5b5daa6532d5f7a4;Sampled=1"),
                 ..Default::default()
             };
-            tollgate::metrics::emf(&m, 1_795_356_000_000).to_string()
+            tollgate::metrics::emf(&m, 1_795_356_000_000)
         })
     });
     c.bench_function("scope_normalise", |b| {

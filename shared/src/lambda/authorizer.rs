@@ -280,9 +280,6 @@ fn method_and_path(method_arn: &str) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-    use crate::store::memory::MemoryStore;
-    use crate::token::Keyring;
 
     #[test]
     fn a_method_arn_gives_the_method_and_the_path_without_the_stage() {
@@ -314,14 +311,7 @@ mod tests {
     }
 
     fn app() -> Arc<App> {
-        let config = Config::from_lookup(|k| match k {
-            "TOLLGATE_TABLE" => Some("t".into()),
-            "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
-            _ => None,
-        })
-        .unwrap();
-        let ring = Keyring::single(b"01234567890123456789012345678901");
-        Arc::new(App::new(config, ring, Arc::new(MemoryStore::new())))
+        Arc::new(crate::service::memory_app())
     }
 
     #[tokio::test]

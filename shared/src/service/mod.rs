@@ -201,21 +201,30 @@ impl App {
     }
 }
 
+/// An app over the memory store with a fixed key, for unit tests.
+#[cfg(test)]
+pub(crate) fn memory_app() -> App {
+    let config = Config::from_lookup(|k| match k {
+        "TOLLGATE_TABLE" => Some("t".into()),
+        "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
+        _ => None,
+    })
+    .expect("a valid test configuration");
+    let ring = Keyring::single(b"01234567890123456789012345678901");
+    App::new(
+        config,
+        ring,
+        Arc::new(crate::store::memory::MemoryStore::new()),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::memory::MemoryStore;
     use serde_json::Value;
 
     fn app() -> App {
-        let config = Config::from_lookup(|k| match k {
-            "TOLLGATE_TABLE" => Some("t".into()),
-            "TOLLGATE_HASH_KEY" => Some("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=".into()),
-            _ => None,
-        })
-        .unwrap();
-        let ring = Keyring::single(b"01234567890123456789012345678901");
-        App::new(config, ring, Arc::new(MemoryStore::new()))
+        memory_app()
     }
 
     fn req(method: http::Method, path: &str, body: &[u8]) -> ApiRequest {
