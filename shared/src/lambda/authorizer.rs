@@ -22,6 +22,7 @@ use super::{start, Error};
 use crate::metrics::RequestMetrics;
 use crate::service::authorize::{Question, Verdict, UNAVAILABLE};
 use crate::token::address::parse_ip;
+use crate::validate::binding::Binding;
 use crate::{App, Function};
 
 pub async fn run() -> Result<(), Error> {
@@ -140,20 +141,25 @@ impl Event {
                     Some([first, ..]) => Some(first.clone()),
                     _ => header(&e.headers, "authorization"),
                 };
+                let path = e.raw_path.as_deref()?;
                 Some(Question {
                     credential,
                     method: ctx.http.method.as_str().to_owned(),
-                    path: without_stage(e.raw_path.as_deref()?, ctx.stage.as_deref()),
+                    path: without_stage(path, ctx.stage.as_deref(), ctx.domain_name.as_deref()),
                     source_ip: ctx.http.source_ip.as_deref().and_then(parse_ip),
+                    binding: Binding::from_stage_variables(&e.stage_variables),
                 })
             }
             Event::RestToken(e) => {
                 let (method, path) = method_and_path(e.method_arn.as_deref()?)?;
+                // A TOKEN event carries no stage variables: such an API
+                // cannot say whose tokens it accepts, so it is not bound.
                 Some(Question {
                     credential: e.authorization_token.clone(),
                     method,
                     path,
                     source_ip: None,
+                    binding: None,
                 })
             }
             Event::RestRequest(e) => {
@@ -166,6 +172,7 @@ impl Event {
                     source_ip: source_ip
                         .and_then(|i| i.source_ip.as_deref())
                         .and_then(parse_ip),
+                    binding: Binding::from_stage_variables(&e.stage_variables),
                 })
             }
         }
@@ -243,10 +250,14 @@ fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// An HTTP API's `rawPath` carries the stage unless it is `$default`.
-fn without_stage(raw_path: &str, stage: Option<&str>) -> String {
+/// An HTTP API's `rawPath` carries a named stage when the API is called
+/// at its own endpoint (`{api}.execute-api.{region}.amazonaws.com`), never
+/// behind a custom domain, whose API mapping chooses the stage: there the
+/// first segment is the client's own, even when it spells the stage.
+fn without_stage(raw_path: &str, stage: Option<&str>, domain: Option<&str>) -> String {
+    let default_endpoint = domain.is_some_and(|d| d.contains(".execute-api."));
     let path = match stage {
-        Some(stage) if stage != "$default" => {
+        Some(stage) if stage != "$default" && default_endpoint => {
             let prefix = format!("/{stage}");
             match raw_path.strip_prefix(&prefix) {
                 Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
@@ -301,13 +312,29 @@ mod tests {
 
     #[test]
     fn an_http_api_path_loses_a_named_stage_only() {
-        assert_eq!(without_stage("/prod/teams", Some("prod")), "/teams");
-        assert_eq!(without_stage("/prod", Some("prod")), "/");
+        let own = Some("abc123.execute-api.us-east-1.amazonaws.com");
+        assert_eq!(without_stage("/prod/teams", Some("prod"), own), "/teams");
+        assert_eq!(without_stage("/prod", Some("prod"), own), "/");
         assert_eq!(
-            without_stage("/production/x", Some("prod")),
+            without_stage("/production/x", Some("prod"), own),
             "/production/x"
         );
-        assert_eq!(without_stage("/teams", Some("$default")), "/teams");
+        assert_eq!(without_stage("/teams", Some("$default"), own), "/teams");
+    }
+
+    #[test]
+    fn behind_a_custom_domain_the_first_segment_is_the_clients() {
+        // api.example.com mapped to the `admin` stage: `/admin/users` is
+        // the client's path, not the stage and `/users`.
+        let custom = Some("api.example.com");
+        assert_eq!(
+            without_stage("/admin/users", Some("admin"), custom),
+            "/admin/users"
+        );
+        assert_eq!(
+            without_stage("/admin/users", Some("admin"), None),
+            "/admin/users"
+        );
     }
 
     fn app() -> Arc<App> {
@@ -333,7 +360,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_forged_token_is_denied_with_its_reason() {
+    async fn a_rest_token_authorizer_is_never_bound() {
         let token = json!({
             "type": "TOKEN",
             "authorizationToken": "Bearer tgl_forged",
@@ -346,6 +373,64 @@ mod tests {
             answer["policyDocument"]["Statement"][0]["Resource"],
             json!(["arn:aws:execute-api:us-east-1:1:abc/prod/GET/x"])
         );
-        assert_eq!(answer["context"], json!({"reason": "MALFORMED"}));
+        assert_eq!(answer["context"], json!({"reason": "API_NOT_BOUND"}));
+    }
+
+    fn http_event(path: &str, domain: &str, stage: &str, vars: Value) -> Value {
+        json!({
+            "version": "2.0", "type": "REQUEST",
+            "routeArn": "arn:aws:execute-api:us-east-1:1:abc/prod/GET/x",
+            "identitySource": ["Bearer tgl_forged"],
+            "routeKey": "ANY /{proxy+}", "rawPath": path, "rawQueryString": "",
+            "headers": {"authorization": "Bearer tgl_forged"},
+            "stageVariables": vars,
+            "requestContext": {
+                "accountId": "1", "apiId": "abc", "domainName": domain,
+                "domainPrefix": "abc", "requestId": "r", "routeKey": "ANY /{proxy+}",
+                "stage": stage, "time": "03/Dec/2026:14:00:00 +0000", "timeEpoch": 0,
+                "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "203.0.113.9", "userAgent": "t"}
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn an_http_api_is_bound_by_its_stage_variables() {
+        let own = "abc.execute-api.us-east-1.amazonaws.com";
+        let unbound = http_event("/prod/x", own, "prod", json!({}));
+        let (_, verdict, doc) = answer(app(), unbound).await;
+        assert_eq!(verdict, Verdict::deny("API_NOT_BOUND"));
+        assert_eq!(doc["isAuthorized"], false);
+        let bound = http_event("/prod/x", own, "prod", json!({"tollgateOwners": "alice"}));
+        let (_, verdict, _) = answer(app(), bound).await;
+        assert_eq!(
+            verdict,
+            Verdict::deny("MALFORMED"),
+            "bound: the token decides"
+        );
+    }
+
+    #[test]
+    fn a_custom_domain_event_keeps_its_first_segment() {
+        let e = Event::parse(http_event(
+            "/prod/admin",
+            "api.example.com",
+            "prod",
+            json!({"tollgateOwners": "alice", "tollgateAudience": "billing"}),
+        ))
+        .unwrap();
+        let q = e.question().unwrap();
+        assert_eq!(q.path, "/prod/admin");
+        let b = q.binding.unwrap();
+        assert!(b.accepts_owner("alice"));
+        assert_eq!(b.audience.as_deref(), Some("billing"));
+        let own = Event::parse(http_event(
+            "/prod/admin",
+            "abc.execute-api.us-east-1.amazonaws.com",
+            "prod",
+            json!({}),
+        ))
+        .unwrap();
+        assert_eq!(own.question().unwrap().path, "/admin");
     }
 }

@@ -22,23 +22,67 @@ use crate::store::dynamo::{sdk_config, DynamoStore};
 use crate::{App, Function};
 
 /// JSON logs in the shape CloudWatch Logs Insights and Lambda's JSON log
-/// format expect, at the level Lambda's `ApplicationLogLevel` sets
-/// (`AWS_LAMBDA_LOG_LEVEL`) unless `TOLLGATE_LOG` says otherwise; SDK and
-/// runtime noise only from `warn` up. Each line inside a request carries
-/// that request's span (`requestId`, `traceId`).
+/// format expect, on stdout (see [`log_subscriber`]), at the level of
+/// [`log_directives`]. Each line inside a request carries that request's
+/// span (`requestId`, `traceId`).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG").unwrap_or_else(|_| {
+    let _ =
+        tracing::subscriber::set_global_default(log_subscriber(&log_directives(), std::io::stdout));
+}
+
+/// The log filter: `TOLLGATE_LOG`, else `RUST_LOG` (`tracing`'s directive
+/// syntax), else the level Lambda's `ApplicationLogLevel` sets
+/// (`AWS_LAMBDA_LOG_LEVEL`) with SDK and runtime noise only from `warn` up.
+pub fn log_directives() -> String {
+    let set = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    set("TOLLGATE_LOG").or_else(|| set("RUST_LOG")).unwrap_or_else(|| {
         let level = lambda_log_level(std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref());
-        tracing_subscriber::EnvFilter::new(format!("{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_dynamodb=warn,hyper=warn,lambda_runtime=warn,lambda_http=warn"))
+        format!("{level},aws_config=warn,aws_smithy_runtime=warn,aws_sdk_dynamodb=warn,hyper=warn,lambda_runtime=warn,lambda_http=warn")
+    })
+}
+
+/// The JSON log subscriber writing to `writer`, filtered by `directives`
+/// and, whatever they say, never below `info` for the SDK, HTTP, TLS and
+/// Lambda runtime crates: at `debug` and `trace` those print signed
+/// requests and request and response bodies (secret hashes, tokens in
+/// events).
+pub fn log_subscriber<W>(directives: &str, writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::Layer;
+    let filter = tracing_subscriber::EnvFilter::try_new(directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let capped = tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO || !is_dependency_noise(meta.target())
     });
-    let _ = tracing_subscriber::fmt()
+    let layer = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
-        .with_env_filter(filter)
-        .try_init();
+        .with_writer(writer)
+        .with_filter(capped)
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer)
+}
+
+/// The crates whose `debug` and `trace` lines may carry what must never
+/// be logged.
+fn is_dependency_noise(target: &str) -> bool {
+    const NOISY: &[&str] = &[
+        "aws_",
+        "hyper",
+        "h2",
+        "rustls",
+        "tower",
+        "reqwest",
+        "lambda_runtime",
+        "lambda_http",
+    ];
+    NOISY.iter().any(|p| target.starts_with(p))
 }
 
 /// The `tracing` level for Lambda's log level names (`FATAL` has no
@@ -290,6 +334,21 @@ pub fn to_lambda_response(resp: ApiResponse) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dependency_crates_are_capped_and_ours_are_not() {
+        for noisy in [
+            "aws_sigv4::sign",
+            "aws_smithy_runtime",
+            "hyper_util::client",
+            "lambda_runtime",
+        ] {
+            assert!(is_dependency_noise(noisy), "{noisy}");
+        }
+        for ours in ["tollgate", "tollgate::validate", "authorize"] {
+            assert!(!is_dependency_noise(ours), "{ours}");
+        }
+    }
 
     #[test]
     fn lambda_log_levels_map_to_tracing_levels() {

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 
 use super::App;
+use crate::validate::binding::Binding;
 use crate::validate::{Accepted, ValidateInput};
 
 /// What API Gateway asks about one request, whatever the event shape.
@@ -23,6 +24,9 @@ pub struct Question {
     /// The request path without the stage.
     pub path: String,
     pub source_ip: Option<IpAddr>,
+    /// The owners and audience the API states (its stage variables);
+    /// `None`: it states none, and nothing is let in.
+    pub binding: Option<Binding>,
 }
 
 /// The answer: allowed with the context the API's integration receives, or
@@ -62,6 +66,8 @@ impl Verdict {
 
 /// The reason of a denial because DynamoDB could not be reached.
 pub const UNAVAILABLE: &str = "UNAVAILABLE";
+/// The reason of a denial because the API states no owners to accept.
+pub const API_NOT_BOUND: &str = "API_NOT_BOUND";
 
 /// A method that only reads: GET, HEAD, OPTIONS. Every other method asks
 /// for write access.
@@ -87,6 +93,10 @@ impl App {
     /// else. A table that cannot be reached denies (and says why in the
     /// log), never allows.
     pub async fn authorize(&self, q: &Question) -> Verdict {
+        // An API that does not say whose tokens it accepts accepts none.
+        let Some(binding) = &q.binding else {
+            return Verdict::deny(API_NOT_BOUND);
+        };
         let Some(credential) = q.credential.as_deref().map(credential_of) else {
             return Verdict::deny(crate::validate::Reason::Malformed.code());
         };
@@ -94,6 +104,7 @@ impl App {
             token: Some(credential.to_owned()),
             resource: Some(q.path.clone()),
             write: is_write(&q.method),
+            binding: Some(binding.clone()),
             ..Default::default()
         };
         let keyring = self.keyring_for_input(&input).await;

@@ -61,7 +61,10 @@ impl App {
         if let Err(reason) = checks::check(&parent.rec, &input, parent.address, now, None) {
             return Ok(super::validate::refused(req, reason));
         }
-        mint.narrow(&parent.rec, parent.secret_expires_at, now)?;
+        // The capability it would be, signed, so one too long is refused
+        // before a use is spent.
+        let draft = mint.narrow(&parent.rec, parent.secret_expires_at, now)?;
+        fits(&capability::sign(&keyring, issuer, &draft))?;
         let accepted = match self.decide(&keyring, &input, req.source_ip).await? {
             Ok(accepted) => accepted,
             Err(reason) => return Ok(super::validate::refused(req, reason)),
@@ -69,13 +72,8 @@ impl App {
         // Again on the version admitted (a patch may have landed between).
         let claims = mint.narrow(&accepted.rec, accepted.secret_expires_at, dates::now())?;
         let capability = capability::sign(&keyring, issuer, &claims);
-        if capability.len() > capability::MAX_CAPABILITY_LEN {
-            return Err(ApiError::field(
-                "scopes",
-                "make the capability longer than 8192 characters: ask for fewer",
-            ));
-        }
-        let doc = json!({
+        fits(&capability)?;
+        let mut doc = json!({
             "capability": capability,
             "expiresAt": dates::format(claims.expires_at()),
             "expire": claims.expires,
@@ -83,6 +81,12 @@ impl App {
             "resource": claims.resource,
             "write": claims.write,
         });
+        if let Some(net) = claims.address {
+            doc["address"] = json!(crate::token::address_strings(&[net]).pop());
+        }
+        if !claims.audiences.is_empty() {
+            doc["audiences"] = json!(claims.audiences);
+        }
         Ok(ApiResponse::document(201, req.format(), "capability", &doc))
     }
 
@@ -92,4 +96,16 @@ impl App {
         Ok(ApiResponse::document(200, Format::Json, "jwks", &doc)
             .with_header("cache-control", "public, max-age=300"))
     }
+}
+
+/// A capability longer than a presented one may be is refused (400 on
+/// `scopes`, what makes one long).
+fn fits(capability: &str) -> Result<()> {
+    if capability.len() > capability::MAX_CAPABILITY_LEN {
+        return Err(ApiError::field(
+            "scopes",
+            "make the capability longer than 8192 characters: ask for fewer",
+        ));
+    }
+    Ok(())
 }

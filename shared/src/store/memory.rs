@@ -141,6 +141,7 @@ impl Store for MemoryStore {
                 cur.secret_hash = rolled.secret_hash.clone();
                 cur.prev_secret_hash = rolled.prev_secret_hash.clone();
                 cur.prev_secret_expires_at = rolled.prev_secret_expires_at;
+                cur.secret_generation = rolled.secret_generation;
                 cur.start = rolled.start.clone();
                 cur.version = rolled.version;
                 cur.updated_at = rolled.updated_at;

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use super::ids::TokenId;
 use super::keyring::Keyring;
 use super::scopes::{self, Scope, MAX_SCOPES};
-use super::{address, resource, FieldErrors, TokenRecord};
+use super::{address, audience, resource, FieldErrors, TokenRecord};
 use crate::codec;
 
 /// A capability is refused unread past this length.
@@ -51,6 +51,15 @@ pub struct Claims {
     pub write: bool,
     /// `addr`: the network the capability is bound to, if any.
     pub address: Option<IpNet>,
+    /// `aud`: the audiences it may be used for (empty: any; see
+    /// `token::audience`).
+    pub audiences: Vec<String>,
+    /// `own`: the parent's owner, for offline verifiers (online, the
+    /// parent as read decides).
+    pub owner: String,
+    /// `gen`: the parent's secret generation it was minted under: a roll
+    /// ends it once that secret's grace is over (see `validate`).
+    pub generation: u64,
 }
 
 /// Why a presented capability is refused without any read.
@@ -121,6 +130,11 @@ impl Claims {
         if let Some(a) = self.address {
             v["addr"] = json!(a.to_string());
         }
+        if !self.audiences.is_empty() {
+            v["aud"] = json!(self.audiences);
+        }
+        v["own"] = json!(self.owner);
+        v["gen"] = json!(self.generation);
         v
     }
 
@@ -139,6 +153,16 @@ impl Claims {
             None => None,
             Some(a) => Some(address::parse_net(a.as_str()?)?),
         };
+        // RFC 7519: `aud` is one string or a list of them.
+        let audiences = match m.get("aud") {
+            None => Vec::new(),
+            Some(Value::String(a)) => vec![a.clone()],
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|a| a.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()?,
+            Some(_) => return None,
+        };
         Some(Claims {
             parent: TokenId::parse(text("sub")?)?,
             id: text("jti")?.to_owned(),
@@ -149,6 +173,15 @@ impl Claims {
             resource: text("resource")?.to_owned(),
             write: m.get("write")?.as_bool()?,
             address,
+            audiences,
+            owner: match m.get("own") {
+                None => String::new(),
+                Some(o) => o.as_str()?.to_owned(),
+            },
+            generation: match m.get("gen") {
+                None => 0,
+                Some(g) => g.as_u64()?,
+            },
         })
     }
 
@@ -310,6 +343,8 @@ pub struct MintRequest {
     pub resource: Option<String>,
     pub write: Option<bool>,
     pub address: Option<IpNet>,
+    /// The one audience asked for, among the parent's.
+    pub audience: Option<String>,
 }
 
 impl MintRequest {
@@ -343,6 +378,10 @@ impl MintRequest {
                     None => errors.add(k, "must be a path without '..', '//', '?' or '#'"),
                 },
                 ("write", Value::Bool(b)) => req.write = Some(*b),
+                ("audience", Value::String(s)) if audience::is_audience(s) => {
+                    req.audience = Some(s.clone())
+                }
+                ("audience", _) => errors.add(k, audience::AUDIENCE_RULE),
                 ("address", Value::String(s)) => match address::parse_net(s) {
                     Some(a) => req.address = Some(a),
                     None => errors.add(k, "must be an IPv4 or IPv6 address or CIDR network"),
@@ -385,14 +424,44 @@ impl MintRequest {
         if write && !parent.write {
             errors.add("write", "needs a token that may write");
         }
-        if let (Some(net), Some(allowed)) = (self.address, &parent.allowed_addresses) {
-            let inside = allowed
-                .iter()
-                .any(|a| a.contains(&net.network()) && a.prefix_len() <= net.prefix_len());
-            if !inside {
-                errors.add("address", "is outside the token's allowed addresses");
+        // An address-bound parent binds its capabilities too, so an
+        // offline verifier sees the binding: to the one network it allows,
+        // or to the one the mint names among several.
+        let address = match (self.address, parent.allowed_addresses.as_deref()) {
+            (Some(net), Some(allowed)) => {
+                let inside = allowed
+                    .iter()
+                    .any(|a| a.contains(&net.network()) && a.prefix_len() <= net.prefix_len());
+                if !inside {
+                    errors.add("address", "is outside the token's allowed addresses");
+                }
+                Some(net)
             }
-        }
+            (None, Some([only])) => Some(*only),
+            (None, Some(_)) => {
+                errors.add(
+                    "address",
+                    "is required: the token allows several networks, name the one to bind",
+                );
+                None
+            }
+            (asked, None) => asked,
+        };
+        let granted_audiences = parent.audience_list();
+        let audiences = match &self.audience {
+            Some(a) if audience::allows(granted_audiences, Some(a)) => vec![a.clone()],
+            Some(_) => {
+                errors.add("audience", "is not one of the token's audiences");
+                Vec::new()
+            }
+            None => granted_audiences.to_vec(),
+        };
+        // The previous secret, in its grace, mints under the generation
+        // before the current one.
+        let generation = match secret_end {
+            Some(_) => parent.secret_generation.saturating_sub(1),
+            None => parent.secret_generation,
+        };
         let now = now.unix_timestamp();
         let ttl = self.ttl_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
         let end = match secret_end {
@@ -410,7 +479,10 @@ impl MintRequest {
             scopes: self.scopes.clone(),
             resource,
             write,
-            address: self.address,
+            address,
+            audiences,
+            owner: parent.owner.clone(),
+            generation,
         };
         errors.into_result(claims)
     }
@@ -439,6 +511,9 @@ mod tests {
             resource: "/teams".into(),
             write: false,
             address: address::parse_net("203.0.113.0/24"),
+            audiences: vec!["billing".into()],
+            owner: "alice".into(),
+            generation: 2,
         }
     }
 
@@ -676,5 +751,59 @@ mod tests {
             "extra": 1}))
         .unwrap_err();
         assert_eq!(fields(e), ["extra", "scopes[0]", "ttlSeconds", "write"]);
+    }
+
+    #[test]
+    fn an_address_bound_parent_binds_its_capabilities() {
+        let now = crate::dates::now();
+        let one = parent(json!({"allowedAddresses": ["203.0.113.0/24"]}));
+        let claims = MintRequest::default().narrow(&one, None, now).unwrap();
+        assert_eq!(claims.address, address::parse_net("203.0.113.0/24"));
+        let several = parent(json!({"allowedAddresses": ["203.0.113.0/24", "10.0.0.1"]}));
+        let e = MintRequest::default()
+            .narrow(&several, None, now)
+            .unwrap_err();
+        assert_eq!(fields(e), ["address"]);
+        let named = mint_request(json!({"address": "10.0.0.1"})).unwrap();
+        let claims = named.narrow(&several, None, now).unwrap();
+        assert_eq!(claims.address, address::parse_net("10.0.0.1"));
+        let unbound = parent(json!({}));
+        let claims = MintRequest::default().narrow(&unbound, None, now).unwrap();
+        assert_eq!(claims.address, None);
+    }
+
+    #[test]
+    fn audiences_owner_and_generation_travel_in_the_claims() {
+        let now = crate::dates::now();
+        let mut p = parent(json!({"audiences": ["billing", "search"]}));
+        p.secret_generation = 3;
+        let all = MintRequest::default().narrow(&p, None, now).unwrap();
+        assert_eq!(all.audiences, ["billing", "search"]);
+        assert_eq!((all.owner.as_str(), all.generation), ("o", 3));
+        let one = mint_request(json!({"audience": "search"})).unwrap();
+        assert_eq!(one.narrow(&p, None, now).unwrap().audiences, ["search"]);
+        // Minted with the previous secret, in its grace: the generation before.
+        let grace = now + time::Duration::seconds(60);
+        assert_eq!(one.narrow(&p, Some(grace), now).unwrap().generation, 2);
+        let other = mint_request(json!({"audience": "admin"})).unwrap();
+        assert_eq!(
+            fields(other.narrow(&p, None, now).unwrap_err()),
+            ["audience"]
+        );
+        assert_eq!(
+            fields(mint_request(json!({"audience": "Not An Audience"})).unwrap_err()),
+            ["audience"]
+        );
+        // An unrestricted parent: the mint's audience restricts the capability.
+        let free = parent(json!({}));
+        assert_eq!(one.narrow(&free, None, now).unwrap().audiences, ["search"]);
+        // Signed and verified, the claims come back whole.
+        let keys = ring();
+        let text = sign(&keys, ISSUER, &all);
+        let back = verify(&keys, ISSUER, &text, now).unwrap();
+        assert_eq!(back, all);
+        let payload = json_part(text.split('.').nth(1).unwrap()).unwrap();
+        assert_eq!(payload["aud"], json!(["billing", "search"]));
+        assert_eq!(payload["own"], "o");
     }
 }

@@ -90,6 +90,7 @@ pub struct Changes {
     pub max_uses: Change<u64>,
     pub allowed_addresses: Change<Vec<IpNet>>,
     pub scopes: Change<Vec<String>>,
+    pub audiences: Change<Vec<String>>,
     pub rate_limits: Change<Vec<RateLimit>>,
     pub start_date: Change<OffsetDateTime>,
     pub end_date: Change<OffsetDateTime>,
@@ -240,6 +241,7 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
             "scopes" => c.scopes = field(v, |v| parse_scopes(v, e)),
+            "audiences" => c.audiences = field(v, |v| parse_audiences(v, e)),
             "rateLimits" => c.rate_limits = field(v, |v| parse_rate_limits(v, e)),
             "startDate" => c.start_date = field(v, |v| parse_date(k, v, e)),
             "endDate" => {
@@ -401,6 +403,36 @@ fn parse_rate_limits(v: &Value, errs: &mut FieldErrors) -> Option<Vec<RateLimit>
         }
     }
     (errs.0.len() == before).then_some(limits)
+}
+
+/// Audiences: a list of at most 8 audience names; duplicates collapse; an
+/// empty list is no restriction.
+fn parse_audiences(v: &Value, errs: &mut FieldErrors) -> Option<Vec<String>> {
+    use super::audience::{is_audience, AUDIENCE_RULE, MAX_AUDIENCES};
+    let Some(items) = v.as_array() else {
+        errs.add("audiences", "must be a list of audience names");
+        return None;
+    };
+    if items.len() > MAX_AUDIENCES {
+        errs.add(
+            "audiences",
+            format!("must hold at most {MAX_AUDIENCES} audiences"),
+        );
+        return None;
+    }
+    let before = errs.0.len();
+    let mut list = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        match item.as_str() {
+            Some(a) if is_audience(a) => {
+                if !list.iter().any(|x: &String| x == a) {
+                    list.push(a.to_owned());
+                }
+            }
+            _ => errs.add(format!("audiences[{i}]"), AUDIENCE_RULE),
+        }
+    }
+    (errs.0.len() == before).then_some(list)
 }
 
 /// Capability scopes: a list of at most 32 scope strings, each stored in

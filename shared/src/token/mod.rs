@@ -1,5 +1,5 @@
 //! The token: its record and how it is shown (`record`), the identifiers
-//! that parse their input (`ids`), the client fields and list query
+//! that parse their input (`ids`), the APIs it is meant for (`audience`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
 //! address binding (`resource`, `address`), capability scopes (`scopes`)
 //! and the capabilities minted from a token (`capability`),
@@ -8,6 +8,7 @@
 //! each of its keys (`keys`) and the token string (`string`).
 
 pub mod address;
+pub mod audience;
 pub mod capability;
 pub mod fields;
 pub mod ids;

@@ -29,6 +29,8 @@ pub struct TokenRecord {
     pub allowed_addresses: Option<Vec<IpNet>>,
     /// Capability scopes granted, normalised (see `token::scopes`).
     pub scopes: Option<Vec<String>>,
+    /// The APIs the token is meant for (see `token::audience`).
+    pub audiences: Option<Vec<String>>,
     /// Named limits on admitted validates per window (see `token::rate`).
     pub rate_limits: Option<Vec<RateLimit>>,
     /// Each limit's count, by name: written only by admissions.
@@ -43,6 +45,10 @@ pub struct TokenRecord {
     pub prev_secret_hash: Option<String>,
     /// When the previous secret stops validating.
     pub prev_secret_expires_at: Option<OffsetDateTime>,
+    /// Counts the token's secrets: bumped by every roll. A capability
+    /// carries the generation it was minted under, so a roll ends the
+    /// capabilities of the secret it replaced with that secret's grace.
+    pub secret_generation: u64,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
@@ -60,6 +66,11 @@ impl TokenRecord {
 
     pub fn is_expired(&self, now: OffsetDateTime) -> bool {
         now >= self.end_date
+    }
+
+    /// The audiences the token is restricted to (empty: none).
+    pub fn audience_list(&self) -> &[String] {
+        self.audiences.as_deref().unwrap_or_default()
     }
 
     /// The public token object (camelCase), never the secret hash.
@@ -94,6 +105,9 @@ impl TokenRecord {
         }
         if let Some(s) = &self.scopes {
             m.insert("scopes".into(), json!(s));
+        }
+        if let Some(a) = &self.audiences {
+            m.insert("audiences".into(), json!(a));
         }
         if let Some(limits) = &self.rate_limits {
             let limits: Vec<Value> = limits

@@ -48,6 +48,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         remaining_uses: None,
         allowed_addresses: None,
         scopes: None,
+        audiences: None,
         rate_limits: None,
         rate_counts: BTreeMap::new(),
         start_date: None,
@@ -56,6 +57,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         secret_hash: input.secret_hash,
         prev_secret_hash: None,
         prev_secret_expires_at: None,
+        secret_generation: 0,
         created_at: now,
         updated_at: now,
         last_used_at: None,
@@ -192,6 +194,7 @@ pub fn roll(
         (None, None)
     };
     rec.secret_hash = minted.secret_hash.clone();
+    rec.secret_generation = current.secret_generation + 1;
     rec.start = minted.start();
     rec.version = current.version + 1;
     rec.updated_at = now;
@@ -254,6 +257,10 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     c.scopes.apply(&mut rec.scopes);
     if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
         rec.scopes = None;
+    }
+    c.audiences.apply(&mut rec.audiences);
+    if rec.audiences.as_ref().is_some_and(Vec::is_empty) {
+        rec.audiences = None;
     }
     // Counts stay with the token: a lowered limit applies to the window
     // under way, another period starts a new one (see `rate::standings`).

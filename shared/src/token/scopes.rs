@@ -93,11 +93,16 @@ impl Scope {
             }
         }
         params.sort();
-        Some(Scope {
+        let scope = Scope {
             service: service.to_owned(),
             privilege: privilege.to_owned(),
             params,
-        })
+        };
+        // Its normalised form (canonical percent-encoding can triple a
+        // character) is what is stored and matched: it must fit the limit
+        // too, or a stored scope would never parse again, not even to
+        // match itself.
+        (scope.to_string().len() <= MAX_SCOPE_LEN).then_some(scope)
     }
 
     /// Whether this (granted) scope covers `requested`: same service and
@@ -175,9 +180,23 @@ mod tests {
             "scope:client:é",
             &format!("scope:client:x?a={}", "b".repeat(MAX_SCOPE_LEN)),
             &format!("scope:{}:x", "a".repeat(33)),
+            // 495 characters that normalise to far more than 512.
+            &format!("scope:client:x?a={}", "!".repeat(478)),
         ] {
             assert!(Scope::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn every_scope_that_parses_normalises_within_the_limit_and_matches_itself() {
+        let longest = format!("scope:client:x?a={}", "!".repeat(165));
+        let n = normalise(&longest).expect("fits once normalised");
+        assert!(n.len() <= MAX_SCOPE_LEN);
+        assert!(any_covers(std::slice::from_ref(&n), &s(&n)));
+        assert_eq!(
+            normalise(&format!("scope:client:x?a={}", "!".repeat(166))),
+            None
+        );
     }
 
     #[test]

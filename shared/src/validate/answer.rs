@@ -47,6 +47,13 @@ pub fn acceptance(accepted: &Accepted) -> Value {
         "maxConcurrent": rec.max_concurrent,
         "remainingUses": admitted.remaining_uses,
     });
+    let audiences = match cap {
+        Some(c) if !c.audiences.is_empty() => c.audiences.as_slice(),
+        _ => rec.audience_list(),
+    };
+    if !audiences.is_empty() {
+        v["audiences"] = json!(audiences);
+    }
     if let Some(end) = accepted.secret_expires_at {
         // The previous secret of a rolled token: switch before this.
         v["secretExpiresAt"] = json!(dates::format(end));

@@ -11,7 +11,7 @@ use super::Reason;
 use crate::token::capability::Claims;
 use crate::token::rate::{self, Standing};
 use crate::token::scopes::{self, Scope};
-use crate::token::{address, resource, TokenRecord};
+use crate::token::{address, audience, resource, TokenRecord};
 
 /// Every check of the contract, in order, on the token as read; on
 /// success, where each rate limit stands. `address` is the one that counts
@@ -28,6 +28,7 @@ pub fn check(
     if cap.is_some_and(|c| !c.allows_address(address)) {
         return Err(Reason::AddressNotAllowed);
     }
+    check_binding(rec, input, cap)?;
     if let Some(requested) = &input.resource {
         let within = |scope: &str, r: &str| resource::covers(scope, r);
         match resource::normalise(requested) {
@@ -49,6 +50,30 @@ pub fn check(
         }
     }
     check_limits(rec, input.acquire, now)
+}
+
+/// Right after the address: the protected API's owners (the authorize
+/// function), then the audience, always checked for a protected API and
+/// for validate when it names one. A capability's audiences narrow its
+/// parent's.
+fn check_binding(
+    rec: &TokenRecord,
+    input: &ValidateInput,
+    cap: Option<&Claims>,
+) -> Result<(), Reason> {
+    let asked = match &input.binding {
+        Some(b) if !b.accepts_owner(&rec.owner) => return Err(Reason::OwnerNotAllowed),
+        Some(b) => Some(b.audience.as_deref()),
+        None => input.audience.as_deref().map(Some),
+    };
+    if let Some(asked) = asked {
+        if !audience::allows(rec.audience_list(), asked)
+            || cap.is_some_and(|c| !audience::allows(&c.audiences, asked))
+        {
+            return Err(Reason::AudienceNotAllowed);
+        }
+    }
+    Ok(())
 }
 
 /// The stateful checks, in order: a use left, room in every rate limit's
@@ -236,6 +261,9 @@ mod tests {
             resource: "/teams/1".into(),
             write: false,
             address: crate::token::address::parse_net("10.0.0.0/8"),
+            audiences: Vec::new(),
+            owner: "o".into(),
+            generation: 0,
         };
         let ask = |resource: Option<&str>, write: bool, scope: Option<&str>| ValidateInput {
             scope: scope.map(str::to_owned),
@@ -279,6 +307,95 @@ mod tests {
         assert_eq!(
             check(&t, &i, None, now, None),
             Err(Reason::AddressNotAllowed)
+        );
+    }
+
+    #[test]
+    fn a_protected_api_accepts_its_owners_and_audience_only() {
+        use crate::validate::binding::{Binding, Owners};
+        let now = dates::now();
+        let plain = token(json!({}));
+        let billing = token(json!({"audiences": ["billing"]}));
+        let at = |owners: Owners, audience: Option<&str>| ValidateInput {
+            binding: Some(Binding {
+                owners,
+                audience: audience.map(str::to_owned),
+            }),
+            ..input(None, false)
+        };
+        let listed = |o: &[&str]| Owners::Listed(o.iter().map(|s| s.to_string()).collect());
+        let check_at =
+            |t: &TokenRecord, i: &ValidateInput| check(t, i, None, now, None).map(|_| ());
+        assert_eq!(check_at(&plain, &at(listed(&["o"]), None)), Ok(()));
+        assert_eq!(check_at(&plain, &at(Owners::Any, Some("x"))), Ok(()));
+        assert_eq!(
+            check_at(&plain, &at(listed(&["someone", "else"]), None)),
+            Err(Reason::OwnerNotAllowed)
+        );
+        assert_eq!(
+            check_at(&billing, &at(listed(&["o"]), Some("billing"))),
+            Ok(())
+        );
+        for audience in [None, Some("search")] {
+            assert_eq!(
+                check_at(&billing, &at(Owners::Any, audience)),
+                Err(Reason::AudienceNotAllowed),
+                "{audience:?}"
+            );
+        }
+        // Validate checks an audience only when it names one.
+        let named = |a: &str| ValidateInput {
+            audience: Some(a.into()),
+            ..input(None, false)
+        };
+        assert_eq!(check_at(&billing, &input(None, false)), Ok(()));
+        assert_eq!(check_at(&billing, &named("billing")), Ok(()));
+        assert_eq!(
+            check_at(&billing, &named("search")),
+            Err(Reason::AudienceNotAllowed)
+        );
+        // Right after the address, before the resource.
+        let bound = token(json!({"resource": "/a", "allowedAddresses": ["10.0.0.1"]}));
+        let wrong_everything = ValidateInput {
+            resource: Some("/b".into()),
+            ..at(listed(&["x"]), None)
+        };
+        assert_eq!(
+            check(&bound, &wrong_everything, ip("10.0.0.2"), now, None).map(|_| ()),
+            Err(Reason::AddressNotAllowed)
+        );
+        assert_eq!(
+            check(&bound, &wrong_everything, ip("10.0.0.1"), now, None).map(|_| ()),
+            Err(Reason::OwnerNotAllowed)
+        );
+    }
+
+    #[test]
+    fn a_capability_narrows_the_audience() {
+        let now = dates::now();
+        let t = token(json!({}));
+        let cap = crate::token::capability::Claims {
+            parent: crate::token::Keyring::single(&[1; 32]).mint().id,
+            id: "j".into(),
+            issued_at: 0,
+            not_before: 0,
+            expires: i64::MAX,
+            scopes: Vec::new(),
+            resource: "/".into(),
+            write: false,
+            address: None,
+            audiences: vec!["billing".into()],
+            owner: "o".into(),
+            generation: 0,
+        };
+        let named = |a: &str| ValidateInput {
+            audience: Some(a.into()),
+            ..input(None, false)
+        };
+        assert!(check(&t, &named("billing"), None, now, Some(&cap)).is_ok());
+        assert_eq!(
+            check(&t, &named("search"), None, now, Some(&cap)).map(|_| ()),
+            Err(Reason::AudienceNotAllowed)
         );
     }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use crate::http::{ApiError, ApiRequest};
-use crate::token::{address, scopes};
+use crate::token::{address, audience, scopes};
 
 /// A validate (or lease) request body, decoded.
 #[derive(Debug, Default, Clone)]
@@ -24,6 +24,12 @@ pub struct ValidateInput {
     /// The `Tollgate-Relay` header: a token of the same owner holding the
     /// relay scope, which vouches for `address`.
     pub relay: Option<String>,
+    /// The audience the caller checks the token for (validate's
+    /// `audience`): checked only when named.
+    pub audience: Option<String>,
+    /// A protected API's binding (the authorize function): its owners and
+    /// audience are always checked.
+    pub binding: Option<super::binding::Binding>,
 }
 
 /// The header that carries a relay credential.
@@ -63,6 +69,7 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
                         "acquire" => parse_bool("acquire", &v).map(|b| input.acquire = b),
                         "address" => parse_address(&v).map(|a| input.address = Some(a)),
                         "scope" => parse_scope(&v).map(|s| input.scope = Some(s)),
+                        "audience" => parse_audience(&v).map(|a| input.audience = Some(a)),
                         other => Err(ApiError::field(
                             other,
                             "is not a field of a validate request",
@@ -110,6 +117,13 @@ fn parse_scope(v: &str) -> Result<String, ApiError> {
     scopes::normalise(v).ok_or_else(|| ApiError::field("scope", SCOPE_MESSAGE))
 }
 
+fn parse_audience(v: &str) -> Result<String, ApiError> {
+    match audience::is_audience(v) {
+        true => Ok(v.to_owned()),
+        false => Err(ApiError::field("audience", audience::AUDIENCE_RULE)),
+    }
+}
+
 const SCOPE_MESSAGE: &str = "must be a scope: scope:<service>:<privilege>[?<params>]";
 
 fn parse_address(v: &str) -> Result<IpAddr, ApiError> {
@@ -135,7 +149,13 @@ fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
                 Some(s) => input.scope = Some(s),
                 None => errors.add("scope", SCOPE_MESSAGE),
             },
-            ("token" | "resource" | "address" | "scope", _) => errors.add(k, "must be a string"),
+            ("audience", Value::String(s)) => match parse_audience(s) {
+                Ok(a) => input.audience = Some(a),
+                Err(_) => errors.add("audience", audience::AUDIENCE_RULE),
+            },
+            ("token" | "resource" | "address" | "scope" | "audience", _) => {
+                errors.add(k, "must be a string")
+            }
             ("write" | "acquire", _) => errors.add(k, "must be true or false"),
             _ => errors.add(k, "is not a field of a validate request"),
         }

@@ -17,6 +17,7 @@ use crate::token::{Keyring, TokenId, TokenRecord};
 
 pub mod admission;
 pub mod answer;
+pub mod binding;
 pub mod checks;
 pub mod input;
 pub mod relay;
@@ -35,6 +36,10 @@ pub enum Reason {
     NotYetValid,
     Expired,
     AddressNotAllowed,
+    /// The token's owner is not one the protected API accepts.
+    OwnerNotAllowed,
+    /// The token (or capability) is meant for other audiences.
+    AudienceNotAllowed,
     ResourceNotAllowed,
     WriteNotAllowed,
     ScopeNotAllowed,
@@ -56,6 +61,8 @@ impl Reason {
             Reason::NotYetValid => "NOT_YET_VALID",
             Reason::Expired => "EXPIRED",
             Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
+            Reason::OwnerNotAllowed => "OWNER_NOT_ALLOWED",
+            Reason::AudienceNotAllowed => "AUDIENCE_NOT_ALLOWED",
             Reason::ResourceNotAllowed => "RESOURCE_NOT_ALLOWED",
             Reason::WriteNotAllowed => "WRITE_NOT_ALLOWED",
             Reason::ScopeNotAllowed => "SCOPE_NOT_ALLOWED",
@@ -335,7 +342,8 @@ pub async fn read_presented(
 /// Whether the presented secret is the token's: `Some(None)` for the
 /// current secret, `Some(Some(end))` for the previous one during its grace
 /// (it stops at `end`), `None` for neither (`NOT_FOUND`: a secret rolled
-/// away is gone). A capability carries no secret: its signature vouched.
+/// away is gone). A capability stands for the secret it was minted under
+/// (its generation): it lives and ends with that secret.
 fn secret_state(
     keys: &Keyring,
     presented: &Credential,
@@ -344,7 +352,21 @@ fn secret_state(
 ) -> Option<Option<OffsetDateTime>> {
     match presented {
         Credential::Token(parsed) => token_secret_state(keys, parsed, rec, now),
-        Credential::Capability(_) => Some(None),
+        Credential::Capability(c) => capability_secret_state(c, rec, now),
+    }
+}
+
+fn capability_secret_state(
+    cap: &Claims,
+    rec: &TokenRecord,
+    now: OffsetDateTime,
+) -> Option<Option<OffsetDateTime>> {
+    if cap.generation == rec.secret_generation {
+        return Some(None);
+    }
+    match rec.prev_secret_expires_at {
+        Some(end) if cap.generation + 1 == rec.secret_generation && now < end => Some(Some(end)),
+        _ => None,
     }
 }
 
@@ -362,5 +384,67 @@ fn token_secret_state(
             Some(Some(end))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::rules::{create, Lifetimes, NewToken};
+    use time::Duration;
+
+    fn rec() -> TokenRecord {
+        create(NewToken {
+            id: "id".into(),
+            owner: "o".into(),
+            start: "tgl_12345678".into(),
+            secret_hash: "h".into(),
+            requester: None,
+            now: crate::dates::now(),
+            lifetimes: Lifetimes {
+                default_ttl_seconds: 3600,
+                max_ttl_seconds: 86_400,
+            },
+            body: &serde_json::Map::new(),
+        })
+        .unwrap()
+    }
+
+    fn cap(generation: u64) -> Claims {
+        Claims {
+            parent: Keyring::single(&[1; 32]).mint().id,
+            id: "j".into(),
+            issued_at: 0,
+            not_before: 0,
+            expires: i64::MAX,
+            scopes: Vec::new(),
+            resource: "/".into(),
+            write: false,
+            address: None,
+            audiences: Vec::new(),
+            owner: "o".into(),
+            generation,
+        }
+    }
+
+    #[test]
+    fn a_roll_ends_the_capabilities_of_the_secret_it_replaced_with_its_grace() {
+        let now = crate::dates::now();
+        let mut t = rec();
+        assert_eq!(capability_secret_state(&cap(0), &t, now), Some(None));
+        // Rolled with no grace: the old generation's capabilities end at once.
+        t.secret_generation = 1;
+        assert_eq!(capability_secret_state(&cap(0), &t, now), None);
+        assert_eq!(capability_secret_state(&cap(1), &t, now), Some(None));
+        // Rolled with grace: they last as long as the old secret does.
+        let end = now + Duration::seconds(60);
+        t.prev_secret_expires_at = Some(end);
+        assert_eq!(capability_secret_state(&cap(0), &t, now), Some(Some(end)));
+        assert_eq!(capability_secret_state(&cap(0), &t, end), None);
+        // Rolled twice: two generations back is gone, grace or not.
+        t.secret_generation = 2;
+        assert_eq!(capability_secret_state(&cap(0), &t, now), None);
+        // A generation from the future (forged claims cannot be: signed) is not this token's.
+        assert_eq!(capability_secret_state(&cap(3), &t, now), None);
     }
 }

@@ -40,6 +40,9 @@ const LEASE_BUCKET_PREFIX: &str = "lx_";
 /// The token attribute holding the sum of its ledger's buckets.
 pub const LEASE_TOTAL: &str = "leaseTotal";
 
+/// The token attribute counting its secrets (bumped by each roll).
+pub const SECRET_GENERATION: &str = "secretGen";
+
 pub fn token_key(id: &str) -> Item {
     HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
 }
@@ -80,6 +83,12 @@ pub fn client_attrs(
         (
             "scopes",
             rec.scopes
+                .as_ref()
+                .map(|l| AttributeValue::L(l.iter().map(s).collect())),
+        ),
+        (
+            "audiences",
+            rec.audiences
                 .as_ref()
                 .map(|l| AttributeValue::L(l.iter().map(s).collect())),
         ),
@@ -167,6 +176,7 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     item.insert("owner".into(), s(&rec.owner));
     item.insert("start".into(), s(&rec.start));
     item.insert("secretHash".into(), s(&rec.secret_hash));
+    item.insert(SECRET_GENERATION.into(), n(rec.secret_generation));
     if let (Some(prev), Some(end)) = (&rec.prev_secret_hash, rec.prev_secret_expires_at) {
         item.insert("prevSecretHash".into(), s(prev));
         item.insert("prevSecretExpiresAt".into(), n(dates::millis(end)));
@@ -258,6 +268,10 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
             .get("scopes")
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
+        audiences: item
+            .get("audiences")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
         rate_limits: rate_limits(item),
         rate_counts: rate_counts(item),
         start_date: date(item, "startDate"),
@@ -266,6 +280,8 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         secret_hash: req_s(item, "secretHash")?,
         prev_secret_hash: get_s(item, "prevSecretHash").map(str::to_owned),
         prev_secret_expires_at: date(item, "prevSecretExpiresAt"),
+        // Items written before rolls were counted hold their first secret's.
+        secret_generation: get_n(item, SECRET_GENERATION).unwrap_or(0),
         created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         last_used_at: date(item, "lastUsedAt"),

@@ -107,6 +107,25 @@ impl DynamoStore {
     }
 }
 
+/// Whether a token item holds the secret whose hash is `hash`.
+fn holds_secret(item: &Item, hash: &str) -> bool {
+    get_s(item, "secretHash") == Some(hash)
+}
+
+/// Whether a failed `attribute_not_exists` put met the item it was
+/// writing (same secret hash): its own earlier send, applied.
+fn own_write(e: &aws_sdk_dynamodb::operation::put_item::PutItemError, hash: &str) -> bool {
+    match e {
+        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
+            ex,
+        ) => ex
+            .item
+            .as_ref()
+            .is_some_and(|item| holds_secret(item, hash)),
+        _ => false,
+    }
+}
+
 fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -123,15 +142,25 @@ impl Store for DynamoStore {
     ) -> Result<CreateOutcome, StoreError> {
         let item = to_item(rec, self.retention_seconds);
         let Some(idem) = idem else {
-            self.client
+            let r = self
+                .client
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)")
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
-                .await
-                .map_err(store_error)?;
-            return Ok(CreateOutcome::Created);
+                .await;
+            return match r {
+                Ok(_) => Ok(CreateOutcome::Created),
+                // Sent again after a lost answer: the first send created it.
+                Err(SdkError::ServiceError(se)) if own_write(se.err(), &rec.secret_hash) => {
+                    Ok(CreateOutcome::Created)
+                }
+                Err(e) => Err(store_error(e)),
+            };
         };
         let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
             p.build().map_err(|e| StoreError::Internal(e.to_string()))
@@ -168,11 +197,13 @@ impl Store for DynamoStore {
         match r {
             Ok(_) => Ok(CreateOutcome::Created),
             Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
-                // A concurrent create with the same key won the race.
+                // A concurrent create with the same key won the race, or
+                // this very create, sent again after its answer was lost.
                 match self
                     .idempotency(&idem.key, rec.created_at.unix_timestamp())
                     .await?
                 {
+                    Some(prev) if prev.token_id == rec.id => Ok(CreateOutcome::Created),
                     Some(prev) => Ok(CreateOutcome::Replay(prev)),
                     None => Err(StoreError::Unavailable(
                         "idempotent create conflicted".into(),
@@ -354,6 +385,7 @@ impl Store for DynamoStore {
     async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
         let nm = names(&[
             ("#hash", "secretHash"),
+            ("#gen", item::SECRET_GENERATION),
             ("#start", "start"),
             ("#ver", "version"),
             ("#upd", "updatedAt"),
@@ -362,38 +394,52 @@ impl Store for DynamoStore {
         ]);
         let mut vals = HashMap::from([
             (":hash".to_owned(), s(&rolled.secret_hash)),
+            (":gen".to_owned(), n(rolled.secret_generation)),
             (":start".to_owned(), s(&rolled.start)),
             (":ver".to_owned(), n(rolled.version)),
             (":seen".to_owned(), n(seen.version)),
             (":upd".to_owned(), n(dates::millis(rolled.updated_at))),
         ]);
+        let set = "SET #hash = :hash, #gen = :gen, #start = :start, #ver = :ver, #upd = :upd";
         let update = match (&rolled.prev_secret_hash, rolled.prev_secret_expires_at) {
             (Some(prev), Some(end)) => {
                 vals.insert(":prev".into(), s(prev));
                 vals.insert(":prevEnd".into(), n(dates::millis(end)));
-                "SET #hash = :hash, #start = :start, #ver = :ver, #upd = :upd, #prev = :prev, #prevEnd = :prevEnd"
+                format!("{set}, #prev = :prev, #prevEnd = :prevEnd")
             }
-            _ => "SET #hash = :hash, #start = :start, #ver = :ver, #upd = :upd REMOVE #prev, #prevEnd",
+            _ => format!("{set} REMOVE #prev, #prevEnd"),
         };
         let outcome = self
             .conditional_update(
                 token_key(&seen.id),
-                update.to_owned(),
+                update,
                 "attribute_exists(pk) AND #ver = :seen".into(),
                 nm,
                 vals,
             )
             .await?;
-        Ok(outcome.is_ok())
+        // The SDK sends a write again when its answer is lost: if that
+        // first send applied, the token already holds this very secret.
+        Ok(match outcome {
+            Ok(_) => true,
+            Err(now) => now.is_some_and(|item| holds_secret(&item, &rolled.secret_hash)),
+        })
     }
 
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+        // Read first: a delete whose answer was lost is sent again by the
+        // SDK and then finds nothing; the token that was there, the
+        // owner's, is gone either way, so that is a success.
+        let existed = self.get(id).await?.is_some_and(|t| t.owner == owner);
+        if !existed {
+            return Ok(false);
+        }
         let r = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(token_key(id)))
-            .condition_expression("attribute_exists(pk) AND #owner = :owner")
+            .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_values(":owner", s(owner))
             .send()
