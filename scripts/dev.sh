@@ -12,7 +12,8 @@ port_free "$GATEWAY_PORT" || die "port $GATEWAY_PORT is taken: stop what uses it
 start_stack "$DDB_PORT" "$API_PORT" dev
 # The API and the example app at their real routes, as API Gateway serves
 # them (routes and authorizers read from the two templates).
-start_gateway "$GATEWAY_PORT" "$API_PORT" dev
+# The example app accepts alice's tokens (its TollgateOwners).
+start_gateway "$GATEWAY_PORT" "$API_PORT" dev alice
 U="$TOLLGATE_URL"
 ALICE_JWT=$("$VENV/bin/python" "$ROOT/scripts/dev_issuer.py" token --key "$TOLLGATE_DEV_ISSUER_KEY" --sub alice --ttl 86400)
 cat <<MSG
@@ -59,8 +60,10 @@ sub claim (the functions never read it). Try:
   curl -s $U/.well-known/jwks.json                            # the keys that verify it offline
   curl -s -X DELETE $U/tokens/\$ID -H 'X-Owner: alice' -w '%{http_code}\\n'          # delete
 
-The example app (examples/protected-api): /demo/* behind Tollgate's authorize.
-A token scoped to /demo, used, revoked, refused on the very next call:
+The example app (examples/protected-api): /demo/* behind Tollgate's authorize,
+bound to alice (stage variable tollgateOwners; another owner's token is
+refused OWNER_NOT_ALLOWED). A token scoped to /demo, used, revoked, refused
+on the very next call:
 
   T=\$(curl -s -X POST $U/tokens -H 'X-Owner: alice' -H 'Content-Type: application/json' -d '{"resource":"/demo"}')
   DEMO=\$(echo "\$T" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')

@@ -387,6 +387,7 @@ class Api:
     api_id: str
     authorizers: dict
     default: object  # the authorizer of routes that name none, or None
+    stage_variables: dict = field(default_factory=dict)  # the stage's StageVariables, resolved
 
 
 def load_api(stack, logical, props):
@@ -407,7 +408,18 @@ def load_api(stack, logical, props):
     if default is not None and default not in authorizers:
         raise TemplateError(f"{stack}: {logical}.Auth.DefaultAuthorizer {default!r} is not "
                             f"one of its Authorizers")
-    return Api(stack, logical, logical.lower(), authorizers, authorizers.get(default))
+    variables = stack.resolve(props.get("StageVariables") or {})
+    if not isinstance(variables, dict):
+        raise TemplateError(f"{stack}: {logical}.StageVariables must be a map")
+    variables = {str(k): str(v) for k, v in variables.items()}
+    for k, v in variables.items():
+        # API Gateway refuses other names and values (an empty value too);
+        # an empty one here stands for a stage that states nothing.
+        if not re.fullmatch(r"[A-Za-z0-9_]+", k) or not re.fullmatch(r"[A-Za-z0-9\-._~:/?#&=,]*", v):
+            raise TemplateError(f"{stack}: {logical}.StageVariables.{k}: {v!r} is not a value "
+                                f"API Gateway accepts ([A-Za-z0-9-._~:/?#&=,]+)")
+    variables = {k: v for k, v in variables.items() if v}
+    return Api(stack, logical, logical.lower(), authorizers, authorizers.get(default), variables)
 
 
 @dataclass
@@ -733,6 +745,8 @@ def base_event(req, route, params):
     event["requestContext"] = request_context(req, route)
     if params:
         event["pathParameters"] = params
+    if route.api.stage_variables:
+        event["stageVariables"] = dict(route.api.stage_variables)
     return event
 
 

@@ -10,5 +10,5 @@ cargo build --quiet --release -p tollgate-bench --bin soak
 API_PORT=${SOAK_API_PORT:-19200}
 GATEWAY_PORT=${SOAK_GATEWAY_PORT:-19250}
 start_stack "${SOAK_DDB_PORT:-18200}" "$API_PORT" soak
-start_gateway "$GATEWAY_PORT" "$API_PORT" soak
+start_gateway "$GATEWAY_PORT" "$API_PORT" soak "${SOAK_DEMO_OWNER:-soak}"
 TOLLGATE_GATEWAY_URL="$TOLLGATE_URL" ./target/release/soak

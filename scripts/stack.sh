@@ -46,23 +46,26 @@ start_stack() {
   export TOLLGATE_INVOKE_PORT="$api_port"
 }
 
-# start_gateway PORT INVOKE_PORT NAME: the local API gateway on 127.0.0.1,
-# serving the routes and authorizers of template.yaml and of the example
-# app's template through the Lambda Invoke API of `cargo lambda watch`, with
-# the JWT authorizer played against a local development issuer whose key
-# is made here once. Sets TOLLGATE_URL and TOLLGATE_DEV_ISSUER_KEY.
+# start_gateway PORT INVOKE_PORT NAME OWNERS [URL_VAR]: the local API gateway
+# on 127.0.0.1, serving the routes and authorizers of template.yaml and of
+# the example app's template through the Lambda Invoke API of `cargo lambda
+# watch`, with the JWT authorizer played against a local development issuer
+# whose key is made here once. OWNERS is the example app's TollgateOwners
+# (whose tokens its API accepts; empty: an API bound to no one). Sets
+# URL_VAR (default TOLLGATE_URL) and TOLLGATE_DEV_ISSUER_KEY.
 start_gateway() {
-  local port=$1 invoke_port=$2 name=$3
+  local port=$1 invoke_port=$2 name=$3 owners=$4 url_var=${5:-TOLLGATE_URL}
   port_free "$port" || die "port $port is taken: stop what uses it first"
   export TOLLGATE_DEV_ISSUER_KEY="$RUN/dev-issuer.pem"
   "$VENV/bin/python" "$ROOT/scripts/dev_issuer.py" init "$TOLLGATE_DEV_ISSUER_KEY" >/dev/null
   ("$VENV/bin/python" "$ROOT/scripts/local_gateway.py" --port "$port" --invoke-port "$invoke_port" \
     --template "$ROOT/template.yaml" --template "$ROOT/examples/protected-api/template.yaml" \
+    --parameter "TollgateOwners=$owners" \
     --issuer-key "$TOLLGATE_DEV_ISSUER_KEY" >"$RUN/$name-gateway.log" 2>&1) &
   echo $! >"$RUN/$name-gateway.pid"
   STACK_PIDS="$STACK_PIDS $RUN/$name-gateway.pid"
   wait_port 127.0.0.1 "$port" 20 || die "the local gateway did not start; see .run/$name-gateway.log"
-  export TOLLGATE_URL="http://127.0.0.1:$port"
+  export "$url_var=http://127.0.0.1:$port"
 }
 
 stop_stack() {

@@ -29,7 +29,11 @@ openapi-spec-validator --schema 3.1 openapi.yaml
 
 echo "==> starting DynamoDB Local, the functions and the local API gateway"
 start_stack "$DDB_PORT" "$API_PORT" test
-start_gateway "$GATEWAY_PORT" "$API_PORT" test
+# The example app bound to the tests' demo owner, and the same app bound
+# to no one (what an API that states nothing gets).
+export TOLLGATE_DEMO_OWNER=demo-owner
+start_gateway "$GATEWAY_PORT" "$API_PORT" test "$TOLLGATE_DEMO_OWNER"
+start_gateway "$((GATEWAY_PORT + 1))" "$API_PORT" test-unbound "" TOLLGATE_UNBOUND_URL
 export TOLLGATE_MINTED_FILE="$RUN/minted-tokens.txt"
 export TOLLGATE_FUNCTION_LOG="$RUN/test-functions.log"
 : >"$TOLLGATE_MINTED_FILE"

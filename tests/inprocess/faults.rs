@@ -25,6 +25,34 @@ struct Proxy {
     mode: AtomicU8,
     requests: AtomicUsize,
     upstream: String,
+    /// The DynamoDB operation (`PutItem`, ...) whose next answer is lost:
+    /// the request reaches DynamoDB and applies, the connection drops
+    /// before its answer, and the SDK sends it again.
+    lose_answer_of: std::sync::Mutex<Option<&'static str>>,
+    answers_lost: AtomicUsize,
+}
+
+impl Proxy {
+    fn lose_next_answer_of(&self, operation: &'static str) {
+        *self.lose_answer_of.lock().unwrap() = Some(operation);
+    }
+
+    /// Whether this request's answer is the one to lose (and disarms).
+    fn loses_answer(&self, head: &str) -> bool {
+        let mut armed = self.lose_answer_of.lock().unwrap();
+        let target = head.lines().find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                .map(|(_, v)| v.trim().to_owned())
+        });
+        match (*armed, target) {
+            (Some(op), Some(t)) if t.ends_with(&format!(".{op}")) => {
+                *armed = None;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 async fn read_message<R: AsyncBufReadExt + Unpin>(r: &mut R) -> Option<(String, Vec<u8>)> {
@@ -81,15 +109,21 @@ async fn serve(conn: TcpStream, proxy: Arc<Proxy>) {
                     return;
                 };
                 let (urd, mut uwr) = up.into_split();
+                let head_text = head.clone();
                 let mut req = head.into_bytes();
                 req.extend_from_slice(&body);
                 if uwr.write_all(&req).await.is_err() {
                     return;
                 }
+                let lose = proxy.loses_answer(&head_text);
                 let mut urd = BufReader::new(urd);
                 let Some((rhead, rbody)) = read_message(&mut urd).await else {
                     return;
                 };
+                if lose {
+                    proxy.answers_lost.fetch_add(1, Ordering::SeqCst);
+                    return; // applied upstream; the answer never arrives
+                }
                 let mut out = rhead.into_bytes();
                 out.extend_from_slice(&rbody);
                 if wr.write_all(&out).await.is_err() {
@@ -109,6 +143,8 @@ async fn start_proxy() -> (Arc<Proxy>, String) {
         mode: AtomicU8::new(PASS),
         requests: AtomicUsize::new(0),
         upstream,
+        lose_answer_of: std::sync::Mutex::new(None),
+        answers_lost: AtomicUsize::new(0),
     });
     let p = proxy.clone();
     tokio::spawn(async move {
@@ -357,4 +393,93 @@ impl CloneReq for (Function, ApiRequest) {
     fn clone_req(&self) -> (Function, ApiRequest) {
         (self.0, self.1.clone())
     }
+}
+
+/// A write whose answer is lost after it applied is sent again by the SDK:
+/// create, roll and delete each recognise their own first send and answer
+/// as applied, once (no second roll, no 500 after creating, no 404 after
+/// deleting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
+    let (proxy, endpoint) = start_proxy().await;
+    let app = app_via(&endpoint).await;
+    let o = owner("resend");
+    let lost = || proxy.answers_lost.load(Ordering::SeqCst);
+
+    // Create (PutItem): 201 with the secret, and the token validates.
+    proxy.lose_next_answer_of("PutItem");
+    let (s, v, _) = call(
+        &app,
+        Function::Create,
+        req("POST", "/tokens", json!({}), &o),
+    )
+    .await;
+    assert_eq!((s, lost()), (201, 1), "{v}");
+    let (id, first) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    record_minted(&first);
+    let validate = |token: &str| req("POST", "/validate", json!({"token": token}), &o);
+    let (_, v, _) = call(&app, Function::Validate, validate(&first)).await;
+    assert_eq!(v["active"], true, "{v}");
+
+    // An idempotent create (TransactWriteItems): 201 with the secret, not
+    // a replay of itself without one.
+    proxy.lose_next_answer_of("TransactWriteItems");
+    let mut keyed = req("POST", "/tokens", json!({}), &o);
+    keyed.headers.insert(
+        "idempotency-key",
+        http::HeaderValue::from_static("resend-once-1"),
+    );
+    let (s, v, _) = call(&app, Function::Create, keyed).await;
+    assert_eq!((s, lost()), (201, 2), "{v}");
+    let keyed_token = v["token"]
+        .as_str()
+        .expect("the secret, shown once")
+        .to_owned();
+    record_minted(&keyed_token);
+
+    // Roll (UpdateItem) with a grace: rolled once, so the first secret is
+    // the previous one, in its grace, and the answered secret is current.
+    proxy.lose_next_answer_of("UpdateItem");
+    let (s, v, _) = call(
+        &app,
+        Function::Patch,
+        req(
+            "POST",
+            &format!("/tokens/{id}/roll"),
+            json!({"graceSeconds": 600}),
+            &o,
+        ),
+    )
+    .await;
+    assert_eq!((s, lost()), (200, 3), "{v}");
+    let second = v["token"].as_str().unwrap().to_owned();
+    record_minted(&second);
+    let (_, v, _) = call(&app, Function::Validate, validate(&second)).await;
+    assert_eq!(v["active"], true, "{v}");
+    let (_, v, _) = call(&app, Function::Validate, validate(&first)).await;
+    assert_eq!(v["active"], true, "the first secret keeps its grace: {v}");
+    assert!(v["secretExpiresAt"].is_string(), "{v}");
+
+    // Delete (DeleteItem): 204, and the token is gone.
+    proxy.lose_next_answer_of("DeleteItem");
+    let (s, v, _) = call(
+        &app,
+        Function::Delete,
+        req("DELETE", &format!("/tokens/{id}"), Value::Null, &o),
+    )
+    .await;
+    assert_eq!((s, lost()), (204, 4), "{v}");
+    let (_, v, _) = call(&app, Function::Validate, validate(&second)).await;
+    assert_eq!(v["reason"], "NOT_FOUND");
+    // An unknown id is still 404.
+    let (s, _, _) = call(
+        &app,
+        Function::Delete,
+        req("DELETE", &format!("/tokens/{id}"), Value::Null, &o),
+    )
+    .await;
+    assert_eq!(s, 404);
 }

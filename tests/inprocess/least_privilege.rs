@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
+use tollgate::validate::binding::{Binding, Owners};
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -270,6 +271,10 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                         method: method.into(),
                         path: "/teams/1".into(),
                         source_ip: Some("203.0.113.9".parse().unwrap()),
+                        binding: Some(Binding {
+                            owners: Owners::Any,
+                            audience: None,
+                        }),
                     };
                     let _ = app.authorize(&q).await;
                 }

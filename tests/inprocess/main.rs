@@ -15,3 +15,4 @@ mod lease_cost;
 mod lease_lapse;
 mod least_privilege;
 mod store_contract;
+mod trace_logs;

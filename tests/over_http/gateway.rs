@@ -113,8 +113,14 @@ async fn management_routes_behind_the_jwt_authorizer() {
     assert_eq!(a.status, 204);
 }
 
+/// The owner the example app accepts (its `TollgateOwners`, set by `make
+/// test` when it starts the gateway).
+pub fn demo_owner() -> String {
+    std::env::var("TOLLGATE_DEMO_OWNER").unwrap_or_else(|_| "demo-owner".into())
+}
+
 /// Calls the example app's protected route with `credential`.
-async fn demo(api: &Api, method: &str, path: &str, credential: Option<&str>) -> (u16, Value) {
+pub async fn demo(api: &Api, method: &str, path: &str, credential: Option<&str>) -> (u16, Value) {
     let mut rb = api.request(method, path);
     if let Some(c) = credential {
         rb = rb.bearer_auth(c);
@@ -129,7 +135,7 @@ async fn demo(api: &Api, method: &str, path: &str, credential: Option<&str>) -> 
 #[tokio::test]
 async fn the_example_route_behind_tollgates_authorizer() {
     let api = Api::new();
-    let o = owner("demo");
+    let o = demo_owner();
     let (scoped_id, scoped) = api
         .mint(
             &o,

@@ -1,9 +1,14 @@
 //! Which owners' tokens a protected API accepts, and its audience: what
 //! the authorize function asks besides the request itself. An API states
 //! both in its own deployment, as stage variables (`tollgateOwners`: one
-//! owner, a comma-separated list, or `*`; `tollgateAudience`: optional).
-//! An API that states no owners is not bound and is refused
+//! owner, a comma-separated list, or every owner; `tollgateAudience`:
+//! optional). An API that states no owners is not bound and is refused
 //! (`API_NOT_BOUND`): the authorizer fails closed.
+//!
+//! API Gateway allows only `[A-Za-z0-9-._~:/?#&=,]` in a stage variable's
+//! value, so every owner is spelled `~any` (or `*` where a value may hold
+//! it), and an owner id with other characters (`auth0|123`, an e-mail)
+//! is written `b64~` and its base64url form.
 
 use std::collections::HashMap;
 
@@ -37,9 +42,9 @@ impl Binding {
             .split(',')
             .map(str::trim)
             .filter(|o| !o.is_empty())
-            .map(str::to_owned)
+            .filter_map(owner_of_entry)
             .collect();
-        let owners = if listed.iter().any(|o| o == "*") {
+        let owners = if listed.iter().any(|o| o == ANY) {
             Owners::Any
         } else if listed.is_empty() {
             return None;
@@ -54,10 +59,34 @@ impl Binding {
     }
 
     pub fn accepts_owner(&self, owner: &str) -> bool {
+        if owner == ANY {
+            return false; // never an owner, whatever a listing spells
+        }
         match &self.owners {
             Owners::Any => true,
             Owners::Listed(list) => list.iter().any(|o| o == owner),
         }
+    }
+}
+
+/// Every owner, as [`owner_of_entry`] reads `~any` and `*`.
+const ANY: &str = "*";
+
+/// One entry of `tollgateOwners`: the owner id it names, or [`ANY`]; an
+/// undecodable `b64~` entry names no one.
+fn owner_of_entry(entry: &str) -> Option<String> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    if entry == "~any" || entry == ANY {
+        return Some(ANY.to_owned());
+    }
+    match entry.strip_prefix("b64~") {
+        Some(encoded) => URL_SAFE_NO_PAD
+            .decode(encoded.trim_end_matches('='))
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|o| !o.is_empty() && o != ANY),
+        None => Some(entry.to_owned()),
     }
 }
 
@@ -84,8 +113,33 @@ mod tests {
         .unwrap();
         assert!(b.accepts_owner("bob") && !b.accepts_owner("carol") && !b.accepts_owner(""));
         assert_eq!(b.audience.as_deref(), Some("billing"));
-        let any = Binding::from_stage_variables(&vars(&[(OWNERS_VARIABLE, "*")])).unwrap();
-        assert!(any.accepts_owner("anyone"));
+        for every in ["*", "~any", "alice,~any"] {
+            let any = Binding::from_stage_variables(&vars(&[(OWNERS_VARIABLE, every)])).unwrap();
+            assert!(any.accepts_owner("anyone"), "{every}");
+        }
+    }
+
+    #[test]
+    fn owner_ids_a_stage_variable_cannot_hold_are_written_in_base64url() {
+        // "auth0|abc" and "a@example.com"
+        let b = Binding::from_stage_variables(&vars(&[(
+            OWNERS_VARIABLE,
+            "b64~YXV0aDB8YWJj,b64~YUBleGFtcGxlLmNvbQ",
+        )]))
+        .unwrap();
+        assert!(b.accepts_owner("auth0|abc") && b.accepts_owner("a@example.com"));
+        assert!(!b.accepts_owner("b64~YXV0aDB8YWJj"));
+        // Undecodable, or a wildcard in disguise: names no one.
+        for entry in ["b64~!!", "b64~Kg"] {
+            assert_eq!(
+                Binding::from_stage_variables(&vars(&[(OWNERS_VARIABLE, entry)])),
+                None,
+                "{entry}"
+            );
+        }
+        // An owner literally named "*" is never let in through a listing.
+        let b = Binding::from_stage_variables(&vars(&[(OWNERS_VARIABLE, "alice")])).unwrap();
+        assert!(!b.accepts_owner("*"));
     }
 
     #[test]
