@@ -60,7 +60,10 @@ ACCOUNT_ID = "123456789012"
 STAGE = "$default"
 DOMAIN_NAME = "127.0.0.1"
 DEFAULT_STACK_NAMES = ["tollgate", "tollgate-demo"]
-GATEWAY_PARAMETER_DEFAULTS = {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE}
+# The example app's TollgateOwners has no Default (a deployment must name
+# its owners); locally it accepts the development issuer's alice.
+GATEWAY_PARAMETER_DEFAULTS = {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE,
+                              "TollgateOwners": "alice"}
 PAYLOAD_LIMIT = 10 * 1024 * 1024  # API Gateway's request payload quota
 DEFAULT_TTL = 300  # SAM's ReauthorizeEvery default
 # Headers about one hop, never passed from a function's answer to the client.

@@ -868,6 +868,25 @@ _AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 class TemplateTest(unittest.TestCase):
+    def test_the_example_api_states_its_binding_in_every_event(self):
+        def events_of(parameters):
+            table = local_gateway.load_routes([
+                (os.path.join(ROOT, "template.yaml"), "tollgate"),
+                (os.path.join(ROOT, "examples", "protected-api", "template.yaml"), "tollgate-demo")],
+                parameters)
+            route, params = table.find("GET", "/demo/x")
+            req = local_gateway.Request("GET", "/demo/x", "", {}, [], {}, b"", "127.0.0.1", "r", 0.0)
+            return local_gateway.base_event(req, route, params)
+        event = events_of({"TollgateOwners": "bob,carol"})
+        self.assertEqual(event["stageVariables"],
+                         {"tollgateOwners": "bob,carol", "tollgateAudience": "demo"})
+        self.assertEqual(events_of({})["stageVariables"]["tollgateOwners"], "alice")
+        # An empty value: the API states no owners (what the unbound test uses).
+        self.assertEqual(events_of({"TollgateOwners": ""})["stageVariables"],
+                         {"tollgateAudience": "demo"})
+        with self.assertRaises(local_gateway.TemplateError):
+            events_of({"TollgateOwners": "a|b"})
+
     def test_real_templates(self):
         table = local_gateway.load_routes([
             (os.path.join(ROOT, "template.yaml"), "tollgate"),
@@ -1011,7 +1030,8 @@ class DevIssuerTest(unittest.TestCase):
 
     def test_defaults_are_the_gateways(self):
         self.assertEqual(local_gateway.GATEWAY_PARAMETER_DEFAULTS,
-                         {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE})
+                         {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE,
+                          "TollgateOwners": "alice"})
 
 
 if __name__ == "__main__":

@@ -150,7 +150,7 @@ fn every_event_through_cargo_lambda_invoke() {
     let (s, _) = invoke("detail", &ev("detail", ""));
     assert_eq!(s, 404);
     // A deleted token is denied by the authorizer on the very next call.
-    let denied = invoke_raw("authorize", &ev("authorize-rest-token", ""));
+    let denied = invoke_raw("authorize", &ev("authorize-rest-request", ""));
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(denied["context"], json!({"reason": "NOT_FOUND"}));
 }
@@ -165,7 +165,12 @@ fn authorizer_events(ev: &dyn Fn(&str, &str) -> String) {
     ] {
         let shipped = event(name, PLACEHOLDER_ID, PLACEHOLDER_TOKEN, PLACEHOLDER_LEASE);
         let answer = invoke_raw("authorize", &shipped);
-        assert_eq!(answer["context"], json!({"reason": "MALFORMED"}), "{name}");
+        // A TOKEN authorizer states no owners: nothing is let in.
+        let reason = match name {
+            "authorize-rest-token" => "API_NOT_BOUND",
+            _ => "MALFORMED",
+        };
+        assert_eq!(answer["context"], json!({"reason": reason}), "{name}");
     }
     let http = invoke_raw("authorize", &ev("authorize-http", ""));
     assert_eq!(http["isAuthorized"], true, "{http}");
@@ -180,17 +185,27 @@ fn authorizer_events(ev: &dyn Fn(&str, &str) -> String) {
         .values()
         .all(|v| !v.is_object() && !v.is_array()));
 
+    // The same API bound to other owners, or to other owners' audience.
+    let mut foreign: Value = serde_json::from_str(&ev("authorize-http", "")).unwrap();
+    foreign["stageVariables"]["tollgateOwners"] = json!("someone-else,another");
+    let refused = invoke_raw("authorize", &foreign.to_string());
+    assert_eq!(refused["isAuthorized"], false);
+    assert_eq!(refused["context"], json!({"reason": "OWNER_NOT_ALLOWED"}));
+    foreign["stageVariables"] = json!({});
+    let refused = invoke_raw("authorize", &foreign.to_string());
+    assert_eq!(refused["context"], json!({"reason": "API_NOT_BOUND"}));
+
+    // A valid token on a REST TOKEN authorizer: never bound, denied.
     let token = invoke_raw("authorize", &ev("authorize-rest-token", ""));
     let arn = "arn:aws:execute-api:us-east-1:123456789012:ghi789/prod/GET/teams/17";
     assert_eq!(
         token["policyDocument"],
         json!({"Version": "2012-10-17", "Statement": [
-            {"Action": ["execute-api:Invoke"], "Effect": "Allow", "Resource": [arn]}
+            {"Action": ["execute-api:Invoke"], "Effect": "Deny", "Resource": [arn]}
         ]}),
         "{token}"
     );
-    assert_eq!(token["principalId"], ctx["tokenId"]);
-    assert_eq!(token["context"]["owner"], OWNER);
+    assert_eq!(token["context"], json!({"reason": "API_NOT_BOUND"}));
 
     let request = invoke_raw("authorize", &ev("authorize-rest-request", ""));
     let arn = "arn:aws:execute-api:us-east-1:123456789012:ghi789/prod/DELETE/admin/users/3";
