@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test test-arm64 lint bench fmt soak fuzz
+.PHONY: dev test test-arm64 lint bench fmt soak fuzz deploy deploy-check
 
 dev:
 	@bash scripts/dev.sh
@@ -10,6 +10,13 @@ test:
 # A part of `make test`: the arm64 validate bootstrap under qemu-user.
 test-arm64:
 	@bash scripts/test-arm64.sh
+
+# Deploying needs Rust and Python only (scripts/deploy.sh says what it installs).
+deploy:
+	@bash scripts/deploy.sh deploy
+
+deploy-check:
+	@bash scripts/deploy.sh check
 
 bench:
 	@bash scripts/bench.sh

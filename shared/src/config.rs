@@ -44,6 +44,10 @@ pub struct Config {
     pub retention_seconds: i64,
     /// The `iss` of capabilities (`TOLLGATE_ISSUER`, default `tollgate`).
     pub issuer: String,
+    /// The metrics' namespace (`TOLLGATE_METRICS_NAMESPACE`, default
+    /// `Tollgate`) and `Service` dimension (`TOLLGATE_SERVICE`, default
+    /// `tollgate`; the template sets the stack's name).
+    pub metrics: crate::metrics::Emf,
 }
 
 impl std::fmt::Debug for Config {
@@ -96,6 +100,21 @@ fn seconds(
     }
 }
 
+/// A name from the environment: 1 to 255 printable characters.
+fn name(
+    key: &str,
+    default: &str,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    match get(key) {
+        None => Ok(default.to_owned()),
+        Some(v) if (1..=255).contains(&v.len()) && !v.contains(char::is_control) => Ok(v),
+        Some(_) => Err(ConfigError(format!(
+            "{key} must be 1 to 255 characters, none of them control characters"
+        ))),
+    }
+}
+
 impl Config {
     pub fn from_env() -> Result<Config, ConfigError> {
         Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
@@ -126,6 +145,14 @@ impl Config {
             },
             lease_seconds: seconds("TOLLGATE_LEASE_SECONDS", 300, &get)?,
             retention_seconds: seconds("TOLLGATE_RETENTION_SECONDS", 30 * 86_400, &get)?,
+            metrics: crate::metrics::Emf::new(
+                &name(
+                    "TOLLGATE_METRICS_NAMESPACE",
+                    crate::metrics::DEFAULT_NAMESPACE,
+                    &get,
+                )?,
+                &name("TOLLGATE_SERVICE", "tollgate", &get)?,
+            ),
             issuer: match get("TOLLGATE_ISSUER") {
                 None => "tollgate".to_owned(),
                 Some(i) if (1..=256).contains(&i.len()) && !i.contains(char::is_control) => i,

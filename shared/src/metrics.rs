@@ -1,7 +1,9 @@
 //! Metrics in CloudWatch Embedded Metric Format: one JSON line per request,
 //! written beside the request's log line, which CloudWatch Logs turns into
-//! metrics (namespace `Tollgate`) with no extra network call. Built here,
-//! without AWS, so a test can parse what the functions print.
+//! metrics with no extra network call. Every metric carries a `Service`
+//! dimension (the stack's name) in a configurable namespace (`Tollgate` by
+//! default), so two stacks in one account never merge their metrics. Built
+//! here, without AWS, so a test can parse what the functions print.
 //!
 //! The line carries no `level`, so Lambda's application log-level filter
 //! never drops it: metrics stay whatever the log level.
@@ -28,57 +30,94 @@ pub struct RequestMetrics<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-/// The directives: which members are metrics, under which dimensions. The
-/// same for every request but the outcome's, so written once as text.
-const DIRECTIVES: &str = concat!(
-    r#"{"Namespace":"Tollgate","Dimensions":[["Function","Route"]],"Metrics":["#,
-    r#"{"Name":"Latency","Unit":"Milliseconds"},{"Name":"Requests","Unit":"Count"},"#,
-    r#"{"Name":"ServerErrors","Unit":"Count"},{"Name":"DynamoUnavailable","Unit":"Count"}]},"#,
-    r#"{"Namespace":"Tollgate","Dimensions":[["Function"]],"Metrics":[{"Name":"ColdStart","Unit":"Count"}]}"#
-);
-const OUTCOME_DIRECTIVE: &str = r#",{"Namespace":"Tollgate","Dimensions":[["Function","Outcome"]],"Metrics":[{"Name":"Outcomes","Unit":"Count"}]}"#;
+/// The namespace when none is configured.
+pub const DEFAULT_NAMESPACE: &str = "Tollgate";
+
+/// How this deployment writes its EMF lines: the namespace and the
+/// `Service` dimension's value, with the directives (the same for every
+/// request but the outcome's) written once as text.
+#[derive(Debug, Clone)]
+pub struct Emf {
+    directives: String,
+    outcome_directive: String,
+    service: String,
+}
+
+impl Default for Emf {
+    fn default() -> Self {
+        Emf::new(DEFAULT_NAMESPACE, "tollgate")
+    }
+}
+
+impl Emf {
+    pub fn new(namespace: &str, service: &str) -> Emf {
+        let ns = quoted(namespace);
+        Emf {
+            directives: format!(
+                concat!(
+                    r#"{{"Namespace":{ns},"Dimensions":[["Service","Function","Route"]],"Metrics":["#,
+                    r#"{{"Name":"Latency","Unit":"Milliseconds"}},{{"Name":"Requests","Unit":"Count"}},"#,
+                    r#"{{"Name":"ServerErrors","Unit":"Count"}},{{"Name":"DynamoUnavailable","Unit":"Count"}}]}},"#,
+                    r#"{{"Namespace":{ns},"Dimensions":[["Service","Function"]],"Metrics":[{{"Name":"ColdStart","Unit":"Count"}}]}}"#
+                ),
+                ns = ns
+            ),
+            outcome_directive: format!(
+                r#",{{"Namespace":{ns},"Dimensions":[["Service","Function","Outcome"]],"Metrics":[{{"Name":"Outcomes","Unit":"Count"}}]}}"#
+            ),
+            service: quoted(service),
+        }
+    }
+
+    /// The EMF line for one request: latency, requests, server errors and
+    /// DynamoDB unavailability by function and route; outcomes by function
+    /// and outcome; cold starts by function; each also by service. Written
+    /// as text (one allocation, no JSON tree): it is on every request's path.
+    pub fn line(&self, m: &RequestMetrics, timestamp_ms: i64) -> String {
+        use std::fmt::Write;
+        let mut line = String::with_capacity(832);
+        let outcome_directive = if m.outcome.is_some() {
+            self.outcome_directive.as_str()
+        } else {
+            ""
+        };
+        let _ = write!(
+            line,
+            r#"{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":[{}{outcome_directive}]}},"Service":{},"Function":{},"Route":{},"Latency":{},"Requests":1,"ServerErrors":{},"DynamoUnavailable":{},"ColdStart":{},"status":{},"requestId":{}"#,
+            self.directives,
+            self.service,
+            quoted(m.function),
+            quoted(m.route),
+            if m.latency_ms.is_finite() {
+                m.latency_ms
+            } else {
+                0.0
+            },
+            u8::from(m.status >= 500),
+            u8::from(m.unavailable),
+            u8::from(m.cold_start),
+            m.status,
+            quoted(m.request_id),
+        );
+        if let Some(outcome) = m.outcome {
+            let _ = write!(line, r#","Outcome":{},"Outcomes":1"#, quoted(outcome));
+        }
+        if let Some(trace) = m.trace_id {
+            let _ = write!(line, r#","traceId":{}"#, quoted(trace));
+        }
+        line.push('}');
+        line
+    }
+}
 
 /// A JSON string literal of `s` (escaped as JSON requires).
 fn quoted(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// The EMF line for one request: latency, requests, server errors and
-/// DynamoDB unavailability by function and route; outcomes by function and
-/// outcome; cold starts by function. Written as text (one allocation, no
-/// JSON tree): it is on every request's path.
+/// The line with the default namespace and service.
 pub fn emf(m: &RequestMetrics, timestamp_ms: i64) -> String {
-    use std::fmt::Write;
-    let mut line = String::with_capacity(768);
-    let outcome_directive = if m.outcome.is_some() {
-        OUTCOME_DIRECTIVE
-    } else {
-        ""
-    };
-    let _ = write!(
-        line,
-        r#"{{"_aws":{{"Timestamp":{timestamp_ms},"CloudWatchMetrics":[{DIRECTIVES}{outcome_directive}]}},"Function":{},"Route":{},"Latency":{},"Requests":1,"ServerErrors":{},"DynamoUnavailable":{},"ColdStart":{},"status":{},"requestId":{}"#,
-        quoted(m.function),
-        quoted(m.route),
-        if m.latency_ms.is_finite() {
-            m.latency_ms
-        } else {
-            0.0
-        },
-        u8::from(m.status >= 500),
-        u8::from(m.unavailable),
-        u8::from(m.cold_start),
-        m.status,
-        quoted(m.request_id),
-    );
-    if let Some(outcome) = m.outcome {
-        let _ = write!(line, r#","Outcome":{},"Outcomes":1"#, quoted(outcome));
-    }
-    if let Some(trace) = m.trace_id {
-        let _ = write!(line, r#","traceId":{}"#, quoted(trace));
-    }
-    line.push('}');
-    line
+    Emf::default().line(m, timestamp_ms)
 }
 
 /// Checks `line` is an EMF document as CloudWatch reads it: `_aws` with a
@@ -176,6 +215,26 @@ mod tests {
             doc["_aws"]["CloudWatchMetrics"].as_array().unwrap().len(),
             2
         );
+    }
+
+    #[test]
+    fn two_stacks_keep_their_metrics_apart() {
+        let m = RequestMetrics {
+            function: "validate",
+            route: "POST /validate",
+            outcome: Some("ACTIVE"),
+            ..Default::default()
+        };
+        let a = check_emf(&Emf::new("Acme/Tokens", "tollgate-prod").line(&m, 1)).unwrap();
+        assert_eq!(a["Service"], "tollgate-prod");
+        for d in a["_aws"]["CloudWatchMetrics"].as_array().unwrap() {
+            assert_eq!(d["Namespace"], "Acme/Tokens");
+            for set in d["Dimensions"].as_array().unwrap() {
+                assert_eq!(set[0], "Service", "{set}");
+            }
+        }
+        let b = check_emf(&Emf::new("Acme/Tokens", "tollgate-staging").line(&m, 1)).unwrap();
+        assert_eq!(b["Service"], "tollgate-staging");
     }
 
     #[test]

@@ -137,10 +137,21 @@ async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
         CreateOutcome::Created
     ));
     assert_eq!(s.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
+    // Another token under the same id: refused, nothing overwritten.
+    let mut other = rec.clone();
+    other.secret_hash = "another secret's hash".into();
+    other.description = "other".into();
     assert!(
-        s.put_new(&rec, None).await.is_err(),
+        s.put_new(&other, None).await.is_err(),
         "create never overwrites"
     );
+    // The same write again (a resend whose first answer was lost): applied
+    // once, answered as created.
+    assert!(matches!(
+        s.put_new(&rec, None).await.unwrap(),
+        CreateOutcome::Created
+    ));
+    assert_eq!(s.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
     assert_eq!(s.get("nosuchid").await.unwrap(), None);
 }
 

@@ -36,7 +36,7 @@ pub async fn run() -> Result<(), Error> {
         async move {
             let started = Instant::now();
             let cold = super::cold_start();
-            let (kind, verdict, doc) = answer(app, event.payload).await;
+            let (kind, verdict, doc) = answer(app.clone(), event.payload).await;
             let (allowed, reason) = match &verdict {
                 Verdict::Allow { .. } => (true, None),
                 Verdict::Deny { reason } => (false, Some(*reason)),
@@ -51,17 +51,20 @@ pub async fn run() -> Result<(), Error> {
                 coldStart = cold,
                 "authorize"
             );
-            super::emit_metrics(&RequestMetrics {
-                function: "authorize",
-                route: kind,
-                status: 200,
-                latency_ms,
-                outcome: Some(reason.unwrap_or("ACTIVE")),
-                cold_start: cold,
-                unavailable: reason == Some(UNAVAILABLE),
-                request_id: &request_id,
-                trace_id: trace_id.as_deref(),
-            });
+            super::emit_metrics(
+                &app,
+                &RequestMetrics {
+                    function: "authorize",
+                    route: kind,
+                    status: 200,
+                    latency_ms,
+                    outcome: Some(reason.unwrap_or("ACTIVE")),
+                    cold_start: cold,
+                    unavailable: reason == Some(UNAVAILABLE),
+                    request_id: &request_id,
+                    trace_id: trace_id.as_deref(),
+                },
+            );
             Ok::<Value, Error>(doc)
         }
         .instrument(span)

@@ -104,10 +104,11 @@ pub fn cold_start() -> bool {
     COLD.swap(false, Ordering::Relaxed)
 }
 
-/// Writes one request's metrics as an EMF line beside its log line.
-pub fn emit_metrics(m: &RequestMetrics) {
+/// Writes one request's metrics as an EMF line beside its log line, in
+/// this deployment's namespace and service.
+pub fn emit_metrics(app: &App, m: &RequestMetrics) {
     let now = crate::dates::millis(crate::dates::now());
-    println!("{}", crate::metrics::emf(m, now));
+    println!("{}", app.config.metrics.line(m, now));
 }
 
 /// Whether `function` opens its DynamoDB connection with a `GetItem` during
@@ -237,17 +238,20 @@ pub async fn handle_event(app: &App, function: Function, event: Request) -> Resp
     // A validate's outcome: the refusal's reason, or ACTIVE.
     let outcome =
         (route == "POST /validate" && resp.status == 200).then(|| resp.reason.unwrap_or("ACTIVE"));
-    emit_metrics(&RequestMetrics {
-        function: function.name(),
-        route,
-        status: resp.status,
-        latency_ms,
-        outcome,
-        cold_start: cold,
-        unavailable: resp.status == 503,
-        request_id: &req.request_id,
-        trace_id: trace_id.as_deref(),
-    });
+    emit_metrics(
+        app,
+        &RequestMetrics {
+            function: function.name(),
+            route,
+            status: resp.status,
+            latency_ms,
+            outcome,
+            cold_start: cold,
+            unavailable: resp.status == 503,
+            request_id: &req.request_id,
+            trace_id: trace_id.as_deref(),
+        },
+    );
     to_lambda_response(resp)
 }
 

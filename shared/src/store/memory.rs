@@ -47,12 +47,19 @@ impl Store for MemoryStore {
         if let Some(i) = idem {
             if let Some(existing) = s.idempotency.get(&i.key) {
                 if existing.expires_at > rec.created_at.unix_timestamp() {
+                    // This very create, sent again, is not a replay of itself.
+                    if existing.token_id == rec.id {
+                        return Ok(CreateOutcome::Created);
+                    }
                     return Ok(CreateOutcome::Replay(existing.clone()));
                 }
             }
         }
-        if s.tokens.contains_key(&rec.id) {
-            return Err(StoreError::Internal("token id collision".into()));
+        match s.tokens.get(&rec.id) {
+            // The same write sent again (DynamoDB's store recognises it too).
+            Some(t) if t.secret_hash == rec.secret_hash => return Ok(CreateOutcome::Created),
+            Some(_) => return Err(StoreError::Internal("token id collision".into())),
+            None => {}
         }
         s.tokens.insert(rec.id.clone(), rec.clone());
         if let Some(i) = idem {

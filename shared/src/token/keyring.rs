@@ -249,6 +249,17 @@ impl Keyring {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_secret_secrets_manager_generates_is_a_one_key_ring() {
+        // 64 letters and digits (the template's GenerateSecretString): valid
+        // base64 of a 48-byte key.
+        let generated = "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4zAB7DEF0HIJ3LMN6PQR9TUV2WXY5Zabcd";
+        assert_eq!(generated.len(), 64);
+        let ring = Keyring::parse(generated).expect("a keyring");
+        let minted = ring.mint();
+        assert!(ring.parse_token(&minted.token).is_some());
+    }
+
     fn b64(b: u8) -> String {
         base64::engine::general_purpose::STANDARD.encode([b; 32])
     }
