@@ -2,7 +2,8 @@
 """Checks the relative links of the project's Markdown pages.
 
 Every `[text](path)` and `[text](path#anchor)` link (images included) in
-README.md, SECURITY.md, CONTRIBUTING.md and docs/*.md must resolve to a file
+README.md, SECURITY.md, CONTRIBUTING.md, docs/*.md and the READMEs of
+events/ and examples/*/ must resolve to a file
 or directory of the repository; an `#anchor` into a Markdown page must name
 one of its headings by its GitHub-style slug. Links to http(s) and mailto
 addresses are skipped, and so is anything inside code (fenced blocks and
@@ -19,7 +20,8 @@ import sys
 import unicodedata
 from urllib.parse import unquote
 
-PAGES = ["README.md", "SECURITY.md", "CONTRIBUTING.md"]
+PAGES = ["README.md", "SECURITY.md", "CONTRIBUTING.md", "events/README.md",
+         "examples/protected-api/README.md"]
 PAGE_DIRS = ["docs"]
 SKIP_SCHEMES = ("http://", "https://", "mailto:")
 

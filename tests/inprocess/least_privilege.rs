@@ -460,6 +460,7 @@ fn no_function_environment_holds_key_material() {
         resource_text(
             &tpl["Globals"]["Function"]["Environment"]["Variables"]["TOLLGATE_HASH_KEY_SECRET"]
         ),
-        "!Ref HashKeySecretName"
+        "!If CreateKeyring,!Ref KeyringSecret,!Ref HashKeySecretName",
+        "the secret's ARN (the stack's own) or the name given, never its value"
     );
 }

@@ -107,6 +107,57 @@ async fn a_protected_api_admits_only_the_owners_and_audience_it_states() {
     assert_eq!(bad.json()["errors"][0]["field"], "audiences[0]");
 }
 
+/// PyJWT, with the offline recipe of docs/api.md: `Ok(claims)` or the
+/// reason it refused.
+fn offline(jwks: &str, capability: &str, audience: &str, owners: &str) -> Result<Value, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pyjwt_verify.py");
+    let out = std::process::Command::new("python3")
+        .args([script, jwks, capability, "tollgate", audience, owners])
+        .output()
+        .expect("python3 runs (make test puts the tools' venv first on PATH)");
+    match out.status.success() {
+        true => Ok(serde_json::from_slice(&out.stdout).expect("claims as JSON")),
+        false => Err(String::from_utf8_lossy(&out.stderr).trim().to_owned()),
+    }
+}
+
+#[tokio::test]
+async fn an_offline_verifier_checks_audience_and_owner_too() {
+    let api = Api::new();
+    let o = owner("offline");
+    let (_, token) = api
+        .mint(&o, json!({"audiences": ["billing", "search"]}))
+        .await;
+    let cap = mint_capability(&api, &token, json!({"audience": "billing"})).await;
+    let cap = cap.json()["capability"].as_str().unwrap().to_owned();
+    let jwks = api
+        .send(api.request("GET", "/.well-known/jwks.json"))
+        .await
+        .text;
+    let claims = offline(&jwks, &cap, "billing", &o).expect("its own audience and owner");
+    assert_eq!(
+        (claims["aud"].clone(), claims["own"].clone()),
+        (json!(["billing"]), json!(o))
+    );
+    assert_eq!(
+        offline(&jwks, &cap, "search", &o),
+        Err("AUDIENCE_NOT_ALLOWED".into())
+    );
+    assert_eq!(
+        offline(&jwks, &cap, "-", &o),
+        Err("AUDIENCE_NOT_ALLOWED".into())
+    );
+    assert_eq!(
+        offline(&jwks, &cap, "billing", "someone-else"),
+        Err("OWNER_NOT_ALLOWED".into())
+    );
+    // A capability of a token without audiences: any audience.
+    let (_, free) = api.mint(&o, json!({})).await;
+    let cap = mint_capability(&api, &free, json!({})).await;
+    let cap = cap.json()["capability"].as_str().unwrap().to_owned();
+    assert!(offline(&jwks, &cap, "anything", &o).is_ok());
+}
+
 #[tokio::test]
 async fn a_roll_ends_the_capabilities_of_the_secret_it_replaced() {
     let api = Api::new();
