@@ -7,6 +7,7 @@
 #
 #   make deploy JWT_ISSUER=https://... JWT_AUDIENCE=...    # deploy (asks before changing)
 #   make deploy-check                                      # build and check, no AWS account needed
+#   bash scripts/deploy.sh build                           # only the seven arm64 bootstraps
 #
 # The rest is SAM's: STACK (default tollgate), AWS_REGION or AWS_PROFILE,
 # PARAMETERS (more template parameters: "LogLevel=DEBUG KmsKeyArn=..."),
@@ -28,7 +29,7 @@ command -v rustup >/dev/null || die "rustup is required: it adds the aarch64 tar
 mode=${1:-deploy}
 
 # The deploy tools, pinned, in a venv of their own.
-if ! "$VENV/bin/python" -c "import samcli, ziglang" 2>/dev/null || [ ! -x "$VENV/bin/cargo-lambda" ]; then
+if ! "$VENV/bin/python" -c "import samcli, ziglang" 2>/dev/null || [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/sam" ]; then
   echo "==> installing SAM CLI, cargo-lambda and zig into .tools/deploy (scripts/requirements-deploy.txt)"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
@@ -47,8 +48,9 @@ echo "==> the seven functions for arm64 (cargo lambda build --release --arm64, z
 export CARGO_LAMBDA_COMPILER=cargo-zigbuild
 packages=(-p list -p create -p detail -p patch -p delete -p validate -p authorize)
 cargo lambda build --release --arm64 "${packages[@]}"
+[ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
-sam build --beta-features --cached --build-dir "$BUILD_DIR" >/dev/null
+sam build --beta-features --build-dir "$BUILD_DIR" >/dev/null
 for f in List Create Detail Patch Delete Validate Authorize; do
   b="$BUILD_DIR/${f}Function/bootstrap"
   [ -x "$b" ] || die "sam build produced no bootstrap for ${f}Function"
