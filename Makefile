@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test test-arm64 lint bench fmt soak fuzz deploy deploy-check
+.PHONY: dev test test-arm64 lint bench fmt soak fuzz fuzz-cmin deploy deploy-check
 
 dev:
 	@bash scripts/dev.sh
@@ -26,6 +26,10 @@ soak:
 
 fuzz:
 	@bash scripts/fuzz.sh
+
+# Minimises the committed seed corpus (keeps hand-named seeds).
+fuzz-cmin:
+	@bash scripts/fuzz.sh cmin
 
 lint:
 	cargo fmt --all -- --check

@@ -50,7 +50,7 @@ packages=(-p list -p create -p detail -p patch -p delete -p validate -p authoriz
 cargo lambda build --release --arm64 "${packages[@]}"
 [ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
-sam build --beta-features --build-dir "$BUILD_DIR" >/dev/null
+sam build --beta-features --no-cached --build-dir "$BUILD_DIR" >/dev/null
 for f in List Create Detail Patch Delete Validate Authorize; do
   b="$BUILD_DIR/${f}Function/bootstrap"
   [ -x "$b" ] || die "sam build produced no bootstrap for ${f}Function"

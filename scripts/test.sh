@@ -40,12 +40,14 @@ stop_deploy_build() {
   [ -n "$DEPLOY_BUILD_PID" ] && kill -- "-$DEPLOY_BUILD_PID" 2>/dev/null || true
 }
 trap 'stop_stack; stop_deploy_build; rm -rf "$only_rust_and_python"' EXIT
-step "tools: what is missing, into .tools (the deploy path's own into .tools/deploy, in the background)"
-ensure_tools
-
-step "format and clippy"
+# The tools install (network and disk, little CPU) beside clippy (CPU).
+step "format and clippy, with the tools installed beside them into .tools"
+ensure_tools >"$RUN/tools.log" 2>&1 &
+tools_pid=$!
 cargo fmt --all -- --check
 cargo clippy --quiet --workspace --all-targets -- -D warnings
+wait "$tools_pid" || { cat "$RUN/tools.log"; die "installing the tools failed"; }
+cat "$RUN/tools.log"
 
 step "templates: cfn-lint and sam validate --lint (Tollgate and the example app)"
 for t in template.yaml examples/protected-api/template.yaml; do
