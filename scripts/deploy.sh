@@ -46,6 +46,10 @@ mkdir -p "$HOME/.aws-sam"
 # and only copies it into .aws-sam/build.
 echo "==> the seven functions for arm64 (cargo lambda build --release --arm64, zig as the linker)"
 export CARGO_LAMBDA_COMPILER=cargo-zigbuild
+# The target directory as sam build names it (absolute): cargo-zigbuild's
+# linker wrapper lives under it, and a bin linked through another path to
+# the same wrapper is rebuilt, so sam build would link all seven again.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 packages=(-p list -p create -p detail -p patch -p delete -p validate -p authorize)
 cargo lambda build --release --arm64 "${packages[@]}"
 [ "$mode" = build ] && exit 0
@@ -71,7 +75,7 @@ if [ "$mode" = check ]; then
 import boto3
 boto3.client("s3").create_bucket(Bucket="tollgate-package-check")
 PY
-    AWS_ENDPOINT_URL_S3="$PACKAGE_S3_ENDPOINT" sam package --template-file "$BUILD_DIR/template.yaml" \
+    AWS_ENDPOINT_URL_S3="$PACKAGE_S3_ENDPOINT" sam package --region "${AWS_REGION:-us-east-1}" --template-file "$BUILD_DIR/template.yaml" \
       --s3-bucket tollgate-package-check --output-template-file "$ROOT/.aws-sam/packaged.yaml" >/dev/null
     n=$(grep -c "CodeUri: s3://tollgate-package-check/" "$ROOT/.aws-sam/packaged.yaml" || true)
     [ "$n" = 7 ] || die "the packaged template names $n function zips in S3, not 7"
@@ -84,7 +88,9 @@ fi
 [ -n "${JWT_AUDIENCE:-}" ] || die "set JWT_AUDIENCE (the app client id the JWT authorizer accepts)"
 echo "==> sam deploy"
 # shellcheck disable=SC2086
-sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "${STACK:-tollgate}" \
+region=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+# shellcheck disable=SC2086
+sam deploy --template-file "$BUILD_DIR/template.yaml" --stack-name "${STACK:-tollgate}" ${region:+--region "$region"} \
   --resolve-s3 --capabilities CAPABILITY_IAM \
   --parameter-overrides "JwtIssuer=$JWT_ISSUER" "JwtAudience=$JWT_AUDIENCE" ${PARAMETERS:-} \
   ${SAM_DEPLOY_ARGS:-}
