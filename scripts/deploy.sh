@@ -31,7 +31,8 @@ mode=${1:-deploy}
 # The deploy tools, pinned, in a venv of their own.
 if ! "$VENV/bin/python" -c "import samcli, ziglang" 2>/dev/null || [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/sam" ]; then
   echo "==> installing SAM CLI, cargo-lambda and zig into .tools/deploy (scripts/requirements-deploy.txt)"
-  python3 -m venv "$VENV"
+  # The interpreter itself, not a link to it that may not last.
+  "$(realpath "$(command -v python3)")" -m venv --clear "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip >/dev/null
   "$VENV/bin/pip" install --quiet -r "$ROOT/scripts/requirements-deploy.txt"
 fi
@@ -41,17 +42,19 @@ rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
 mkdir -p "$HOME/.aws-sam"
 [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' >"$HOME/.aws-sam/metadata.json"
 
-# One cargo build of every function for arm64 (dependencies compiled once,
-# into the workspace's target/); `sam build` then finds each binary fresh
-# and only copies it into .aws-sam/build.
+# Every function for arm64, into the workspace's target/ (dependencies
+# compiled once), each with the very command `sam build` runs for it
+# (`--bin NAME`), so that `sam build` then finds each binary fresh and only
+# copies it into .aws-sam/build (a build of several packages at once is
+# another unit to cargo, which sam build would link again).
 echo "==> the seven functions for arm64 (cargo lambda build --release --arm64, zig as the linker)"
 export CARGO_LAMBDA_COMPILER=cargo-zigbuild
-# The target directory as sam build names it (absolute): cargo-zigbuild's
-# linker wrapper lives under it, and a bin linked through another path to
-# the same wrapper is rebuilt, so sam build would link all seven again.
+# The target directory as sam build names it (absolute), so both see the
+# same environment.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-packages=(-p list -p create -p detail -p patch -p delete -p validate -p authorize)
-cargo lambda build --release --arm64 "${packages[@]}"
+for bin in list create detail patch delete validate authorize; do
+  cargo lambda build --release --arm64 --bin "$bin"
+done
 [ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
 sam build --beta-features --no-cached --build-dir "$BUILD_DIR" >/dev/null

@@ -62,6 +62,28 @@ pub struct Claims {
     pub generation: u64,
 }
 
+#[cfg(test)]
+impl Claims {
+    /// A capability of a fresh parent, open-ended, unbound and narrowing
+    /// nothing: what a test changes the fields it is about from.
+    pub(crate) fn for_tests() -> Claims {
+        Claims {
+            parent: Keyring::single(&[1; 32]).mint().id,
+            id: "j".into(),
+            issued_at: 0,
+            not_before: 0,
+            expires: i64::MAX,
+            scopes: Vec::new(),
+            resource: "/".into(),
+            write: false,
+            address: None,
+            audiences: Vec::new(),
+            owner: "o".into(),
+            generation: 0,
+        }
+    }
+}
+
 /// Why a presented capability is refused without any read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {

@@ -130,14 +130,15 @@ pub fn check_standing(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::dates;
     use crate::token::rules::{create, Lifetimes, NewToken};
     use serde_json::{json, Value};
     use time::Duration;
 
-    fn token(body: Value) -> TokenRecord {
+    /// A token of owner `o` made from a create body.
+    pub(in crate::validate) fn token(body: Value) -> TokenRecord {
         create(NewToken {
             id: "id".into(),
             owner: "o".into(),
@@ -251,19 +252,11 @@ mod tests {
         let t = token(json!({"resource": "/teams", "write": true,
             "scopes": ["scope:client:incoming?clientName=alice", "scope:client:outgoing"]}));
         let now = dates::now();
-        let cap = crate::token::capability::Claims {
-            parent: crate::token::Keyring::single(&[1; 32]).mint().id,
-            id: "j".into(),
-            issued_at: 0,
-            not_before: 0,
-            expires: i64::MAX,
+        let cap = Claims {
             scopes: vec!["scope:client:incoming?clientName=alice".into()],
             resource: "/teams/1".into(),
-            write: false,
             address: crate::token::address::parse_net("10.0.0.0/8"),
-            audiences: Vec::new(),
-            owner: "o".into(),
-            generation: 0,
+            ..Claims::for_tests()
         };
         let ask = |resource: Option<&str>, write: bool, scope: Option<&str>| ValidateInput {
             scope: scope.map(str::to_owned),
@@ -374,19 +367,9 @@ mod tests {
     fn a_capability_narrows_the_audience() {
         let now = dates::now();
         let t = token(json!({}));
-        let cap = crate::token::capability::Claims {
-            parent: crate::token::Keyring::single(&[1; 32]).mint().id,
-            id: "j".into(),
-            issued_at: 0,
-            not_before: 0,
-            expires: i64::MAX,
-            scopes: Vec::new(),
-            resource: "/".into(),
-            write: false,
-            address: None,
+        let cap = Claims {
             audiences: vec!["billing".into()],
-            owner: "o".into(),
-            generation: 0,
+            ..Claims::for_tests()
         };
         let named = |a: &str| ValidateInput {
             audience: Some(a.into()),

@@ -390,40 +390,16 @@ fn token_secret_state(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::rules::{create, Lifetimes, NewToken};
     use time::Duration;
 
     fn rec() -> TokenRecord {
-        create(NewToken {
-            id: "id".into(),
-            owner: "o".into(),
-            start: "tgl_12345678".into(),
-            secret_hash: "h".into(),
-            requester: None,
-            now: crate::dates::now(),
-            lifetimes: Lifetimes {
-                default_ttl_seconds: 3600,
-                max_ttl_seconds: 86_400,
-            },
-            body: &serde_json::Map::new(),
-        })
-        .unwrap()
+        checks::tests::token(serde_json::json!({}))
     }
 
     fn cap(generation: u64) -> Claims {
         Claims {
-            parent: Keyring::single(&[1; 32]).mint().id,
-            id: "j".into(),
-            issued_at: 0,
-            not_before: 0,
-            expires: i64::MAX,
-            scopes: Vec::new(),
-            resource: "/".into(),
-            write: false,
-            address: None,
-            audiences: Vec::new(),
-            owner: "o".into(),
             generation,
+            ..Claims::for_tests()
         }
     }
 
