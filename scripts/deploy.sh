@@ -74,6 +74,12 @@ if [ "$mode" = check ]; then
   sam validate --lint --template "$BUILD_DIR/template.yaml" >/dev/null
   if [ -n "${PACKAGE_S3_ENDPOINT:-}" ]; then
     echo "==> sam package to the S3 API at $PACKAGE_S3_ENDPOINT"
+    # The S3 API may still be starting (make test starts this check first).
+    hostport=${PACKAGE_S3_ENDPOINT#*://}
+    for _ in $(seq 600); do
+      (exec 3<>"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null && break
+      sleep 1
+    done
     AWS_ENDPOINT_URL_S3="$PACKAGE_S3_ENDPOINT" "$VENV/bin/python" - <<'PY'
 import boto3
 boto3.client("s3").create_bucket(Bucket="tollgate-package-check")

@@ -15,11 +15,13 @@ step() {
   step_at=$SECONDS STEP_NAME=$1
   echo "==> $1"
 }
-# The deploy path's arm64 build of the seven functions (release, fat LTO)
-# is the longest step: it starts first, in the background at the lowest
-# CPU priority, and runs beside everything below, as a machine with only
-# Rust and Python runs it (no Java, Node or Docker on its PATH; outside the
-# repository, since sam build reads the source tree).
+# The deploy path, as a machine with only Rust and Python runs it (no Java,
+# Node or Docker on its PATH): the seven functions for arm64 (release, fat
+# LTO), `sam build`, the built template linted and packaged (moto's S3 API
+# in the stack below stands in for the bucket; the check waits for it). The
+# arm64 build is the longest step: it starts first, in the background at the
+# lowest CPU priority, and runs beside everything below. Its bootstraps are
+# the ones the arm64 test runs and the ones a deploy would ship.
 only_rust_and_python=$(mktemp -d)
 for dir in /usr/local/bin /usr/bin /bin; do
   for exe in "$dir"/*; do
@@ -33,38 +35,39 @@ done
 DEPLOY_PATH="$(dirname "$(command -v cargo)"):$only_rust_and_python"
 DEPLOY_BUILD_PID=
 if [ "${SKIP_SAM_BUILD:-}" != 1 ]; then
-  env PATH="$DEPLOY_PATH" setsid nice -n 19 bash "$ROOT/scripts/deploy.sh" build >"$RUN/deploy-build.log" 2>&1 &
+  env PATH="$DEPLOY_PATH" PACKAGE_S3_ENDPOINT="http://127.0.0.1:$((DDB_PORT + 50))" \
+    setsid nice -n 19 bash "$ROOT/scripts/deploy.sh" check >"$RUN/deploy-check.log" 2>&1 &
   DEPLOY_BUILD_PID=$!
 fi
 stop_deploy_build() {
   [ -n "$DEPLOY_BUILD_PID" ] && kill -- "-$DEPLOY_BUILD_PID" 2>/dev/null || true
 }
-trap 'stop_stack; stop_deploy_build; rm -rf "$only_rust_and_python"' EXIT
-# The tools install (network and disk, little CPU) beside clippy (CPU).
-step "format and clippy, with the tools installed beside them into .tools"
+trap 'kill $(jobs -p) 2>/dev/null; stop_stack; stop_deploy_build; rm -rf "$only_rust_and_python"' EXIT
+# One build lints and compiles: clippy's driver stands in for rustc on the
+# workspace's own crates (what `cargo clippy -- -D warnings` runs, with
+# codegen kept), so the dependencies are compiled once instead of checked
+# for clippy and then built for the tests. Every cargo command below runs
+# with it, so they all find these artifacts fresh. The tools install
+# (network and disk, little CPU) beside it.
+step "format, then one build of every binary and test with clippy's lints as errors; the tools install beside it into .tools"
 ensure_tools >"$RUN/tools.log" 2>&1 &
 tools_pid=$!
 cargo fmt --all -- --check
-cargo clippy --quiet --workspace --all-targets -- -D warnings
+RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || die "clippy-driver not found: rustup component add clippy"
+export RUSTC_WORKSPACE_WRAPPER CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+# A clean build gains nothing from incremental state; CI builds clean.
+[ -n "${CI:-}" ] && export CARGO_INCREMENTAL=0
+# The binaries, the test binaries, and the benchmark (linted; run by make bench).
+cargo build --quiet --workspace --bins
+cargo test --quiet --workspace --no-run
+cargo test --quiet --workspace --no-run --benches
 wait "$tools_pid" || { cat "$RUN/tools.log"; die "installing the tools failed"; }
 cat "$RUN/tools.log"
 
-step "templates: cfn-lint and sam validate --lint (Tollgate and the example app)"
-for t in template.yaml examples/protected-api/template.yaml; do
-  cfn-lint "$t"
-  sam validate --lint --template "$t" >/dev/null
-done
-step "templates: checkov (a skipped check carries its reason in the template)"
-CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$CHECKOV_VENV/bin/checkov" --framework cloudformation --quiet --compact \
-  --skip-download -f template.yaml -f examples/protected-api/template.yaml
-step "the local API gateway's own tests (a stub Lambda Invoke API)"
-"$VENV/bin/python" -m unittest -q tests/gateway_test.py
-step "openapi.yaml (OpenAPI 3.1) and every relative link of the docs"
-openapi-spec-validator --schema 3.1 openapi.yaml
-"$VENV/bin/python" scripts/check_links.py
-
 step "starting DynamoDB Local, the functions and the local API gateway"
 start_stack "$DDB_PORT" "$API_PORT" test
+[ "$AWS_ENDPOINT_URL_SECRETS_MANAGER" = "http://127.0.0.1:$((DDB_PORT + 50))" ] \
+  || die "the deploy check expects moto's S3 API on DDB_PORT + 50"
 # The example app bound to the tests' demo owner, and the same app bound
 # to no one (what an API that states nothing gets).
 export TOLLGATE_DEMO_OWNER=demo-owner
@@ -74,49 +77,76 @@ export TOLLGATE_MINTED_FILE="$RUN/minted-tokens.txt"
 export TOLLGATE_FUNCTION_LOG="$RUN/test-functions.log"
 : >"$TOLLGATE_MINTED_FILE"
 
-step "unit, store contract (memory + DynamoDB Local), lease and end-to-end tests"
-cargo test --workspace --no-fail-fast -- --skip no_secret_or_hash_key --skip metrics_lines_in_the_logs 2>&1 | tee "$RUN/test-output.log"
+# The checks of the templates, the specification, the docs and the local
+# gateway are Python that mostly waits: they run beside the Rust tests.
+static_checks() {
+  set -e
+  for t in template.yaml examples/protected-api/template.yaml; do
+    echo "cfn-lint and sam validate --lint: $t"
+    cfn-lint "$t"
+    sam validate --lint --template "$t" >/dev/null
+  done
+  echo "checkov (a skipped check carries its reason in the template)"
+  CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$CHECKOV_VENV/bin/checkov" --framework cloudformation --quiet --compact \
+    --skip-download -f template.yaml -f examples/protected-api/template.yaml
+  echo "the local API gateway's own tests (a stub Lambda Invoke API)"
+  "$VENV/bin/python" -m unittest -q tests/gateway_test.py 2>&1
+  echo "openapi.yaml (OpenAPI 3.1) and every relative link of the docs"
+  openapi-spec-validator --schema 3.1 openapi.yaml
+  "$VENV/bin/python" scripts/check_links.py
+}
+static_checks >"$RUN/static-checks.log" 2>&1 &
+static_pid=$!
+# Schemathesis (every operation of openapi.yaml, bounded examples, through
+# the local gateway, as its own owner) and a client generated by
+# openapi-python-client run beside the Rust tests too.
+api_checks() {
+  set -e
+  schemathesis run openapi.yaml --url "$TOLLGATE_URL" \
+    --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
+    --max-examples "${SCHEMATHESIS_EXAMPLES:-15}" --phases examples,coverage,fuzzing --request-timeout 30 --workers 2 \
+    --header "X-Owner: schemathesis" --no-color >"$RUN/schemathesis.log" 2>&1 \
+    || { tail -60 "$RUN/schemathesis.log"; echo "schemathesis found failures (full log: .run/schemathesis.log)"; return 1; }
+  tail -5 "$RUN/schemathesis.log"
+  "$VENV/bin/python" tests/generated_client_smoke.py >"$RUN/generated-client.log" 2>&1 \
+    || { cat "$RUN/generated-client.log"; echo "the generated client's smoke test failed"; return 1; }
+  head -1 "$RUN/generated-client.log"
+  tail -1 "$RUN/generated-client.log"
+}
+api_checks >"$RUN/api-checks.log" 2>&1 &
+api_pid=$!
+
+step "tests: unit, in-process (store contract over memory and DynamoDB Local, faults, leases) and over HTTP; beside them schemathesis, a generated client, cfn-lint, sam validate, checkov, the gateway's tests, openapi.yaml, the docs' links"
+# cargo-nextest runs the test binaries side by side (the over-HTTP tests
+# mostly wait on the stack); plain cargo test where it is not installed.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast -E 'not binary(secret_scan)' \
+    --test-threads "${TEST_THREADS:-4}" --hide-progress-bar --status-level fail --final-status-level slow 2>&1 | tee "$RUN/test-output.log"
+else
+  cargo test --workspace --no-fail-fast -- --skip no_secret_or_hash_key --skip metrics_lines_in_the_logs 2>&1 | tee "$RUN/test-output.log"
+fi
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "tests failed"; exit "$status"; }
+wait "$static_pid" || { cat "$RUN/static-checks.log"; die "a check of the templates, openapi.yaml, the docs or the gateway failed"; }
+cat "$RUN/static-checks.log"
+wait "$api_pid" || { cat "$RUN/api-checks.log"; die "schemathesis or the generated client failed"; }
+cat "$RUN/api-checks.log"
 
-step "schemathesis against openapi.yaml through the local gateway (every operation, bounded examples)"
-schemathesis run openapi.yaml --url "$TOLLGATE_URL" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
-  --max-examples "${SCHEMATHESIS_EXAMPLES:-15}" --phases examples,coverage,fuzzing --request-timeout 30 --workers 2 \
-  --header "X-Owner: schemathesis" --no-color >"$RUN/schemathesis.log" 2>&1 \
-  || { tail -60 "$RUN/schemathesis.log"; die "schemathesis found failures (full log: .run/schemathesis.log)"; }
-tail -5 "$RUN/schemathesis.log"
-
-step "a client generated by openapi-python-client, against the local gateway"
-"$VENV/bin/python" tests/generated_client_smoke.py >"$RUN/generated-client.log" 2>&1 \
-  || { cat "$RUN/generated-client.log"; die "the generated client's smoke test failed (log: .run/generated-client.log)"; }
-head -1 "$RUN/generated-client.log"
-tail -1 "$RUN/generated-client.log"
-
-# The deploy path, as a machine with only Rust and Python runs it: the
-# seven functions for arm64 (built in the background since the start),
-# `sam build`, the built template linted and packaged (moto's S3 API on
-# loopback stands in for the bucket). Its bootstraps are the ones the arm64
-# test runs and the ones a deploy would ship.
-step "the deploy path without an account: make deploy-check (Rust and Python only on PATH)"
+step "the deploy path without an account: make deploy-check (Rust and Python only on PATH), started first"
 if [ "${SKIP_SAM_BUILD:-}" = 1 ]; then
   echo "skipped (SKIP_SAM_BUILD=1)"
 else
-  wait "$DEPLOY_BUILD_PID" || { tail -40 "$RUN/deploy-build.log"; die "the arm64 build failed (log: .run/deploy-build.log)"; }
+  wait "$DEPLOY_BUILD_PID" || { tail -40 "$RUN/deploy-check.log"; die "the deploy path failed (log: .run/deploy-check.log)"; }
   DEPLOY_BUILD_PID=
-  grep -E "Finished" "$RUN/deploy-build.log" || true
+  grep -E "Finished|^seven|^packaged" "$RUN/deploy-check.log"
   ensure_arm64_tools
-  env PATH="$DEPLOY_PATH" PACKAGE_S3_ENDPOINT="$AWS_ENDPOINT_URL_SECRETS_MANAGER" \
-    bash "$ROOT/scripts/deploy.sh" check >"$RUN/deploy-check.log" 2>&1 \
-    || { tail -40 "$RUN/deploy-check.log"; die "the deploy path failed (log: .run/deploy-check.log)"; }
-  grep -E "^seven|^packaged" "$RUN/deploy-check.log"
 
   step "arm64: the validate bootstrap that deploy ships, run under qemu-user (make test-arm64)"
   ARM64_BOOTSTRAP="$ROOT/.aws-sam/build/ValidateFunction/bootstrap" bash "$ROOT/scripts/test-arm64.sh"
 fi
 
 step "secret scan of the table and the logs, and the metrics lines parsed as EMF, after the whole run"
-cargo test --quiet -p tollgate-tests --test secret_scan
+cargo test --quiet --workspace --test secret_scan
 step "done"
 stop_stack
 echo "make test: every step passed in $((SECONDS - STARTED))s"
