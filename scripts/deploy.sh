@@ -42,19 +42,18 @@ rustup target list --installed | grep -qx aarch64-unknown-linux-gnu \
 mkdir -p "$HOME/.aws-sam"
 [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' >"$HOME/.aws-sam/metadata.json"
 
-# Every function for arm64, into the workspace's target/ (dependencies
-# compiled once), each with the very command `sam build` runs for it
-# (`--bin NAME`), so that `sam build` then finds each binary fresh and only
-# copies it into .aws-sam/build (a build of several packages at once is
-# another unit to cargo, which sam build would link again).
+# Every function for arm64 in one cargo build (dependencies compiled once,
+# the seven links side by side), into the workspace's target/, so that
+# `sam build`, which runs `cargo lambda build --release --arm64 --bin NAME`
+# for each function, finds each binary fresh and only copies it into
+# .aws-sam/build.
 echo "==> the seven functions for arm64 (cargo lambda build --release --arm64, zig as the linker)"
 export CARGO_LAMBDA_COMPILER=cargo-zigbuild
 # The target directory as sam build names it (absolute), so both see the
 # same environment.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-for bin in list create detail patch delete validate authorize; do
-  cargo lambda build --release --arm64 --bin "$bin"
-done
+cargo lambda build --release --arm64 \
+  --bin list --bin create --bin detail --bin patch --bin delete --bin validate --bin authorize
 [ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
 sam build --beta-features --no-cached --build-dir "$BUILD_DIR" >/dev/null
