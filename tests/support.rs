@@ -199,6 +199,17 @@ impl Api {
         )
     }
 
+    /// `POST /validate/capabilities` with `token` as Bearer.
+    pub async fn mint_capability(&self, token: &str, body: Value) -> Answer {
+        self.send(
+            self.request("POST", "/validate/capabilities")
+                .bearer_auth(token)
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+        )
+        .await
+    }
+
     pub async fn validate(&self, body: Value) -> Value {
         let a = self
             .send(

@@ -16,8 +16,8 @@ use tollgate::service::authorize::Question;
 use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, LeaseMove, MoveOutcome, Page, Store,
-    StoreError,
+    Admission, AdmitOutcome, CreateOutcome, Deletion, IdempotencyRecord, LeaseMove, MoveOutcome,
+    Page, Store, StoreError,
 };
 use tollgate::token::TokenRecord;
 use tollgate::{App, Function};
@@ -81,6 +81,23 @@ impl Store for Recording {
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
         self.note("delete");
         self.inner.delete(id, owner).await
+    }
+    async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
+        self.note("delete_by_secret");
+        self.inner.delete_by_secret(id, secret_hash).await
+    }
+    async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError> {
+        self.note("end_grace");
+        self.inner.end_grace(seen, now).await
+    }
+    async fn revoke_capabilities(
+        &self,
+        seen: &TokenRecord,
+        revoked: &tollgate::token::RevokedCapabilities,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        self.note("revoke_capabilities");
+        self.inner.revoke_capabilities(seen, revoked, now).await
     }
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         self.note("admit");
@@ -163,6 +180,13 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
         )
         .await;
     let relay_token = serde_json::from_slice::<Value>(&relay.body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, leaked) = setup
+        .handle(Function::Create, &req("POST", "/tokens", json!({}), &[]))
+        .await;
+    let leaked = serde_json::from_slice::<Value>(&leaked.body).unwrap()["token"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -249,6 +273,13 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     ),
                 ];
                 v.push(req("POST", "/validate", json!({"token": "tgl_bad"}), &[]));
+                // Its holder revokes a token.
+                v.push(req(
+                    "POST",
+                    "/validate/revoke",
+                    json!({"token": leaked}),
+                    &[],
+                ));
                 // Beside a relay credential, both are read in one batch.
                 v.push(req(
                     "POST",

@@ -6,16 +6,6 @@
 use serde_json::{json, Value};
 use tollgate_tests::{owner, Answer, Api};
 
-async fn mint_capability(api: &Api, token: &str, body: Value) -> Answer {
-    api.send(
-        api.request("POST", "/validate/capabilities")
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(body.to_string()),
-    )
-    .await
-}
-
 /// The fields a 400 names, sorted.
 fn error_fields(a: &Answer) -> Vec<String> {
     let mut fields: Vec<String> = a.json()["errors"]
@@ -55,13 +45,13 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
                               "scope:client:outgoing?appSid=AP1"]}),
         )
         .await;
-    let minted = mint_capability(
-        &api,
-        &token,
-        json!({"ttlSeconds": 600, "resource": "/teams/1", "write": false,
+    let minted = api
+        .mint_capability(
+            &token,
+            json!({"ttlSeconds": 600, "resource": "/teams/1", "write": false,
                "scopes": ["scope:client:incoming?clientName=alice"]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(minted.status, 201, "{}", minted.text);
     let m = minted.json();
     let cap = m["capability"].as_str().unwrap().to_owned();
@@ -128,7 +118,7 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
     assert_eq!(claims["resource"], "/teams/1");
 
     // What a capability may not do.
-    let again = mint_capability(&api, &cap, json!({})).await;
+    let again = api.mint_capability(&cap, json!({})).await;
     assert_eq!(again.status, 400, "{}", again.text);
     assert_eq!(again.json()["errors"][0]["field"], "token");
     let manage = api
@@ -179,34 +169,34 @@ async fn minting_asks_no_more_than_the_parent_has_and_spends_its_uses() {
                    "allowedAddresses": ["127.0.0.0/8"]}),
         )
         .await;
-    let too_much = mint_capability(
-        &api,
-        &token,
-        json!({"resource": "/other", "write": true, "address": "10.0.0.0/8",
+    let too_much = api
+        .mint_capability(
+            &token,
+            json!({"resource": "/other", "write": true, "address": "10.0.0.0/8",
                "scopes": ["scope:client:incoming"], "ttlSeconds": 0}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(too_much.status, 400, "{}", too_much.text);
     let fields = error_fields(&too_much);
     assert_eq!(fields, ["ttlSeconds"], "shape errors come first");
-    let too_much = mint_capability(
-        &api,
-        &token,
-        json!({"resource": "/other", "write": true, "address": "10.0.0.0/8",
+    let too_much = api
+        .mint_capability(
+            &token,
+            json!({"resource": "/other", "write": true, "address": "10.0.0.0/8",
                "scopes": ["scope:client:incoming"]}),
-    )
-    .await;
+        )
+        .await;
     assert_eq!(too_much.status, 400, "{}", too_much.text);
     let fields = error_fields(&too_much);
     assert_eq!(fields, ["address", "resource", "scopes[0]", "write"]);
     // A refused mint spent nothing: two capabilities, then the parent is spent.
     let bound = json!({"address": "127.0.0.1", "scopes": ["scope:client:outgoing?appSid=AP1&appParams=a%3Db"]});
-    let first = mint_capability(&api, &token, bound.clone()).await;
+    let first = api.mint_capability(&token, bound.clone()).await;
     assert_eq!(first.status, 201, "{}", first.text);
     let cap = first.json()["capability"].as_str().unwrap().to_owned();
-    assert_eq!(mint_capability(&api, &token, json!({})).await.status, 201);
+    assert_eq!(api.mint_capability(&token, json!({})).await.status, 201);
     // The capability's validates spend the parent's uses: none left.
-    let spent = mint_capability(&api, &token, json!({})).await;
+    let spent = api.mint_capability(&token, json!({})).await;
     assert_eq!(
         (spent.status, spent.json()["reason"].clone()),
         (200, json!("USAGE_EXHAUSTED"))
@@ -222,7 +212,9 @@ async fn a_capability_takes_renews_and_releases_its_parents_leases_and_validates
     let api = Api::new();
     let o = owner("caplease");
     let (id, token) = api.mint(&o, json!({"maxConcurrent": 1})).await;
-    let minted = mint_capability(&api, &token, json!({"ttlSeconds": 300})).await;
+    let minted = api
+        .mint_capability(&token, json!({"ttlSeconds": 300}))
+        .await;
     assert_eq!(minted.status, 201, "{}", minted.text);
     let cap = minted.json()["capability"].as_str().unwrap().to_owned();
     let taken = api.validate(json!({"token": cap, "acquire": true})).await;

@@ -103,6 +103,13 @@ fn every_event_through_cargo_lambda_invoke() {
         PLACEHOLDER_LEASE,
     );
     assert_eq!(invoke("validate", &placeholder).1["reason"], "MALFORMED");
+    let placeholder = event(
+        "revoke",
+        PLACEHOLDER_ID,
+        PLACEHOLDER_TOKEN,
+        PLACEHOLDER_LEASE,
+    );
+    assert_eq!(invoke("validate", &placeholder), (200, json!({})));
 
     let (s, created) = invoke("create", &event("create", "", "", ""));
     assert_eq!(s, 201, "{created}");
@@ -153,6 +160,17 @@ fn every_event_through_cargo_lambda_invoke() {
     let denied = invoke_raw("authorize", &ev("authorize-rest-request", ""));
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(denied["context"], json!({"reason": "NOT_FOUND"}));
+
+    // Its holder revokes a second token (revoke.json): the next validate
+    // does not find it.
+    let (s, second) = invoke("create", &event("create", "", "", ""));
+    assert_eq!(s, 201, "{second}");
+    let second = second["token"].as_str().unwrap().to_owned();
+    tollgate_tests::record_minted(&second);
+    let (s, revoked) = invoke("validate", &event("revoke", "", &second, ""));
+    assert_eq!((s, revoked), (200, json!({})));
+    let (_, gone) = invoke("validate", &event("validate", "", &second, ""));
+    assert_eq!(gone["reason"], "NOT_FOUND", "{gone}");
 }
 
 /// The authorizer events, shipped placeholders and with a real token (its

@@ -1,8 +1,8 @@
 //! The tests over real HTTP and real Lambda events, one binary: every
 //! route through the local API gateway to the functions under `cargo
 //! lambda watch`, the example app behind `authorize`, the `events/`
-//! fixtures through `cargo lambda invoke`, and the security findings'
-//! regression tests.
+//! fixtures through `cargo lambda invoke`, a holder's revocation, and the
+//! security findings' regression tests.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -14,4 +14,5 @@ mod gateway;
 mod lifecycle;
 mod rate;
 mod review;
+mod revoke;
 mod security;

@@ -20,16 +20,6 @@ fn unbound() -> Api {
     }
 }
 
-async fn mint_capability(api: &Api, token: &str, body: Value) -> tollgate_tests::Answer {
-    api.send(
-        api.request("POST", "/validate/capabilities")
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_string()),
-    )
-    .await
-}
-
 fn claims_of(capability: &str) -> Value {
     let payload = capability.split('.').nth(1).expect("a JWS");
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON")
@@ -49,7 +39,9 @@ async fn a_protected_api_admits_only_the_owners_and_audience_it_states() {
     assert_eq!(demo(&api, "GET", "/demo/x", Some(&foreign)).await.0, 403);
     assert_eq!(demo(&api, "POST", "/demo/x", Some(&foreign)).await.0, 403);
     // Nor does a capability of the foreign token get in.
-    let cap = mint_capability(&api, &foreign, json!({"ttlSeconds": 300})).await;
+    let cap = api
+        .mint_capability(&foreign, json!({"ttlSeconds": 300}))
+        .await;
     assert_eq!(cap.status, 201, "{}", cap.text);
     let cap = cap.json()["capability"].as_str().unwrap().to_owned();
     assert_eq!(claims_of(&cap)["own"], stranger.as_str());
@@ -76,7 +68,9 @@ async fn a_protected_api_admits_only_the_owners_and_audience_it_states() {
         403
     );
     // A capability narrowed to another audience is refused there too.
-    let narrowed = mint_capability(&api, &for_demo, json!({"audience": "other"})).await;
+    let narrowed = api
+        .mint_capability(&for_demo, json!({"audience": "other"}))
+        .await;
     assert_eq!(narrowed.status, 201, "{}", narrowed.text);
     let narrowed = narrowed.json()["capability"].as_str().unwrap().to_owned();
     assert_eq!(claims_of(&narrowed)["aud"], json!(["other"]));
@@ -128,7 +122,9 @@ async fn an_offline_verifier_checks_audience_and_owner_too() {
     let (_, token) = api
         .mint(&o, json!({"audiences": ["billing", "search"]}))
         .await;
-    let cap = mint_capability(&api, &token, json!({"audience": "billing"})).await;
+    let cap = api
+        .mint_capability(&token, json!({"audience": "billing"}))
+        .await;
     let cap = cap.json()["capability"].as_str().unwrap().to_owned();
     let jwks = api
         .send(api.request("GET", "/.well-known/jwks.json"))
@@ -153,7 +149,7 @@ async fn an_offline_verifier_checks_audience_and_owner_too() {
     );
     // A capability of a token without audiences: any audience.
     let (_, free) = api.mint(&o, json!({})).await;
-    let cap = mint_capability(&api, &free, json!({})).await;
+    let cap = api.mint_capability(&free, json!({})).await;
     let cap = cap.json()["capability"].as_str().unwrap().to_owned();
     assert!(offline(&jwks, &cap, "anything", &o).is_ok());
 }
@@ -163,7 +159,9 @@ async fn a_roll_ends_the_capabilities_of_the_secret_it_replaced() {
     let api = Api::new();
     let o = demo_owner();
     let (id, token) = api.mint(&o, json!({"resource": "/demo"})).await;
-    let minted = mint_capability(&api, &token, json!({"ttlSeconds": 86400})).await;
+    let minted = api
+        .mint_capability(&token, json!({"ttlSeconds": 86400}))
+        .await;
     let cap = minted.json()["capability"].as_str().unwrap().to_owned();
     assert_eq!(api.validate(json!({"token": cap})).await["active"], true);
     assert_eq!(demo(&api, "GET", "/demo/x", Some(&cap)).await.0, 200);
@@ -191,7 +189,7 @@ async fn a_roll_ends_the_capabilities_of_the_secret_it_replaced() {
     let v = api.validate(json!({"token": cap})).await;
     assert_eq!(v["active"], true, "{v}");
     assert!(v["secretExpiresAt"].is_string(), "{v}");
-    let second_cap = mint_capability(&api, &second, json!({})).await;
+    let second_cap = api.mint_capability(&second, json!({})).await;
     let second_cap = second_cap.json()["capability"].as_str().unwrap().to_owned();
 
     // Rolled again with no grace: every capability of the first secret and
@@ -208,7 +206,7 @@ async fn a_roll_ends_the_capabilities_of_the_secret_it_replaced() {
         assert_eq!(v["reason"], "NOT_FOUND");
     }
     // The new secret's capabilities work.
-    let fresh = mint_capability(&api, &third, json!({})).await;
+    let fresh = api.mint_capability(&third, json!({})).await;
     let fresh = fresh.json()["capability"].as_str().unwrap().to_owned();
     assert_eq!(api.validate(json!({"token": fresh})).await["active"], true);
 }
@@ -262,12 +260,16 @@ async fn a_mint_too_long_to_answer_spends_nothing() {
     let (id, token) = api
         .mint(&o, json!({"maxUses": 3, "scopes": long_scopes()}))
         .await;
-    let a = mint_capability(&api, &token, json!({"scopes": long_scopes()})).await;
+    let a = api
+        .mint_capability(&token, json!({"scopes": long_scopes()}))
+        .await;
     assert_eq!(a.status, 400, "{}", a.text);
     assert_eq!(a.json()["errors"][0]["field"], "scopes");
     assert_eq!(api.detail(&o, &id).await.json()["remainingUses"], 3);
     // A narrowing that fails spends nothing either.
-    let a = mint_capability(&api, &token, json!({"resource": "/x", "write": true})).await;
+    let a = api
+        .mint_capability(&token, json!({"resource": "/x", "write": true}))
+        .await;
     assert_eq!(a.status, 400, "{}", a.text);
     assert_eq!(api.detail(&o, &id).await.json()["remainingUses"], 3);
 }
@@ -309,7 +311,7 @@ async fn a_capability_of_an_address_bound_parent_is_bound_offline_too() {
     let (_, one) = api
         .mint(&o, json!({"allowedAddresses": ["127.0.0.1"]}))
         .await;
-    let a = mint_capability(&api, &one, json!({})).await;
+    let a = api.mint_capability(&one, json!({})).await;
     assert_eq!(a.status, 201, "{}", a.text);
     assert_eq!(a.json()["address"], "127.0.0.1");
     let cap = a.json()["capability"].as_str().unwrap().to_owned();
@@ -317,9 +319,11 @@ async fn a_capability_of_an_address_bound_parent_is_bound_offline_too() {
     let (_, several) = api
         .mint(&o, json!({"allowedAddresses": ["127.0.0.1", "10.0.0.0/8"]}))
         .await;
-    let a = mint_capability(&api, &several, json!({})).await;
+    let a = api.mint_capability(&several, json!({})).await;
     assert_eq!(a.status, 400, "{}", a.text);
     assert_eq!(a.json()["errors"][0]["field"], "address");
-    let a = mint_capability(&api, &several, json!({"address": "127.0.0.1"})).await;
+    let a = api
+        .mint_capability(&several, json!({"address": "127.0.0.1"}))
+        .await;
     assert_eq!(a.status, 201, "{}", a.text);
 }

@@ -1,4 +1,5 @@
 //! validate_vs_getitem, capability_vs_getitem, authorize_vs_getitem,
+//! revoke_vs_deleteitem,
 //! spend_vs_update and acquire_vs_update: the
 //! validate handler driven in-process with an API Gateway event, against
 //! the raw DynamoDB request of the same shape through the same SDK client,
@@ -297,6 +298,36 @@ async fn main() {
     // maxConcurrent 12 (every lease released between rounds); the latency
     // of each call, admitted or refused.
     let (kid, ktoken) = mint(&app, json!({"maxConcurrent": 12})).await;
+    // revoke_vs_deleteitem: a holder's revocation of a token, through the
+    // validate function, against a raw DeleteItem of another token: one
+    // conditional DeleteItem each.
+    let revoke_event = |token: &str| {
+        validate_event(&json!({"token": token})).replace("/validate", "/validate/revoke")
+    };
+    let (mut rv_times, mut d_times) = (Vec::new(), Vec::new());
+    for i in 0..iterations / 2 + 50 {
+        let (_, doomed) = mint(&app, json!({})).await;
+        let (other, _) = mint(&app, json!({})).await;
+        let event = revoke_event(&doomed);
+        let t = Instant::now();
+        assert_eq!(validate(&app, &event).await, json!({}));
+        let rv = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        client
+            .delete_item()
+            .table_name(&table)
+            .set_key(Some(key(&other)))
+            .send()
+            .await
+            .unwrap();
+        let d = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 50 {
+            rv_times.push(rv);
+            d_times.push(d);
+        }
+    }
+    let (rv_med, d_med) = (median(&mut rv_times), median(&mut d_times));
+
     let storm_event = validate_event(&json!({"token": ktoken, "acquire": true}));
     let (mut storm_times, mut unavailable) = (Vec::new(), 0);
     for _ in 0..5 {
@@ -336,6 +367,8 @@ async fn main() {
     println!("capability_vs_getitem {:.3}", c_med / cg_med);
     println!("authorize_median_us {auth_med:.0}");
     println!("authorize_vs_getitem {:.3}", auth_med / ag_med);
+    println!("revoke_median_us {rv_med:.0}");
+    println!("revoke_vs_deleteitem {:.3}", rv_med / d_med);
     println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_update {:.3}", a_med / au_med);

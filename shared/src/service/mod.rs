@@ -2,7 +2,7 @@
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
 //! roll, delete), `validate`, `leases` (renew, release), `capabilities`
-//! (mint, the JWKS), and `authorize` (the Lambda authorizer's decision).
+//! (mint, the JWKS), `revoke` (a holder's revocation), and `authorize` (the Lambda authorizer's decision).
 //! Handlers in
 //! `functions/*` only adapt events (see `lambda`).
 
@@ -19,6 +19,7 @@ pub mod authorize;
 mod capabilities;
 mod leases;
 pub mod owner;
+mod revoke;
 pub mod routes;
 mod tokens;
 mod validate;
@@ -191,6 +192,7 @@ impl App {
             Route::Release(lease) => self.release(req, lease).await,
             Route::MintCapability => self.mint_capability(req).await,
             Route::Jwks => self.jwks().await,
+            Route::Revoke => self.revoke(req).await,
             Route::List => self.list(req, &owner()?).await,
             Route::Create => self.create(req, &owner()?).await,
             Route::Detail(id) => self.detail(req, &owner()?, id).await,

@@ -17,6 +17,7 @@ pub enum Route {
     Release(String),
     MintCapability,
     Jwks,
+    Revoke,
 }
 
 impl Route {
@@ -33,6 +34,7 @@ impl Route {
             Route::Release(_) => "DELETE /validate/leases/{leaseId}",
             Route::MintCapability => "POST /validate/capabilities",
             Route::Jwks => "GET /.well-known/jwks.json",
+            Route::Revoke => "POST /validate/revoke",
         }
     }
 }
@@ -87,6 +89,9 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, ["validate", "capabilities"]) => (m == M::POST)
             .then_some(Route::MintCapability)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Validate, ["validate", "revoke"]) => (m == M::POST)
+            .then_some(Route::Revoke)
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, [".well-known", "jwks.json"]) => (m == M::GET)
             .then_some(Route::Jwks)

@@ -168,6 +168,49 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
+        let mut s = self.lock()?;
+        match s.tokens.get(id) {
+            Some(t) if t.secret_hash == secret_hash => {
+                s.tokens.remove(id);
+                Ok(Deletion::Deleted)
+            }
+            found => Ok(Deletion::Kept(found.cloned().map(Box::new))),
+        }
+    }
+
+    async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        match s.tokens.get_mut(&seen.id) {
+            Some(cur) if cur.version == seen.version => {
+                cur.prev_secret_hash = None;
+                cur.prev_secret_expires_at = None;
+                cur.version = seen.version + 1;
+                cur.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn revoke_capabilities(
+        &self,
+        seen: &TokenRecord,
+        revoked: &crate::token::RevokedCapabilities,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        match s.tokens.get_mut(&seen.id) {
+            Some(cur) if cur.version == seen.version => {
+                cur.revoked_capabilities = revoked.clone();
+                cur.version = seen.version + 1;
+                cur.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         let mut s = self.lock()?;
         let Some(t) = s.tokens.get_mut(a.id) else {

@@ -166,6 +166,15 @@ pub enum MoveOutcome {
     Stale,
 }
 
+/// What a delete by secret found (see `Store::delete_by_secret`).
+#[derive(Debug, PartialEq)]
+pub enum Deletion {
+    Deleted,
+    /// Nothing deleted: the token as it is (its current secret is another),
+    /// or `None` when there is no such token.
+    Kept(Option<Box<TokenRecord>>),
+}
+
 /// Position of a record in an owner's list: creation time, then id.
 pub fn list_position(rec: &TokenRecord) -> String {
     format!("{:015}#{}", crate::dates::millis(rec.created_at), rec.id)
@@ -206,6 +215,22 @@ pub trait Store: Send + Sync {
     /// Deletes the owner's token; `false` if there was none. Its leases
     /// end with it: every lease call reads the token first.
     async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+    /// Deletes the token if its current secret is the one whose hash is
+    /// `secret_hash`, in one conditional write: a holder's revocation.
+    async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError>;
+    /// Ends the grace of the token's previous secret (and so of the
+    /// capabilities minted under it) if the token is still at `seen`'s
+    /// version, moving it to `seen.version + 1`. `false`: it moved.
+    async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Writes `revoked` as the token's revoked capabilities if the token is
+    /// still at `seen`'s version, moving it to `seen.version + 1` (so no
+    /// admission decided on an older sight of it applies). `false`: it moved.
+    async fn revoke_capabilities(
+        &self,
+        seen: &TokenRecord,
+        revoked: &crate::token::RevokedCapabilities,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError>;
     /// Renews or releases a live lease (see `LeaseMove`). A lapsed lease
     /// is `Gone`: its bucket may already have been removed by an acquire.

@@ -185,6 +185,13 @@ impl Keyring {
             .is_some_and(|k| k.secret_matches(token, stored_hash))
     }
 
+    /// The hash the store keeps of a presented secret (under the key the
+    /// string names): what a revocation's conditional delete compares.
+    pub fn stored_hash(&self, token: &TokenString) -> Option<String> {
+        self.get(token.kid.as_deref().unwrap_or(V1_KID))
+            .map(|k| k.stored_hash(token))
+    }
+
     /// Signs a list cursor for one owner under the current key.
     pub fn sign_cursor(&self, owner: &Owner, position: &str) -> String {
         self.current().sign_cursor(owner, position)

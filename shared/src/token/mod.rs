@@ -2,7 +2,8 @@
 //! that parse their input (`ids`), the APIs it is meant for (`audience`), the client fields and list query
 //! (`fields`, `query`), create and patch (`rules`), resource scopes and
 //! address binding (`resource`, `address`), capability scopes (`scopes`)
-//! and the capabilities minted from a token (`capability`),
+//! and the capabilities minted from a token (`capability`) and those
+//! revoked before their end (`revocation`),
 //! rate limits (`rate`), concurrency leases (`leases`),
 //! and the secrets: the server keyring (`keyring`), the keys derived from
 //! each of its keys (`keys`) and the token string (`string`).
@@ -19,6 +20,7 @@ pub mod query;
 pub mod rate;
 mod record;
 pub mod resource;
+pub mod revocation;
 pub mod rules;
 pub mod scopes;
 pub mod string;
@@ -30,6 +32,7 @@ pub use keys::request_fingerprint;
 pub use leases::LeaseLedger;
 pub use rate::{RateCount, RateLimit};
 pub use record::{address_strings, TokenRecord};
+pub use revocation::RevokedCapabilities;
 pub use string::{
     looks_like_token, Minted, TokenString, MAX_TOKEN_LEN, START_LEN, TOKEN_LEN, TOKEN_PREFIX,
 };

@@ -49,6 +49,9 @@ pub struct TokenRecord {
     /// carries the generation it was minted under, so a roll ends the
     /// capabilities of the secret it replaced with that secret's grace.
     pub secret_generation: u64,
+    /// Capabilities of this token their holders revoked (see
+    /// `token::revocation`): written only by `POST /validate/revoke`.
+    pub revoked_capabilities: super::RevokedCapabilities,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,

@@ -58,6 +58,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         prev_secret_hash: None,
         prev_secret_expires_at: None,
         secret_generation: 0,
+        revoked_capabilities: Default::default(),
         created_at: now,
         updated_at: now,
         last_used_at: None,

@@ -88,6 +88,11 @@ impl Keys {
         })
     }
 
+    /// The hash the store keeps of a presented token's secret.
+    pub(super) fn stored_hash(&self, token: &TokenString) -> String {
+        codec::encode(&self.secret_digest(&token.secret))
+    }
+
     /// Constant-time comparison of a presented secret with a stored hash.
     pub(super) fn secret_matches(&self, token: &TokenString, stored_hash: &str) -> bool {
         let Some(stored) = codec::decode::<32>(stored_hash) else {

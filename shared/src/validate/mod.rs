@@ -343,7 +343,8 @@ pub async fn read_presented(
 /// current secret, `Some(Some(end))` for the previous one during its grace
 /// (it stops at `end`), `None` for neither (`NOT_FOUND`: a secret rolled
 /// away is gone). A capability stands for the secret it was minted under
-/// (its generation): it lives and ends with that secret.
+/// (its generation): it lives and ends with that secret, unless its holder
+/// revoked it first (see `token::revocation`).
 fn secret_state(
     keys: &Keyring,
     presented: &Credential,
@@ -356,11 +357,14 @@ fn secret_state(
     }
 }
 
-fn capability_secret_state(
+pub(crate) fn capability_secret_state(
     cap: &Claims,
     rec: &TokenRecord,
     now: OffsetDateTime,
 ) -> Option<Option<OffsetDateTime>> {
+    if rec.revoked_capabilities.refuses(cap) {
+        return None;
+    }
     if cap.generation == rec.secret_generation {
         return Some(None);
     }
@@ -370,7 +374,7 @@ fn capability_secret_state(
     }
 }
 
-fn token_secret_state(
+pub(crate) fn token_secret_state(
     keys: &Keyring,
     parsed: &TokenString,
     rec: &TokenRecord,

@@ -13,8 +13,10 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
         "get_many" => &["dynamodb:BatchGetItem"],
         // The index for the page, then the page's tokens in one batch.
         "list" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
-        "delete" => &["dynamodb:DeleteItem"],
-        "replace" | "roll" | "touch" => &["dynamodb:UpdateItem"],
+        "delete" | "delete_by_secret" => &["dynamodb:DeleteItem"],
+        "replace" | "roll" | "touch" | "end_grace" | "revoke_capabilities" => {
+            &["dynamodb:UpdateItem"]
+        }
         "admit" => &["dynamodb:UpdateItem"],
         // The lease's own item read, then a transaction of the token's
         // update and the lease item's put.

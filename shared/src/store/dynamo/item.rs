@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::dates;
 use crate::store::{list_position, StoreError};
-use crate::token::{address, LeaseLedger, RateCount, RateLimit, TokenRecord};
+use crate::token::{address, LeaseLedger, RateCount, RateLimit, RevokedCapabilities, TokenRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -42,6 +42,32 @@ pub const LEASE_TOTAL: &str = "leaseTotal";
 
 /// The token attribute counting its secrets (bumped by each roll).
 pub const SECRET_GENERATION: &str = "secretGen";
+
+/// The token attributes of its revoked capabilities (see
+/// `token::revocation`): `jti` → `exp`, and the issued-until cut-off.
+pub const REVOKED_CAPABILITIES: &str = "revokedCaps";
+pub const CAPABILITIES_ISSUED_UNTIL: &str = "capsIssuedUntil";
+
+/// `revokedCaps` as stored, and the cut-off (`None`: remove it).
+pub fn revoked_attrs(r: &RevokedCapabilities) -> (AttributeValue, Option<AttributeValue>) {
+    let ids = r.ids.iter().map(|(id, exp)| (id.clone(), n(exp))).collect();
+    (AttributeValue::M(ids), r.issued_until.map(n))
+}
+
+fn revoked_capabilities(item: &Item) -> RevokedCapabilities {
+    RevokedCapabilities {
+        ids: item
+            .get(REVOKED_CAPABILITIES)
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(id, exp)| Some((id.clone(), exp.as_n().ok()?.parse().ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        issued_until: get_n(item, CAPABILITIES_ISSUED_UNTIL),
+    }
+}
 
 pub fn token_key(id: &str) -> Item {
     HashMap::from([("pk".into(), s(format!("T#{id}"))), ("sk".into(), s("T"))])
@@ -177,6 +203,13 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     item.insert("start".into(), s(&rec.start));
     item.insert("secretHash".into(), s(&rec.secret_hash));
     item.insert(SECRET_GENERATION.into(), n(rec.secret_generation));
+    if !rec.revoked_capabilities.is_empty() {
+        let (ids, until) = revoked_attrs(&rec.revoked_capabilities);
+        item.insert(REVOKED_CAPABILITIES.into(), ids);
+        if let Some(until) = until {
+            item.insert(CAPABILITIES_ISSUED_UNTIL.into(), until);
+        }
+    }
     if let (Some(prev), Some(end)) = (&rec.prev_secret_hash, rec.prev_secret_expires_at) {
         item.insert("prevSecretHash".into(), s(prev));
         item.insert("prevSecretExpiresAt".into(), n(dates::millis(end)));
@@ -282,6 +315,7 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         prev_secret_expires_at: date(item, "prevSecretExpiresAt"),
         // Items written before rolls were counted hold their first secret's.
         secret_generation: get_n(item, SECRET_GENERATION).unwrap_or(0),
+        revoked_capabilities: revoked_capabilities(item),
         created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         last_used_at: date(item, "lastUsedAt"),

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
@@ -449,6 +450,95 @@ impl Store for DynamoStore {
             Err(e) if is_condition_failure(&e) => Ok(false),
             Err(e) => Err(store_error(e)),
         }
+    }
+
+    async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(token_key(id)))
+            .condition_expression("#hash = :hash")
+            .expression_attribute_names("#hash", "secretHash")
+            .expression_attribute_values(":hash", s(secret_hash))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                match se.into_err() {
+                    DeleteItemError::ConditionalCheckFailedException(ex) => Ok(Deletion::Kept(
+                        ex.item.as_ref().map(from_item).transpose()?.map(Box::new),
+                    )),
+                    _ => Ok(Deletion::Kept(None)),
+                }
+            }
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let nm = names(&[
+            ("#ver", "version"),
+            ("#upd", "updatedAt"),
+            ("#prev", "prevSecretHash"),
+            ("#prevEnd", "prevSecretExpiresAt"),
+        ]);
+        let vals = HashMap::from([
+            (":ver".to_owned(), n(seen.version + 1)),
+            (":seen".to_owned(), n(seen.version)),
+            (":upd".to_owned(), n(dates::millis(now))),
+        ]);
+        let outcome = self
+            .conditional_update(
+                token_key(&seen.id),
+                "SET #ver = :ver, #upd = :upd REMOVE #prev, #prevEnd".into(),
+                "attribute_exists(pk) AND #ver = :seen".into(),
+                nm,
+                vals,
+            )
+            .await?;
+        Ok(outcome.is_ok())
+    }
+
+    async fn revoke_capabilities(
+        &self,
+        seen: &TokenRecord,
+        revoked: &crate::token::RevokedCapabilities,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let nm = names(&[
+            ("#ver", "version"),
+            ("#upd", "updatedAt"),
+            ("#caps", item::REVOKED_CAPABILITIES),
+            ("#until", item::CAPABILITIES_ISSUED_UNTIL),
+        ]);
+        let (ids, until) = item::revoked_attrs(revoked);
+        let mut vals = HashMap::from([
+            (":ver".to_owned(), n(seen.version + 1)),
+            (":seen".to_owned(), n(seen.version)),
+            (":upd".to_owned(), n(dates::millis(now))),
+            (":caps".to_owned(), ids),
+        ]);
+        let set = "SET #ver = :ver, #upd = :upd, #caps = :caps";
+        let update = match until {
+            Some(until) => {
+                vals.insert(":until".into(), until);
+                format!("{set}, #until = :until")
+            }
+            None => format!("{set} REMOVE #until"),
+        };
+        let outcome = self
+            .conditional_update(
+                token_key(&seen.id),
+                update,
+                "attribute_exists(pk) AND #ver = :seen".into(),
+                nm,
+                vals,
+            )
+            .await?;
+        Ok(outcome.is_ok())
     }
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
