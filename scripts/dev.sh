@@ -58,6 +58,7 @@ sub claim (the functions never read it). Try:
   CAP=eyJ...                   # from the answer; validates as the token narrowed:
   curl -s -X POST $U/validate -H "Authorization: Bearer \$CAP" -d 'resource=/teams/1'
   curl -s $U/.well-known/jwks.json                            # the keys that verify it offline
+  curl -s -X POST $U/validate/revoke -d "token=\$CAP"         # its holder revokes it: {}
   curl -s -X DELETE $U/tokens/\$ID -H 'X-Owner: alice' -w '%{http_code}\\n'          # delete
 
 The example app (examples/protected-api): /demo/* behind Tollgate's authorize,

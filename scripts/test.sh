@@ -65,7 +65,19 @@ wait "$tools_pid" || { cat "$RUN/tools.log"; die "installing the tools failed"; 
 cat "$RUN/tools.log"
 
 step "starting DynamoDB Local, the functions and the local API gateway"
-start_stack "$DDB_PORT" "$API_PORT" test
+# GitHub's secret-scanning keys, played by a key pair on loopback: the
+# tests sign their reports with it (scripts/scanner_keys.py).
+SCANNER_PORT=$((GATEWAY_PORT + 10))
+export TOLLGATE_SCANNER_KEYS="$RUN/scanner"
+"$VENV/bin/python" scripts/scanner_keys.py init "$TOLLGATE_SCANNER_KEYS"
+start_stack "$DDB_PORT" "$API_PORT" test \
+  "TOLLGATE_GITHUB_KEYS_URL=http://127.0.0.1:$SCANNER_PORT/public_keys.json"
+port_free "$SCANNER_PORT" || die "port $SCANNER_PORT is taken: stop what uses it first"
+("$VENV/bin/python" scripts/scanner_keys.py serve "$TOLLGATE_SCANNER_KEYS" "$SCANNER_PORT" \
+  >"$RUN/scanner-keys.log" 2>&1) &
+echo $! >"$RUN/scanner-keys.pid"
+STACK_PIDS="$STACK_PIDS $RUN/scanner-keys.pid"
+wait_port 127.0.0.1 "$SCANNER_PORT" 20 || die "the scanner key server did not start"
 [ "$AWS_ENDPOINT_URL_SECRETS_MANAGER" = "http://127.0.0.1:$((DDB_PORT + 50))" ] \
   || die "the deploy check expects moto's S3 API on DDB_PORT + 50"
 # The example app bound to the tests' demo owner, and the same app bound

@@ -19,11 +19,27 @@ fn env(name: &str) -> String {
     })
 }
 
-/// The store over the table `make test` created in DynamoDB Local.
+/// The store over the table `make test` created in DynamoDB Local, with a
+/// patient client. DynamoDB Local on 2 shared cores, beside the rest of the
+/// suite, sometimes answers in seconds, not DynamoDB's milliseconds, and the
+/// SDK's timeouts (sized for DynamoDB: 1.5 s an attempt, 4 s in all) would
+/// turn a slow answer into a failure; the tests using this store are about
+/// conditional writes and caps under contention, `faults.rs` (with the
+/// deployed timeouts) about timeouts.
 pub async fn dynamo_store() -> DynamoStore {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
     let sdk = sdk_config().await;
+    let patient = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_secs(5))
+                .operation_attempt_timeout(std::time::Duration::from_secs(20))
+                .operation_timeout(std::time::Duration::from_secs(40))
+                .build(),
+        )
+        .build();
     DynamoStore::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        aws_sdk_dynamodb::Client::from_conf(patient),
         env("TOLLGATE_TABLE"),
         86_400,
     )
@@ -52,35 +68,6 @@ pub async fn dynamo_app(lease_seconds: i64) -> Arc<tollgate::App> {
         config(lease_seconds),
         keyring(),
         Arc::new(dynamo_store().await),
-    ))
-}
-
-/// An in-process app for storm tests: 200 truly simultaneous requests on
-/// one client. DynamoDB Local on 2 shared cores answers such a storm in
-/// seconds, not DynamoDB's milliseconds, so the SDK's per-attempt timeout
-/// (1.5 s, sized for DynamoDB) would turn a slow answer into a 503; these
-/// tests are about the caps under contention, `faults.rs` about timeouts.
-pub async fn storm_app(lease_seconds: i64) -> Arc<tollgate::App> {
-    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-    let sdk = sdk_config().await;
-    let patient = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(20))
-                .operation_timeout(std::time::Duration::from_secs(40))
-                .build(),
-        )
-        .build();
-    let store = DynamoStore::new(
-        aws_sdk_dynamodb::Client::from_conf(patient),
-        env("TOLLGATE_TABLE"),
-        86_400,
-    );
-    Arc::new(tollgate::App::new(
-        config(lease_seconds),
-        keyring(),
-        Arc::new(store),
     ))
 }
 

@@ -44,6 +44,9 @@ pub struct Config {
     pub retention_seconds: i64,
     /// The `iss` of capabilities (`TOLLGATE_ISSUER`, default `tollgate`).
     pub issuer: String,
+    /// Where GitHub's secret-scanning public keys are read (the validate
+    /// function checks its reports' signatures with them).
+    pub github_keys_url: String,
     /// The metrics' namespace (`TOLLGATE_METRICS_NAMESPACE`, default
     /// `Tollgate`) and `Service` dimension (`TOLLGATE_SERVICE`, default
     /// `tollgate`; the template sets the stack's name).
@@ -153,6 +156,8 @@ impl Config {
                 )?,
                 &name("TOLLGATE_SERVICE", "tollgate", &get)?,
             ),
+            github_keys_url: get("TOLLGATE_GITHUB_KEYS_URL")
+                .unwrap_or_else(|| crate::leaks::github::DEFAULT_KEYS_URL.to_owned()),
             issuer: match get("TOLLGATE_ISSUER") {
                 None => "tollgate".to_owned(),
                 Some(i) if (1..=256).contains(&i.len()) && !i.contains(char::is_control) => i,

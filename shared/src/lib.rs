@@ -10,6 +10,8 @@
 //! - `store`: the `Store` trait, the memory store and DynamoDB;
 //! - `lambda`: the AWS Lambda adapter, and `keysource`: the keyring from
 //!   Secrets Manager;
+//! - `leaks`: what a reported leak does, and GitHub's secret-scanning
+//!   protocol;
 //! - `metrics`: CloudWatch Embedded Metric Format lines;
 //! - `config`, `dates`, `codec`: configuration, RFC 3339, base32.
 
@@ -26,6 +28,7 @@ pub mod http;
 pub mod keysource;
 #[cfg(feature = "aws")]
 pub mod lambda;
+pub mod leaks;
 pub mod metrics;
 pub mod service;
 pub mod store;

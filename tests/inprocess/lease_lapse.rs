@@ -11,7 +11,7 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use tollgate::http::ApiRequest;
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, mint_in_process as mint, owner, storm_app};
+use tollgate_tests::{api_request, dynamo_app, mint_in_process as mint, owner};
 
 fn request(method: &str, path: &str, body: Value, owner: Option<&str>) -> ApiRequest {
     api_request(method, path, owner, body)
@@ -64,7 +64,7 @@ async fn live_leases(app: &App, owner: &str, id: &str) -> i64 {
 async fn vanished_holders_free_their_slots_once_leases_lapse() {
     // 3-second leases: long enough that the twelve racing acquires (beside
     // the soak below, on 2 cores) finish before the first one lapses.
-    let app = storm_app(3).await;
+    let app = dynamo_app(3).await;
     let o = owner("lapse");
     let (id, token) = mint(&app, &o, json!({"maxConcurrent": 12})).await;
     // Twelve holders take every slot and vanish.
@@ -117,7 +117,7 @@ async fn vanished_holders_free_their_slots_once_leases_lapse() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn random_acquire_renew_release_soak_keeps_the_invariant() {
-    let app: Arc<App> = storm_app(2).await;
+    let app: Arc<App> = dynamo_app(2).await;
     let o = owner("soak");
     let cap = 5;
     let (id, token) = mint(&app, &o, json!({"maxConcurrent": cap})).await;

@@ -110,6 +110,18 @@ fn every_event_through_cargo_lambda_invoke() {
         PLACEHOLDER_LEASE,
     );
     assert_eq!(invoke("validate", &placeholder), (200, json!({})));
+    // A leak report whose signature is a placeholder changes nothing.
+    let unsigned = event(
+        "leaks-github",
+        PLACEHOLDER_ID,
+        PLACEHOLDER_TOKEN,
+        PLACEHOLDER_LEASE,
+    );
+    let (s, problem) = invoke("validate", &unsigned);
+    assert_eq!(
+        (s, &problem["type"]),
+        (401, &json!("/problems/bad-signature"))
+    );
 
     let (s, created) = invoke("create", &event("create", "", "", ""));
     assert_eq!(s, 201, "{created}");

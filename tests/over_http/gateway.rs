@@ -277,6 +277,7 @@ async fn hostile_bodies_on_the_real_routes_never_5xx() {
         ("POST", "/validate".into()),
         ("POST", "/validate/capabilities".into()),
         ("POST", "/validate/revoke".into()),
+        ("POST", "/leaks/github".into()),
         ("PUT", "/validate/leases/00000000000000000000000000".into()),
         ("DELETE", "/validate/leases/%2F..%2F".into()),
     ];

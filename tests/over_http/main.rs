@@ -1,8 +1,8 @@
 //! The tests over real HTTP and real Lambda events, one binary: every
 //! route through the local API gateway to the functions under `cargo
 //! lambda watch`, the example app behind `authorize`, the `events/`
-//! fixtures through `cargo lambda invoke`, a holder's revocation, and the
-//! security findings' regression tests.
+//! fixtures through `cargo lambda invoke`, a holder's revocation, GitHub's
+//! leak reports, and the security findings' regression tests.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
@@ -11,6 +11,7 @@ mod capabilities;
 mod e2e;
 mod events;
 mod gateway;
+mod leaks;
 mod lifecycle;
 mod rate;
 mod review;

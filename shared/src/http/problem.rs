@@ -13,6 +13,8 @@ use crate::token::{FieldError, FieldErrors};
 pub enum ApiError {
     BadRequest(Vec<FieldError>),
     Unauthorized,
+    /// A scanner's report without a valid signature of one of its keys.
+    BadSignature,
     TokenOnManagementRoute,
     NotFound,
     MethodNotAllowed(&'static str),
@@ -41,7 +43,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
-            ApiError::Unauthorized => 401,
+            ApiError::Unauthorized | ApiError::BadSignature => 401,
             ApiError::TokenOnManagementRoute => 403,
             ApiError::NotFound => 404,
             ApiError::MethodNotAllowed(_) => 405,
@@ -67,6 +69,11 @@ impl ApiError {
                 "unauthorized",
                 "Unauthorized",
                 "No owner could be established for this request.".into(),
+            ),
+            ApiError::BadSignature => (
+                "bad-signature",
+                "Unauthorized",
+                "The report is not signed by one of the scanner's published keys.".into(),
             ),
             ApiError::TokenOnManagementRoute => (
                 "token-not-allowed",

@@ -176,7 +176,17 @@ pub async fn run(function: Function) -> Result<(), Error> {
 pub async fn start(function: Function) -> Result<Arc<App>, Error> {
     init_logging();
     log_panics_without_detail();
-    match app_from_env(warms_up(function)).await {
+    let app = app_from_env(warms_up(function)).await.and_then(|app| {
+        // The validate function takes GitHub's secret-scanning reports.
+        if function != Function::Validate {
+            return Ok(app);
+        }
+        let url = &app.config.github_keys_url;
+        let source = crate::leaks::https::HttpsKeySource::new(url)
+            .map_err(|e| ConfigError(format!("TOLLGATE_GITHUB_KEYS_URL: {e}")))?;
+        Ok(app.taking_leak_reports(Arc::new(source)))
+    });
+    match app {
         Ok(app) => Ok(Arc::new(app)),
         Err(e) => {
             // The one line that says why this function cannot serve.

@@ -2,7 +2,8 @@
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
 //! roll, delete), `validate`, `leases` (renew, release), `capabilities`
-//! (mint, the JWKS), `revoke` (a holder's revocation), and `authorize` (the Lambda authorizer's decision).
+//! (mint, the JWKS), `revoke` (a holder's revocation), `leaks` (a secret
+//! scanner's report), and `authorize` (the Lambda authorizer's decision).
 //! Handlers in
 //! `functions/*` only adapt events (see `lambda`).
 
@@ -17,6 +18,7 @@ use crate::validate::Snapshots;
 
 pub mod authorize;
 mod capabilities;
+mod leaks;
 mod leases;
 pub mod owner;
 mod revoke;
@@ -61,6 +63,8 @@ pub struct App {
     /// Tokens this instance last admitted: guesses that let a validate go
     /// straight to its one write (see `validate::snapshots`).
     snapshots: Snapshots,
+    /// GitHub's secret-scanning keys, when this function takes its reports.
+    leak_keys: Option<crate::leaks::github::Keys>,
 }
 
 /// Re-reading the keyring, so a rotation reaches warm functions: at once
@@ -89,7 +93,15 @@ impl App {
             refresh: None,
             store,
             snapshots: Snapshots::new(),
+            leak_keys: None,
         }
+    }
+
+    /// Lets the app take GitHub's secret-scanning reports, checked against
+    /// the keys `source` publishes.
+    pub fn taking_leak_reports(mut self, source: Arc<dyn crate::leaks::KeySource>) -> Self {
+        self.leak_keys = Some(crate::leaks::github::Keys::new(source));
+        self
     }
 
     /// Lets the app re-read its keyring from `source` (see [`Self::keyring_for`]).
@@ -193,6 +205,7 @@ impl App {
             Route::MintCapability => self.mint_capability(req).await,
             Route::Jwks => self.jwks().await,
             Route::Revoke => self.revoke(req).await,
+            Route::GithubLeaks => self.github_leaks(req).await,
             Route::List => self.list(req, &owner()?).await,
             Route::Create => self.create(req, &owner()?).await,
             Route::Detail(id) => self.detail(req, &owner()?, id).await,

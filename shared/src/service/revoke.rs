@@ -20,7 +20,7 @@ use crate::validate::{capability_secret_state, input::bearer, token_secret_state
 
 /// What a revocation did, for the log (never for the answer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Revoked {
+pub(super) enum Revoked {
     Token,
     Grace,
     Capability,
@@ -65,7 +65,7 @@ impl App {
         ))
     }
 
-    async fn revoke_token(
+    pub(super) async fn revoke_token(
         &self,
         keys: &Keyring,
         token: &TokenString,

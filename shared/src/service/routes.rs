@@ -18,6 +18,7 @@ pub enum Route {
     MintCapability,
     Jwks,
     Revoke,
+    GithubLeaks,
 }
 
 impl Route {
@@ -35,6 +36,7 @@ impl Route {
             Route::MintCapability => "POST /validate/capabilities",
             Route::Jwks => "GET /.well-known/jwks.json",
             Route::Revoke => "POST /validate/revoke",
+            Route::GithubLeaks => "POST /leaks/github",
         }
     }
 }
@@ -46,7 +48,7 @@ fn segments(path: &str) -> Vec<&str> {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let first = |s: &&str| matches!(*s, "tokens" | "validate" | ".well-known");
+    let first = |s: &&str| matches!(*s, "tokens" | "validate" | "leaks" | ".well-known");
     match segs.iter().position(first) {
         Some(i) => segs[i..].to_vec(),
         None => segs,
@@ -89,6 +91,9 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, ["validate", "capabilities"]) => (m == M::POST)
             .then_some(Route::MintCapability)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Validate, ["leaks", "github"]) => (m == M::POST)
+            .then_some(Route::GithubLeaks)
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, ["validate", "revoke"]) => (m == M::POST)
             .then_some(Route::Revoke)

@@ -29,6 +29,26 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Applies `change` to the token if it is still at `seen`'s version,
+    /// moving it to the next one, as DynamoDB's version-pinned updates do.
+    fn change_at_version(
+        &self,
+        seen: &TokenRecord,
+        now: OffsetDateTime,
+        change: impl FnOnce(&mut TokenRecord),
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        match s.tokens.get_mut(&seen.id) {
+            Some(cur) if cur.version == seen.version => {
+                change(cur);
+                cur.version = seen.version + 1;
+                cur.updated_at = now;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, StoreError> {
         self.state
             .lock()
@@ -180,17 +200,10 @@ impl Store for MemoryStore {
     }
 
     async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError> {
-        let mut s = self.lock()?;
-        match s.tokens.get_mut(&seen.id) {
-            Some(cur) if cur.version == seen.version => {
-                cur.prev_secret_hash = None;
-                cur.prev_secret_expires_at = None;
-                cur.version = seen.version + 1;
-                cur.updated_at = now;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        self.change_at_version(seen, now, |cur| {
+            cur.prev_secret_hash = None;
+            cur.prev_secret_expires_at = None;
+        })
     }
 
     async fn revoke_capabilities(
@@ -199,16 +212,7 @@ impl Store for MemoryStore {
         revoked: &crate::token::RevokedCapabilities,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut s = self.lock()?;
-        match s.tokens.get_mut(&seen.id) {
-            Some(cur) if cur.version == seen.version => {
-                cur.revoked_capabilities = revoked.clone();
-                cur.version = seen.version + 1;
-                cur.updated_at = now;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        self.change_at_version(seen, now, |cur| cur.revoked_capabilities = revoked.clone())
     }
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {

@@ -91,6 +91,7 @@ pub struct Changes {
     pub allowed_addresses: Change<Vec<IpNet>>,
     pub scopes: Change<Vec<String>>,
     pub audiences: Change<Vec<String>>,
+    pub on_leak: Change<crate::leaks::OnLeak>,
     pub rate_limits: Change<Vec<RateLimit>>,
     pub start_date: Change<OffsetDateTime>,
     pub end_date: Change<OffsetDateTime>,
@@ -242,6 +243,16 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
             "scopes" => c.scopes = field(v, |v| parse_scopes(v, e)),
             "audiences" => c.audiences = field(v, |v| parse_audiences(v, e)),
+            "onLeak" => {
+                c.on_leak = field(v, |v| {
+                    v.as_str()
+                        .and_then(crate::leaks::OnLeak::parse)
+                        .or_else(|| {
+                            e.add(k, crate::leaks::OnLeak::RULE);
+                            None
+                        })
+                })
+            }
             "rateLimits" => c.rate_limits = field(v, |v| parse_rate_limits(v, e)),
             "startDate" => c.start_date = field(v, |v| parse_date(k, v, e)),
             "endDate" => {

@@ -49,6 +49,8 @@ pub struct TokenRecord {
     /// carries the generation it was minted under, so a roll ends the
     /// capabilities of the secret it replaced with that secret's grace.
     pub secret_generation: u64,
+    /// What a secret scanner's report of this token's string does.
+    pub on_leak: crate::leaks::OnLeak,
     /// Capabilities of this token their holders revoked (see
     /// `token::revocation`): written only by `POST /validate/revoke`.
     pub revoked_capabilities: super::RevokedCapabilities,
@@ -112,6 +114,7 @@ impl TokenRecord {
         if let Some(a) = &self.audiences {
             m.insert("audiences".into(), json!(a));
         }
+        m.insert("onLeak".into(), json!(self.on_leak.as_str()));
         if let Some(limits) = &self.rate_limits {
             let limits: Vec<Value> = limits
                 .iter()

@@ -58,6 +58,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         prev_secret_hash: None,
         prev_secret_expires_at: None,
         secret_generation: 0,
+        on_leak: Default::default(),
         revoked_capabilities: Default::default(),
         created_at: now,
         updated_at: now,
@@ -259,6 +260,9 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
         rec.scopes = None;
     }
+    let mut on_leak = Some(rec.on_leak);
+    c.on_leak.apply(&mut on_leak);
+    rec.on_leak = on_leak.unwrap_or_default();
     c.audiences.apply(&mut rec.audiences);
     if rec.audiences.as_ref().is_some_and(Vec::is_empty) {
         rec.audiences = None;

@@ -7,6 +7,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use crate::dates;
+use crate::leaks::OnLeak;
 use crate::store::{list_position, StoreError};
 use crate::token::{address, LeaseLedger, RateCount, RateLimit, RevokedCapabilities, TokenRecord};
 
@@ -133,6 +134,11 @@ pub fn client_attrs(
                         .collect(),
                 )
             }),
+        ),
+        // Only what differs from the default is stored.
+        (
+            "onLeak",
+            (rec.on_leak != OnLeak::default()).then(|| s(rec.on_leak.as_str())),
         ),
         ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
         ("endDate", Some(n(dates::millis(rec.end_date)))),
@@ -315,6 +321,9 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         prev_secret_expires_at: date(item, "prevSecretExpiresAt"),
         // Items written before rolls were counted hold their first secret's.
         secret_generation: get_n(item, SECRET_GENERATION).unwrap_or(0),
+        on_leak: get_s(item, "onLeak")
+            .and_then(OnLeak::parse)
+            .unwrap_or_default(),
         revoked_capabilities: revoked_capabilities(item),
         created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,

@@ -106,6 +106,27 @@ impl DynamoStore {
             Err(e) => Err(store_error(e)),
         }
     }
+
+    /// An update of the token that applies only while it is at `seen`'s
+    /// version (and exists): `:seen` and `#ver` are added here.
+    async fn update_at_version(
+        &self,
+        seen: &TokenRecord,
+        update: String,
+        mut names: HashMap<String, String>,
+        mut values: HashMap<String, AttributeValue>,
+    ) -> Result<Result<Item, Option<Item>>, StoreError> {
+        names.insert("#ver".into(), "version".into());
+        values.insert(":seen".into(), n(seen.version));
+        self.conditional_update(
+            token_key(&seen.id),
+            update,
+            "attribute_exists(pk) AND #ver = :seen".into(),
+            names,
+            values,
+        )
+        .await
+    }
 }
 
 /// Whether a token item holds the secret whose hash is `hash`.
@@ -388,7 +409,6 @@ impl Store for DynamoStore {
             ("#hash", "secretHash"),
             ("#gen", item::SECRET_GENERATION),
             ("#start", "start"),
-            ("#ver", "version"),
             ("#upd", "updatedAt"),
             ("#prev", "prevSecretHash"),
             ("#prevEnd", "prevSecretExpiresAt"),
@@ -398,7 +418,6 @@ impl Store for DynamoStore {
             (":gen".to_owned(), n(rolled.secret_generation)),
             (":start".to_owned(), s(&rolled.start)),
             (":ver".to_owned(), n(rolled.version)),
-            (":seen".to_owned(), n(seen.version)),
             (":upd".to_owned(), n(dates::millis(rolled.updated_at))),
         ]);
         let set = "SET #hash = :hash, #gen = :gen, #start = :start, #ver = :ver, #upd = :upd";
@@ -410,15 +429,7 @@ impl Store for DynamoStore {
             }
             _ => format!("{set} REMOVE #prev, #prevEnd"),
         };
-        let outcome = self
-            .conditional_update(
-                token_key(&seen.id),
-                update,
-                "attribute_exists(pk) AND #ver = :seen".into(),
-                nm,
-                vals,
-            )
-            .await?;
+        let outcome = self.update_at_version(seen, update, nm, vals).await?;
         // The SDK sends a write again when its answer is lost: if that
         // first send applied, the token already holds this very secret.
         Ok(match outcome {
@@ -480,26 +491,19 @@ impl Store for DynamoStore {
 
     async fn end_grace(&self, seen: &TokenRecord, now: OffsetDateTime) -> Result<bool, StoreError> {
         let nm = names(&[
-            ("#ver", "version"),
             ("#upd", "updatedAt"),
             ("#prev", "prevSecretHash"),
             ("#prevEnd", "prevSecretExpiresAt"),
         ]);
         let vals = HashMap::from([
             (":ver".to_owned(), n(seen.version + 1)),
-            (":seen".to_owned(), n(seen.version)),
             (":upd".to_owned(), n(dates::millis(now))),
         ]);
-        let outcome = self
-            .conditional_update(
-                token_key(&seen.id),
-                "SET #ver = :ver, #upd = :upd REMOVE #prev, #prevEnd".into(),
-                "attribute_exists(pk) AND #ver = :seen".into(),
-                nm,
-                vals,
-            )
-            .await?;
-        Ok(outcome.is_ok())
+        let update = "SET #ver = :ver, #upd = :upd REMOVE #prev, #prevEnd".to_owned();
+        Ok(self
+            .update_at_version(seen, update, nm, vals)
+            .await?
+            .is_ok())
     }
 
     async fn revoke_capabilities(
@@ -509,7 +513,6 @@ impl Store for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let nm = names(&[
-            ("#ver", "version"),
             ("#upd", "updatedAt"),
             ("#caps", item::REVOKED_CAPABILITIES),
             ("#until", item::CAPABILITIES_ISSUED_UNTIL),
@@ -517,7 +520,6 @@ impl Store for DynamoStore {
         let (ids, until) = item::revoked_attrs(revoked);
         let mut vals = HashMap::from([
             (":ver".to_owned(), n(seen.version + 1)),
-            (":seen".to_owned(), n(seen.version)),
             (":upd".to_owned(), n(dates::millis(now))),
             (":caps".to_owned(), ids),
         ]);
@@ -529,16 +531,10 @@ impl Store for DynamoStore {
             }
             None => format!("{set} REMOVE #until"),
         };
-        let outcome = self
-            .conditional_update(
-                token_key(&seen.id),
-                update,
-                "attribute_exists(pk) AND #ver = :seen".into(),
-                nm,
-                vals,
-            )
-            .await?;
-        Ok(outcome.is_ok())
+        Ok(self
+            .update_at_version(seen, update, nm, vals)
+            .await?
+            .is_ok())
     }
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {

@@ -1,0 +1,95 @@
+//! `POST /leaks/github`: GitHub's secret scanning reports Tollgate token
+//! strings it found in public. A report is believed only when one of
+//! GitHub's published keys signed its very bytes (401 otherwise, and
+//! nothing changes). Each string that is one of our tokens' live secrets
+//! (the current one, or a rolled-away one still in its grace) is handled by
+//! the token's `onLeak` and labelled `true_positive`; anything else is
+//! `false_positive`, whether it is noise or a near miss.
+
+use time::OffsetDateTime;
+
+use super::{App, Result};
+use crate::http::{ApiError, ApiRequest, ApiResponse, Format};
+use crate::leaks::{github, OnLeak};
+use crate::store::StoreError;
+use crate::token::TokenRecord;
+use crate::validate::token_secret_state;
+
+/// Rounds of read and write before 503 (the token kept changing).
+const MAX_ROUNDS: usize = 16;
+
+impl App {
+    pub(super) async fn github_leaks(&self, req: &ApiRequest) -> Result<ApiResponse> {
+        let keys = self.leak_keys.as_ref().ok_or(ApiError::BadSignature)?;
+        let (Some(id), Some(signature)) = (
+            req.header(github::KEY_ID_HEADER),
+            req.header(github::SIGNATURE_HEADER),
+        ) else {
+            return Err(ApiError::BadSignature);
+        };
+        let key = keys.get(id).await.ok_or(ApiError::BadSignature)?;
+        if !github::signed_by(&key, signature, &req.body) {
+            return Err(ApiError::BadSignature);
+        }
+        let found = github::parse_report(&req.body)?;
+        let now = crate::dates::now();
+        let mut labels = Vec::with_capacity(found.len());
+        for f in &found {
+            labels.push(self.leaked(&f.token, now).await?);
+        }
+        let answer = github::answer(&found, &labels);
+        Ok(ApiResponse::document(200, Format::Json, "leaks", &answer))
+    }
+
+    /// Applies the token's `onLeak` if `text` is one of its live secrets.
+    async fn leaked(
+        &self,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> std::result::Result<bool, StoreError> {
+        let keys = self.keyring_for(text).await;
+        let Some(token) = keys.parse_token(text) else {
+            return Ok(false);
+        };
+        for _ in 0..MAX_ROUNDS {
+            let Some(rec) = self.store.get(token.id.as_str()).await? else {
+                return Ok(false);
+            };
+            if token_secret_state(&keys, &token, &rec, now).is_none() {
+                return Ok(false);
+            }
+            let applied = match rec.on_leak {
+                OnLeak::Revoke => {
+                    self.revoke_token(&keys, &token, now).await?;
+                    true
+                }
+                OnLeak::Disable if !rec.enabled => true,
+                OnLeak::Disable => self.store.replace(&rec, &disabled(&rec, now)).await?,
+                OnLeak::Notify => true,
+            };
+            if applied {
+                tracing::info!(
+                    action = "token.leaked",
+                    actor = "github",
+                    token_id = %rec.id,
+                    on_leak = rec.on_leak.as_str(),
+                    "reported leaked by GitHub secret scanning"
+                );
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the token kept changing while its leak was handled".into(),
+        ))
+    }
+}
+
+/// The token as a patch `{"enabled": false}` leaves it.
+fn disabled(rec: &TokenRecord, now: OffsetDateTime) -> TokenRecord {
+    TokenRecord {
+        enabled: false,
+        version: rec.version + 1,
+        updated_at: now,
+        ..rec.clone()
+    }
+}
