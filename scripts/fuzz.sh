@@ -12,7 +12,7 @@
 source "$(dirname "$0")/common.sh"
 cd "$ROOT"
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=(token_string token_bodies validate_bodies dates scopes addresses capability)
+TARGETS=(token_string token_bodies validate_bodies dates scopes addresses capability leak_report)
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 if [ ! -x "$TOOLS/cargo/bin/cargo-fuzz" ]; then
   echo "==> installing cargo-fuzz into .tools/cargo"

@@ -249,6 +249,24 @@ fn parent_token() -> TokenRecord {
     .expect("a valid token")
 }
 
+/// GitHub's leak reports and public-keys documents: parsing never panics,
+/// an accepted report keeps its order and size in the answer, and no
+/// signature made of the input holds for a fixed key.
+pub fn leak_report(data: &[u8]) {
+    use crate::leaks::github;
+    let _ = github::parse_keys(data);
+    if let Ok(found) = github::parse_report(data) {
+        assert!(found.len() <= github::MAX_REPORTED);
+        let labels = vec![false; found.len()];
+        let answer = github::answer(&found, &labels);
+        assert_eq!(answer.as_array().map(Vec::len), Some(found.len()));
+    }
+    let key = p256::ecdsa::SigningKey::from_slice(&[0x5a; 32]).expect("a valid scalar");
+    let signature = String::from_utf8_lossy(data);
+    assert!(!github::signed_by(key.verifying_key(), &signature, data));
+    assert!(!github::signed_by(key.verifying_key(), &signature, b"[]"));
+}
+
 pub const TARGETS: &[(&str, Target)] = &[
     ("token_string", token_string),
     ("token_bodies", token_bodies),
@@ -257,4 +275,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("scopes", scopes),
     ("addresses", addresses),
     ("capability", capability),
+    ("leak_report", leak_report),
 ];
