@@ -59,8 +59,9 @@ pub fn config(lease_seconds: i64) -> Config {
 }
 
 /// The keyring of `TOLLGATE_HASH_KEY`, as in-process apps use it.
-pub fn keyring() -> tollgate::token::Keyring {
-    tollgate::token::Keyring::parse(&env("TOLLGATE_HASH_KEY")).expect("a valid TOLLGATE_HASH_KEY")
+pub fn keyring() -> tollgate::credentials::Keyring {
+    tollgate::credentials::Keyring::parse(&env("TOLLGATE_HASH_KEY"))
+        .expect("a valid TOLLGATE_HASH_KEY")
 }
 
 pub async fn dynamo_app(lease_seconds: i64) -> Arc<tollgate::App> {

@@ -8,9 +8,10 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
+use tollgate::credentials::{capability, Keyring};
 use tollgate::dates;
+use tollgate::token::resource;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
-use tollgate::token::{capability, resource, Keyring};
 use tollgate::validate::checks::check;
 use tollgate::validate::ValidateInput;
 

@@ -49,7 +49,7 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 /// The keyring the bench mints with: `TOLLGATE_HASH_KEY` (either form).
-pub fn keyring_from_env() -> tollgate::token::Keyring {
+pub fn keyring_from_env() -> tollgate::credentials::Keyring {
     let text = std::env::var("TOLLGATE_HASH_KEY").expect("TOLLGATE_HASH_KEY is set by make bench");
-    tollgate::token::Keyring::parse(&text).expect("a valid TOLLGATE_HASH_KEY")
+    tollgate::credentials::Keyring::parse(&text).expect("a valid TOLLGATE_HASH_KEY")
 }

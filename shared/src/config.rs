@@ -1,7 +1,7 @@
 //! Configuration from the environment, read once per cold start.
 
+use crate::credentials::{Keyring, KeyringError};
 use crate::token::rules::Lifetimes;
-use crate::token::{Keyring, KeyringError};
 
 /// The server keyring's source.
 #[derive(Clone)]

@@ -6,11 +6,10 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 
+use crate::credentials::{Keyring, TOKEN_LEN, TOKEN_PREFIX};
 use crate::http::ApiRequest;
 use crate::token::rules::{self, Lifetimes, NewToken};
-use crate::token::{
-    address, resource, FieldErrors, Keyring, LeaseId, TokenRecord, TOKEN_LEN, TOKEN_PREFIX,
-};
+use crate::token::{address, resource, FieldErrors, LeaseId, TokenRecord};
 use crate::{dates, validate};
 
 fn keys() -> Keyring {
@@ -196,7 +195,7 @@ pub type Target = fn(&[u8]);
 /// The capability decoder and the mint request: never panic; nothing but
 /// the exact string signed verifies, whatever bytes are spliced into it.
 pub fn capability(data: &[u8]) {
-    use crate::token::capability::{self, MintRequest};
+    use crate::credentials::capability::{self, MintRequest};
     let k = keys();
     let now = dates::now();
     if let Ok(text) = std::str::from_utf8(data) {

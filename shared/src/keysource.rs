@@ -3,7 +3,7 @@
 //! names a key id the function does not know yet (see `App::keyring_for`).
 
 use crate::config::KeyringSource;
-use crate::token::{Keyring, KeyringError};
+use crate::credentials::{Keyring, KeyringError};
 
 pub struct SecretsManagerKeyring {
     client: aws_sdk_secretsmanager::Client,

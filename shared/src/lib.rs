@@ -2,8 +2,9 @@
 //! the token string format, the validate flow, the stores, and the HTTP
 //! mapping. Nothing here but `lambda` and `store::dynamo` knows about AWS.
 //!
-//! - `token`: the record, field rules, ids, scopes, addresses, keys and
-//!   the token string;
+//! - `token`: the record, field rules, ids, scopes and addresses;
+//! - `credentials`: the keyring, the token string and capabilities;
+//! - `limits`: rate windows and concurrency leases, what admissions spend;
 //! - `validate`: the validate flow, from input to answer;
 //! - `http`: requests, responses, problem documents, XML;
 //! - `service`: routing, owners, and one file per operation family;
@@ -20,6 +21,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod credentials;
 pub mod dates;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
@@ -29,6 +31,7 @@ pub mod keysource;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod leaks;
+pub mod limits;
 pub mod metrics;
 pub mod service;
 pub mod store;

@@ -7,7 +7,7 @@ use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tollgate::token::capability::{self, Claims};
+use tollgate::credentials::capability::{self, Claims};
 use tollgate::Function;
 use tollgate_tests::{api_request, call, mint_in_process as mint, owner};
 

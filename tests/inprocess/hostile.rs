@@ -278,7 +278,7 @@ async fn hostile_input_on_every_route() {
     // multi-byte character straddling every byte of a 98-byte token string
     // (validate by body and Bearer, renew, release), and dates at both ends
     // of the calendar on create and patch.
-    let len = tollgate::token::TOKEN_LEN;
+    let len = tollgate::credentials::TOKEN_LEN;
     for ch in ['é', '€', '𝄞'] {
         for at in 4..=len - ch.len_utf8() {
             let s = format!(

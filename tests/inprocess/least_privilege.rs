@@ -93,7 +93,7 @@ impl Store for Recording {
     async fn revoke_capabilities(
         &self,
         seen: &TokenRecord,
-        revoked: &tollgate::token::RevokedCapabilities,
+        revoked: &tollgate::credentials::RevokedCapabilities,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.note("revoke_capabilities");
@@ -128,8 +128,8 @@ fn config() -> Config {
     .unwrap()
 }
 
-fn ring() -> tollgate::token::Keyring {
-    tollgate::token::Keyring::parse("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap()
+fn ring() -> tollgate::credentials::Keyring {
+    tollgate::credentials::Keyring::parse("MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=").unwrap()
 }
 
 fn req(method: &str, path: &str, body: Value, headers: &[(&'static str, &str)]) -> ApiRequest {
@@ -305,6 +305,7 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                         binding: Some(Binding {
                             owners: Owners::Any,
                             audience: None,
+                            costs: Vec::new(),
                         }),
                     };
                     let _ = app.authorize(&q).await;

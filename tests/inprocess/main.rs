@@ -6,6 +6,7 @@
 #![allow(clippy::string_slice)]
 
 mod capabilities;
+mod credits;
 mod faults;
 mod fuzz_corpus;
 mod hostile;

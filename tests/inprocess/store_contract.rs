@@ -6,16 +6,17 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::json;
 use time::Duration;
+use tollgate::credentials::Keyring;
 use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
     Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, LeaseMove, LeaseTake, MoveOutcome,
-    RateSpend, Store,
+    RateSpend, Store, UsesSpend,
 };
-use tollgate::token::rate::Standing;
 use tollgate::token::rules::{self, Lifetimes, NewToken};
-use tollgate::token::{Keyring, TokenRecord};
-use tollgate::validate::{checks, Reason};
+use tollgate::token::TokenRecord;
+use tollgate::validate::checks::Standings;
+use tollgate::validate::{checks, Reason, ValidateInput};
 use tollgate_tests::{dynamo_store, owner};
 
 fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
@@ -54,18 +55,19 @@ enum Got {
 /// `lease`, a lease taken in that bucket.
 fn admission_for<'a>(
     t: &'a TokenRecord,
-    standings: &[Standing],
+    standings: &Standings,
     lease: Option<i64>,
+    cost: u64,
     now: time::OffsetDateTime,
 ) -> Admission<'a> {
     Admission {
         id: &t.id,
         seen_version: t.version,
-        consume_use: t.max_uses.is_some(),
-        rates: standings.iter().map(RateSpend::from).collect(),
+        uses: standings.uses.map(|u| UsesSpend::of(t, &u, cost)),
+        rates: standings.rates.iter().map(RateSpend::from).collect(),
         lease: lease.zip(t.max_concurrent).map(|(bucket, cap)| LeaseTake {
             bucket,
-            cap,
+            cap: Some(cap),
             purge: t.leases.lapsed(now),
         }),
         touch: None,
@@ -80,6 +82,22 @@ async fn admit(s: &dyn Store, id: &str, lease: Option<i64>) -> Got {
 }
 
 async fn admit_at(s: &dyn Store, id: &str, lease: Option<i64>, now: time::OffsetDateTime) -> Got {
+    admit_cost_at(s, id, lease, 1, now).await
+}
+
+/// As `admit_at`, spending `cost` uses.
+async fn admit_cost_at(
+    s: &dyn Store,
+    id: &str,
+    lease: Option<i64>,
+    cost: u64,
+    now: time::OffsetDateTime,
+) -> Got {
+    let input = ValidateInput {
+        acquire: lease.is_some(),
+        cost: Some(cost),
+        ..Default::default()
+    };
     let mut known = s.get(id).await.unwrap();
     let version = known.as_ref().map(|t| t.version);
     loop {
@@ -89,12 +107,12 @@ async fn admit_at(s: &dyn Store, id: &str, lease: Option<i64>, now: time::Offset
         if Some(t.version) != version {
             return Got::Moved;
         }
-        let standings = match checks::check_limits(&t, lease.is_some(), now) {
+        let standings = match checks::check_limits(&t, &input, now) {
             Ok(standings) => standings,
             Err(reason) => return Got::Refused(reason),
         };
         match s
-            .admit(&admission_for(&t, &standings, lease, now))
+            .admit(&admission_for(&t, &standings, lease, cost, now))
             .await
             .unwrap()
         {
@@ -309,7 +327,11 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let adm = Admission {
         id: &rec.id,
         seen_version: rec.version,
-        consume_use: true,
+        uses: Some(UsesSpend {
+            cost: 1,
+            refills: None,
+            refill: None,
+        }),
         lease: None,
         rates: Vec::new(),
         touch: Some(dates::now()),
@@ -396,6 +418,7 @@ fn lease_move<'a>(
         lease,
         first_bucket: first,
         to,
+        refund: None,
         seen_version,
         purge: Vec::new(),
         now,
@@ -752,9 +775,9 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
     ));
     // ...and today's starts over.
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    let today = checks::check_limits(&t, false, now).unwrap();
-    assert_eq!(today[0].used, None);
-    let fresh = admission_for(&t, &today, None, now);
+    let today = checks::check_limits(&t, &ValidateInput::default(), now).unwrap();
+    assert_eq!(today.rates[0].used, None);
+    let fresh = admission_for(&t, &today, None, 1, now);
     assert!(matches!(
         s.admit(&fresh).await.unwrap(),
         AdmitOutcome::Admitted { .. }
@@ -813,6 +836,134 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
     );
 }
 
+/// `n` admissions of `cost` uses racing each other at one instant.
+async fn race_costs(
+    s: &Arc<dyn Store>,
+    id: &str,
+    n: usize,
+    cost: u64,
+    now: time::OffsetDateTime,
+) -> Vec<Got> {
+    join_all((0..n).map(|_| async move { admit_cost_at(&**s, id, None, cost, now).await })).await
+}
+
+fn admitted(results: &[Got]) -> usize {
+    results
+        .iter()
+        .filter(|r| matches!(r, Got::Admitted { .. }))
+        .count()
+}
+
+async fn racing_costs_never_overspend(s: Arc<dyn Store>) {
+    let rec = record(&owner("cost"), json!({"maxUses": 100}));
+    s.put_new(&rec, None).await.unwrap();
+    let results = race_costs(&s, &rec.id, 30, 7, dates::now()).await;
+    assert_eq!(admitted(&results), 14, "{results:?}");
+    assert!(results.iter().all(|r| matches!(
+        r,
+        Got::Admitted { .. } | Got::Refused(Reason::UsageExhausted)
+    )));
+    assert_eq!(
+        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        Some(2)
+    );
+    // A cost above what remains spends nothing; cost 0 checks, spending nothing.
+    assert_eq!(
+        admit_cost_at(&*s, &rec.id, None, 3, dates::now()).await,
+        Got::Refused(Reason::UsageExhausted)
+    );
+    assert_eq!(
+        admit_cost_at(&*s, &rec.id, None, 0, dates::now()).await,
+        Got::Admitted {
+            remaining: Some(2),
+            rate_used: vec![]
+        }
+    );
+    assert_eq!(
+        admit_cost_at(&*s, &rec.id, None, 2, dates::now()).await,
+        Got::Admitted {
+            remaining: Some(0),
+            rate_used: vec![]
+        }
+    );
+    // An exhausted token refuses even a check of cost 0.
+    assert_eq!(
+        admit_cost_at(&*s, &rec.id, None, 0, dates::now()).await,
+        Got::Refused(Reason::UsageExhausted)
+    );
+}
+
+async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
+    let rec = record(
+        &owner("refill"),
+        json!({"maxUses": 100, "refill": {"amount": 40, "interval": "daily"}}),
+    );
+    s.put_new(&rec, None).await.unwrap();
+    let today = rec
+        .refilled_at
+        .expect("a refilling token records its boundary");
+    // Spent down to 3 today.
+    let results = race_costs(&s, &rec.id, 1, 97, dates::now()).await;
+    assert_eq!(admitted(&results), 1);
+    // 60 admissions racing just past the next midnight: the first write
+    // resets to 40 with its own spend, the others spend from that.
+    let midnight = dates::from_millis((today + 86_400) * 1000);
+    let results = race_costs(&s, &rec.id, 60, 1, midnight + Duration::seconds(1)).await;
+    assert_eq!(admitted(&results), 40, "{results:?}");
+    let t = s.get(&rec.id).await.unwrap().unwrap();
+    assert_eq!(t.remaining_uses, Some(0));
+    assert_eq!(t.refilled_at, Some(today + 86_400));
+    let mut left: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            Got::Admitted { remaining, .. } => *remaining,
+            _ => None,
+        })
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        (0..40).collect::<Vec<u64>>(),
+        "one refill, no spend lost"
+    );
+    // Racing across the boundary after that: one refill again.
+    let next = midnight + Duration::days(1);
+    let mixed = join_all((0..20).map(|i| {
+        let s = s.clone();
+        let id = rec.id.clone();
+        async move {
+            let at = if i % 2 == 0 {
+                next - Duration::seconds(1)
+            } else {
+                next
+            };
+            (at >= next, admit_cost_at(&*s, &id, None, 1, at).await)
+        }
+    }))
+    .await;
+    let after: usize = mixed
+        .iter()
+        .filter(|(after, r)| *after && matches!(r, Got::Admitted { .. }))
+        .count();
+    assert_eq!(
+        after, 10,
+        "every admission past midnight spent from the refill"
+    );
+    let t = s.get(&rec.id).await.unwrap().unwrap();
+    assert_eq!(t.refilled_at, Some(today + 2 * 86_400));
+    // Those before midnight found nothing left, or raced a refill and were
+    // decided again on it: either way one reset of 40, spent 10 or more.
+    let before_admitted = mixed
+        .iter()
+        .filter(|(after, r)| !*after && matches!(r, Got::Admitted { .. }))
+        .count();
+    assert_eq!(
+        t.remaining_uses,
+        Some(40 - 10 - before_admitted as u64),
+        "{mixed:?}"
+    );
+}
+
 macro_rules! contract {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -847,6 +998,14 @@ macro_rules! contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn racing_uses_never_overspend() {
                 super::racing_uses_never_overspend(store().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn racing_costs_never_overspend() {
+                super::racing_costs_never_overspend(store().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn a_refill_applies_once_under_racing_admissions() {
+                super::a_refill_applies_once_under_racing_admissions(store().await).await
             }
             #[tokio::test]
             async fn leases_take_renew_release() {

@@ -161,6 +161,20 @@ fn every_event_through_cargo_lambda_invoke() {
     assert_eq!(renewed["lease"]["id"], lease.as_str());
     let (s, _) = invoke("validate", &ev("release-lease", &lease));
     assert_eq!(s, 204);
+    // A reserving acquire, settled: 5 held, 2 used, 3 given back.
+    let (s, reserving) = invoke("validate", &ev("validate-reserve", ""));
+    assert_eq!(
+        (s, &reserving["active"]),
+        (200, &json!(true)),
+        "{reserving}"
+    );
+    let held = reserving["remainingUses"].as_i64().unwrap();
+    let lease = reserving["lease"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(lease.len(), 32, "a lease holding a reserve");
+    let (s, _) = invoke("validate", &ev("release-settle", &lease));
+    assert_eq!(s, 204);
+    let (_, detail) = invoke("detail", &ev("detail", ""));
+    assert_eq!(detail["remainingUses"], held + 3, "{detail}");
     authorizer_events(&ev);
     owners_only_from_the_gateway(&ev("list", ""), &id);
 

@@ -1,13 +1,15 @@
 //! The tests over real HTTP and real Lambda events, one binary: every
 //! route through the local API gateway to the functions under `cargo
 //! lambda watch`, the example app behind `authorize`, the `events/`
-//! fixtures through `cargo lambda invoke`, a holder's revocation, GitHub's
+//! fixtures through `cargo lambda invoke`, credits (cost, refill, reserve
+//! and settle), a holder's revocation, GitHub's
 //! leak reports, and the security findings' regression tests.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
 
 mod capabilities;
+mod credits;
 mod e2e;
 mod events;
 mod gateway;

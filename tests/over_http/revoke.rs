@@ -253,7 +253,7 @@ async fn the_pattern_for_secret_scanners_finds_every_token_string() {
     let api = Api::new();
     // A string under a named key (what the stack mints) and a v1 string.
     let (_, named) = api.mint(&owner("scanner-pattern"), json!({})).await;
-    let v1 = tollgate::token::Keyring::single(b"0123456789abcdef0123456789abcdef")
+    let v1 = tollgate::credentials::Keyring::single(b"0123456789abcdef0123456789abcdef")
         .mint()
         .token;
     assert!(named.split('_').count() == 3 && v1.split('_').count() == 2);

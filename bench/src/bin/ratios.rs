@@ -17,11 +17,11 @@ use std::time::Instant;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use serde_json::{json, Value};
 use tollgate::config::Config;
+use tollgate::credentials::capability::{self, MintRequest};
 use tollgate::http::ApiRequest;
 use tollgate::lambda::handle_event;
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 use tollgate::store::{LeaseMove, MoveOutcome};
-use tollgate::token::capability::{self, MintRequest};
 use tollgate::token::LeaseId;
 use tollgate::{App, Function};
 use tollgate_bench::{median, validate_event};
@@ -58,6 +58,7 @@ async fn release(app: &App, token_id: &str, lease: &str) {
         lease,
         first_bucket,
         to: None,
+        refund: None,
         seen_version: None,
         purge: Vec::new(),
         now: tollgate::dates::now(),

@@ -104,6 +104,7 @@ impl App {
             token: Some(credential.to_owned()),
             resource: Some(q.path.clone()),
             write: is_write(&q.method),
+            cost: Some(binding.cost_of(&q.method, &q.path)),
             binding: Some(binding.clone()),
             ..Default::default()
         };

@@ -1,18 +1,18 @@
 //! `POST /validate/capabilities` mints a capability of the presented
 //! token; `GET /.well-known/jwks.json` publishes the keys that verify one
-//! (see `token::capability`).
+//! (see `credentials::capability`).
 
 use serde_json::json;
 
 use super::{App, Result};
+use crate::credentials::capability::{self, MintRequest};
 use crate::dates;
 use crate::http::{json_object, ApiError, ApiRequest, ApiResponse, Format};
-use crate::token::capability::{self, MintRequest};
 use crate::validate::{self, checks, input, ValidateInput};
 
 impl App {
-    /// Minting is a validate of the parent (every check; it spends a use
-    /// and a count of each rate limit), then the capability narrowed from
+    /// Minting is a validate of the parent (every check; it spends its
+    /// `cost` in uses, one by default, and a count of each rate limit), then the capability narrowed from
     /// it. The parent's checks and the narrowing run on the token as read
     /// before anything is spent; the narrowing again on the version the
     /// validate admitted.
@@ -43,6 +43,7 @@ impl App {
         }
         let input = ValidateInput {
             token: Some(token),
+            cost: mint.cost,
             relay: req.header(input::RELAY_HEADER).map(str::to_owned),
             ..Default::default()
         };

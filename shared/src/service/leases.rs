@@ -2,10 +2,12 @@
 //! `DELETE` releases one. The token that took the lease is the credential.
 
 use super::{App, Result};
+use crate::credentials::Keyring;
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
-use crate::store::{LeaseMove, MoveOutcome, StoreError};
-use crate::token::{leases, Keyring, LeaseId};
+use crate::limits::leases;
+use crate::store::{LeaseMove, MoveOutcome, Refund, StoreError};
+use crate::token::{LeaseId, TokenRecord};
 use crate::validate::{self, answer, checks, Presented, Reason};
 
 impl App {
@@ -13,9 +15,10 @@ impl App {
     /// would still validate: enabled, inside its window, from an allowed
     /// address, and holding no more live leases than its (perhaps lowered)
     /// cap. It moves the lease to the bucket `TOLLGATE_LEASE_SECONDS` from
-    /// now (see `token::leases`).
+    /// now (see `limits::leases`).
     pub(super) async fn renew(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
+        input.refuse_used()?;
         let keyring = self.keyring_for_input(&input).await;
         let (issuer, store) = (&self.config.issuer, self.store.as_ref());
         let lease = lease_of(&keyring, issuer, &input, lease)?;
@@ -34,9 +37,10 @@ impl App {
             if capability.is_some_and(|c| !c.allows_address(address)) {
                 return Err(ApiError::NotFound);
             }
+            // A lowered cap: the leases above it are not renewed.
             if rec
                 .max_concurrent
-                .is_none_or(|cap| rec.leases.live(now) > cap)
+                .is_some_and(|cap| rec.leases.live(now) > cap)
             {
                 return Err(ApiError::NotFound);
             }
@@ -46,6 +50,7 @@ impl App {
                 lease: lease.as_str(),
                 first_bucket: lease.first_bucket(),
                 to: Some(to),
+                refund: None,
                 seen_version: Some(rec.version),
                 purge: rec.leases.lapsed(now),
                 now,
@@ -64,11 +69,17 @@ impl App {
         Err(ApiError::NotFound)
     }
 
+    /// A release frees the lease's slot; with `used`, it settles the
+    /// lease's reserve too, giving back what was not used, exactly once
+    /// (the release that moves the lease out of the ledger is the one
+    /// that refunds, in the same transaction). A lapsed lease keeps its
+    /// reserve spent.
     pub(super) async fn release(&self, req: &ApiRequest, lease: &str) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
         let keyring = self.keyring_for_input(&input).await;
         let (issuer, store) = (&self.config.issuer, self.store.as_ref());
         let lease = lease_of(&keyring, issuer, &input, lease)?;
+        let unused = unused_reserve(&lease, input.used)?;
         for _ in 0..4 {
             let now = dates::now();
             let found =
@@ -84,6 +95,7 @@ impl App {
                 lease: lease.as_str(),
                 first_bucket: lease.first_bucket(),
                 to: None,
+                refund: refund(&rec, unused),
                 seen_version: None,
                 purge: rec.leases.lapsed(now),
                 now,
@@ -98,6 +110,34 @@ impl App {
         }
         Err(StoreError::Unavailable("the token kept changing during a release".into()).into())
     }
+}
+
+/// What a release's `used` leaves of the lease's reserve to give back
+/// (nothing without `used`): 400 when it claims more than was reserved.
+fn unused_reserve(lease: &LeaseId, used: Option<u64>) -> Result<u64> {
+    let reserved = lease.reserved();
+    match used {
+        None => Ok(0),
+        Some(used) if used <= reserved => Ok(reserved - used),
+        Some(_) => Err(ApiError::field(
+            "used",
+            &format!("must be at most the lease's reserve, {reserved}"),
+        )),
+    }
+}
+
+/// The refund of `unused` uses to `rec`, never lifting what remains above
+/// its ceiling (a refill or a patch since may have reset it).
+fn refund(rec: &TokenRecord, unused: u64) -> Option<Refund> {
+    let uses = rec.uses();
+    let room = uses
+        .ceiling()
+        .saturating_sub(rec.remaining_uses.unwrap_or(0));
+    let give = unused.min(room);
+    (uses.max.is_some() && give > 0).then_some(Refund {
+        uses: give,
+        ceiling: uses.ceiling(),
+    })
 }
 
 /// The lease id, if it was issued to the presented token (or to a

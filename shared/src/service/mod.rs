@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::config::{Config, KeyringSource};
+use crate::credentials::Keyring;
 use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY};
 use crate::store::Store;
-use crate::token::Keyring;
 use crate::validate::Snapshots;
 
 pub mod authorize;
@@ -147,7 +147,7 @@ impl App {
         let Some(refresh) = &self.refresh else {
             return ring;
         };
-        let unknown = Keyring::kid_of(token).filter(|kid| !ring.knows(kid));
+        let unknown = crate::credentials::kid_of(token).filter(|kid| !ring.knows(kid));
         let due = |now: i64| {
             let age = now - refresh.last_ms.load(Ordering::Acquire);
             age >= refresh.every_ms * MAX_AGE_ROUNDS

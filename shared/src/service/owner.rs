@@ -6,8 +6,9 @@
 //! `tokenId`), is refused: tokens cannot manage tokens.
 
 use crate::config::Config;
+use crate::credentials::{capability, looks_like_token};
 use crate::http::{ApiError, ApiRequest};
-use crate::token::{capability, looks_like_token, Owner};
+use crate::token::Owner;
 
 pub fn owner(config: &Config, req: &ApiRequest) -> Result<Owner, ApiError> {
     let id = &req.identity;
@@ -59,7 +60,7 @@ mod tests {
 
     #[test]
     fn a_token_string_is_refused_with_or_without_a_scheme() {
-        let token = crate::token::Keyring::single(&[1; 32]).mint().token;
+        let token = crate::credentials::Keyring::single(&[1; 32]).mint().token;
         for value in [
             format!("Bearer {token}"),
             format!("Bearer  {token} "),

@@ -3,7 +3,7 @@
 //! /tokens/{id}` does, in one write conditioned on its secret; the previous
 //! secret of a roll, still in its grace, ends only that grace. A capability
 //! is refused from then on, until its `exp`, and its parent is untouched
-//! (see `token::revocation`). The answer is 200 `{}` for every well-formed
+//! (see `credentials::revocation`). The answer is 200 `{}` for every well-formed
 //! request, whatever it named, so it tells a guesser nothing.
 
 use std::net::IpAddr;
@@ -12,10 +12,10 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::{App, Result};
+use crate::credentials::capability::{self, Claims};
+use crate::credentials::{Keyring, TokenString};
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::store::{Deletion, StoreError};
-use crate::token::capability::{self, Claims};
-use crate::token::{Keyring, TokenString};
 use crate::validate::{capability_secret_state, input::bearer, token_secret_state};
 
 /// What a revocation did, for the log (never for the answer).

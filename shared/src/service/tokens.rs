@@ -5,12 +5,13 @@ use serde_json::{json, Value};
 use time::Duration;
 
 use super::{App, Result};
+use crate::credentials::request_fingerprint;
 use crate::dates;
 use crate::http::{canonical_json, json_object, ApiError, ApiRequest, ApiResponse};
 use crate::store::{CreateOutcome, IdempotencyRecord};
 use crate::token::query::ListQuery;
 use crate::token::rules::{self, NewToken};
-use crate::token::{request_fingerprint, IdempotencyKey, Owner, TokenId, TokenRecord};
+use crate::token::{IdempotencyKey, Owner, TokenId, TokenRecord};
 
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_WINDOW: Duration = Duration::hours(24);

@@ -4,14 +4,15 @@
 use std::net::IpAddr;
 
 use super::{App, Result};
+use crate::credentials::Keyring;
 use crate::http::{ApiRequest, ApiResponse};
 use crate::store::StoreError;
-use crate::token::Keyring;
 use crate::validate::{self, answer, Decision, Reason, ValidateInput};
 
 impl App {
     pub(super) async fn validate(&self, req: &ApiRequest) -> Result<ApiResponse> {
         let input = validate::input::decode_input(req)?;
+        input.refuse_used()?;
         let keyring = self.keyring_for_input(&input).await;
         Ok(match self.decide(&keyring, &input, req.source_ip).await? {
             Ok(accepted) => {

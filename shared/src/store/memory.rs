@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::token::{leases, RateCount};
+use crate::limits::{leases, RateCount};
 
 #[derive(Default)]
 struct State {
@@ -143,12 +143,14 @@ impl Store for MemoryStore {
         let Some(cur) = s.tokens.get_mut(&seen.id) else {
             return Ok(false);
         };
-        let uses_change = seen.max_uses != new.max_uses;
-        if cur.version != seen.version || (uses_change && cur.remaining_uses != seen.remaining_uses)
-        {
+        let uses_change = seen.uses_differ(new);
+        let spent_since =
+            (cur.remaining_uses, cur.refilled_at) != (seen.remaining_uses, seen.refilled_at);
+        if cur.version != seen.version || (uses_change && spent_since) {
             return Ok(false);
         }
-        let (last_used, remaining) = (cur.last_used_at, cur.remaining_uses);
+        let (last_used, remaining, refilled_at) =
+            (cur.last_used_at, cur.remaining_uses, cur.refilled_at);
         let counts = std::mem::take(&mut cur.rate_counts);
         let leases = std::mem::take(&mut cur.leases);
         *cur = new.clone();
@@ -156,7 +158,7 @@ impl Store for MemoryStore {
         cur.leases = leases;
         cur.last_used_at = last_used;
         if !uses_change {
-            cur.remaining_uses = remaining;
+            (cur.remaining_uses, cur.refilled_at) = (remaining, refilled_at);
         }
         Ok(true)
     }
@@ -209,7 +211,7 @@ impl Store for MemoryStore {
     async fn revoke_capabilities(
         &self,
         seen: &TokenRecord,
-        revoked: &crate::token::RevokedCapabilities,
+        revoked: &crate::credentials::RevokedCapabilities,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.change_at_version(seen, now, |cur| cur.revoked_capabilities = revoked.clone())
@@ -221,7 +223,10 @@ impl Store for MemoryStore {
             return Ok(AdmitOutcome::Changed(None));
         };
         // The same condition as DynamoDB's (see `dynamo::admit`).
-        let uses_ok = !a.consume_use || t.remaining_uses.unwrap_or(0) > 0;
+        let uses_ok = a.uses.as_ref().is_none_or(|u| {
+            let pinned = u.refills.is_none_or(|seen| t.refilled_at == seen);
+            pinned && (u.refill.is_some() || t.remaining_uses.unwrap_or(0) >= u.need())
+        });
         let rates_ok = a.rates.iter().all(|r| {
             let stored = t.rate_counts.get(&r.name);
             match r.seen {
@@ -232,13 +237,22 @@ impl Store for MemoryStore {
             }
         });
         let lease_ok = a.lease.as_ref().is_none_or(|l| {
-            u64::from(t.leases.held()) < l.limit() && t.leases.still_holds(&l.purge)
+            l.limit()
+                .is_none_or(|limit| u64::from(t.leases.held()) < limit)
+                && t.leases.still_holds(&l.purge)
         });
         if t.version != a.seen_version || !uses_ok || !rates_ok || !lease_ok {
             return Ok(AdmitOutcome::Changed(Some(Box::new(t.clone()))));
         }
-        if a.consume_use {
-            t.remaining_uses = t.remaining_uses.map(|r| r - 1);
+        if let Some(u) = &a.uses {
+            let from = match u.refill {
+                Some((boundary, amount)) => {
+                    t.refilled_at = Some(boundary);
+                    amount
+                }
+                None => t.remaining_uses.unwrap_or(0),
+            };
+            t.remaining_uses = Some(from.saturating_sub(u.cost));
         }
         let mut rate_used = Vec::with_capacity(a.rates.len());
         for r in &a.rates {
@@ -290,6 +304,13 @@ impl Store for MemoryStore {
         }
         if !t.leases.still_holds(&m.purge) {
             return Ok(MoveOutcome::Stale);
+        }
+        if let Some(r) = m.refund {
+            let remaining = t.remaining_uses.unwrap_or(0);
+            if remaining > r.ceiling.saturating_sub(r.uses) {
+                return Ok(MoveOutcome::Stale);
+            }
+            t.remaining_uses = Some(remaining + r.uses);
         }
         let to = m.to.map(|to| to.max(from));
         t.leases.purge(&m.purge);

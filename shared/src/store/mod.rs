@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::token::rate::Standing;
+use crate::limits::rate::Standing;
+use crate::limits::uses::UsesStanding;
 use crate::token::TokenRecord;
 
 #[cfg(feature = "aws")]
@@ -59,8 +60,8 @@ pub struct Page {
     pub next: Option<String>,
 }
 
-/// A request to admit one validation: spend a use, a count of every rate
-/// limit and a lease slot, all or nothing in one conditional write, and
+/// A request to admit one validation: spend its cost in uses, a count of
+/// every rate limit and a lease slot, all or nothing in one conditional write, and
 /// refresh `lastUsedAt` when it is stale. The write carries every check the
 /// item alone decides: it applies only if the token is still at the version
 /// the checks were made on (so its secret, `enabled`, window, address
@@ -71,7 +72,8 @@ pub struct Admission<'a> {
     pub id: &'a str,
     /// The version the checks were made on.
     pub seen_version: u64,
-    pub consume_use: bool,
+    /// Uses to spend, when the token counts them.
+    pub uses: Option<UsesSpend>,
     /// One count per rate limit of the token.
     pub rates: Vec<RateSpend>,
     /// A lease slot, when acquiring under a cap.
@@ -79,21 +81,54 @@ pub struct Admission<'a> {
     pub touch: Option<OffsetDateTime>,
 }
 
-/// A lease slot to take (see `token::leases`): one more lease in `bucket`,
+/// Uses to spend (see `limits::uses`): `cost` of them, from what remains
+/// or, when a refill is due, from its `amount` in the same write that
+/// resets. A token that refills pins the write to the `refilledAt` seen,
+/// so a refill applies once whatever races it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsesSpend {
+    pub cost: u64,
+    /// The token refills: the last boundary applied as seen (`None`: none).
+    pub refills: Option<Option<i64>>,
+    /// A refill due: the boundary it records and the amount it resets to.
+    pub refill: Option<(i64, u64)>,
+}
+
+impl UsesSpend {
+    /// `cost` uses of `rec`, where they stood when its checks passed.
+    pub fn of(rec: &TokenRecord, standing: &UsesStanding, cost: u64) -> UsesSpend {
+        UsesSpend {
+            cost,
+            refills: rec.refill.map(|_| rec.refilled_at),
+            refill: standing.refill_due.map(|d| (d.boundary, d.amount)),
+        }
+    }
+
+    /// What the spend needs left: its cost, and at least one (an
+    /// exhausted holder refuses even a check of cost 0).
+    pub fn need(&self) -> u64 {
+        self.cost.max(1)
+    }
+}
+
+/// A lease slot to take (see `limits::leases`): one more lease in `bucket`,
 /// and the lapsed buckets seen removed, each only if it still holds the
 /// count seen; admitted only while the leases counted stay within `cap`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseTake {
     pub bucket: i64,
-    /// `maxConcurrent` as checked (the version pins it).
-    pub cap: u32,
+    /// `maxConcurrent` as checked (the version pins it); `None` for a
+    /// reserving lease of a token without one, counted under no cap.
+    pub cap: Option<u32>,
     pub purge: Vec<(i64, u32)>,
 }
 
 impl LeaseTake {
-    /// What the ledger's `leaseTotal` must stay below for the take to apply.
-    pub fn limit(&self) -> u64 {
-        u64::from(self.cap) + self.purge.iter().map(|(_, n)| u64::from(*n)).sum::<u64>()
+    /// What the ledger's `leaseTotal` must stay below for the take to
+    /// apply, under a cap.
+    pub fn limit(&self) -> Option<u64> {
+        let purged = self.purge.iter().map(|(_, n)| u64::from(*n)).sum::<u64>();
+        self.cap.map(|cap| u64::from(cap) + purged)
     }
 }
 
@@ -109,10 +144,21 @@ pub struct LeaseMove<'a> {
     pub lease: &'a str,
     pub first_bucket: i64,
     pub to: Option<i64>,
+    /// A settling release gives back this many uses (reserved, not used),
+    /// never lifting `remainingUses` above `ceiling`: the write is pinned
+    /// to `remainingUses` at most `ceiling - refund`.
+    pub refund: Option<Refund>,
     /// A renewal applies only to the version its checks were made on.
     pub seen_version: Option<u64>,
     pub purge: Vec<(i64, u32)>,
     pub now: OffsetDateTime,
+}
+
+/// Uses a settling release gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refund {
+    pub uses: u64,
+    pub ceiling: u64,
 }
 
 /// One rate limit's count to spend, in the window the checks found.
@@ -228,7 +274,7 @@ pub trait Store: Send + Sync {
     async fn revoke_capabilities(
         &self,
         seen: &TokenRecord,
-        revoked: &crate::token::RevokedCapabilities,
+        revoked: &crate::credentials::RevokedCapabilities,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError>;

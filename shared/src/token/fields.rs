@@ -7,9 +7,9 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::rate::{self, RateLimit};
 use super::{address, resource};
 use crate::dates;
+use crate::limits::rate::{self, RateLimit};
 
 pub const MAX_DESCRIPTION: usize = 256;
 pub const MAX_TAGS: usize = 32;
@@ -20,8 +20,8 @@ pub const MAX_CONCURRENT: u64 = 10_000;
 /// Largest integer every JSON client represents exactly.
 pub const MAX_USES: u64 = (1 << 53) - 1;
 pub const MAX_ADDRESSES: usize = 16;
-pub use super::rate::{MAX_PERIOD_SECONDS, MAX_RATE_LIMIT, MAX_RATE_LIMITS};
 pub use super::scopes::MAX_SCOPES;
+pub use crate::limits::rate::{MAX_PERIOD_SECONDS, MAX_RATE_LIMIT, MAX_RATE_LIMITS};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
@@ -88,6 +88,7 @@ pub struct Changes {
     pub callee: Change<String>,
     pub max_concurrent: Change<u32>,
     pub max_uses: Change<u64>,
+    pub refill: Change<crate::limits::Refill>,
     pub allowed_addresses: Change<Vec<IpNet>>,
     pub scopes: Change<Vec<String>>,
     pub audiences: Change<Vec<String>>,
@@ -108,6 +109,7 @@ pub(super) enum Mode {
 const SERVER_FIELDS: &[&str] = &[
     "id",
     "remainingUses",
+    "nextRefillAt",
     "expire",
     "activeLeases",
     "start",
@@ -240,6 +242,7 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
                 })
             }
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),
+            "refill" => c.refill = field(v, |v| crate::limits::Refill::parse(v, e)),
             "allowedAddresses" => c.allowed_addresses = field(v, |v| parse_addresses(v, e)),
             "scopes" => c.scopes = field(v, |v| parse_scopes(v, e)),
             "audiences" => c.audiences = field(v, |v| parse_audiences(v, e)),

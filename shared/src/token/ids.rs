@@ -8,9 +8,15 @@ pub const TOKEN_ID_BYTES: usize = 16;
 /// Bytes of a lease id: a random nonce and the bucket it was taken in,
 /// plus a tag binding them to its token.
 pub const LEASE_ID_BYTES: usize = 16;
+/// Bytes of a reserving lease's id: the uses it reserved too, under the tag.
+pub const RESERVING_LEASE_ID_BYTES: usize = LEASE_ID_BYTES + LEASE_RESERVE_BYTES;
 pub(crate) const LEASE_NONCE_BYTES: usize = 5;
 /// The bucket the lease was first taken in (unix seconds, big-endian).
 pub(crate) const LEASE_BUCKET_BYTES: usize = 5;
+/// The uses a lease reserved (big-endian; at most `MAX_COST`).
+pub(crate) const LEASE_RESERVE_BYTES: usize = 4;
+/// Bytes of a lease id under its tag.
+pub(crate) const LEASE_TAG_BYTES: usize = LEASE_ID_BYTES - LEASE_NONCE_BYTES - LEASE_BUCKET_BYTES;
 
 /// A token id as minted: 26 lower-case base32 characters. Anything else
 /// cannot name a token, so callers answer 404 without a read.
@@ -74,8 +80,9 @@ impl IdempotencyKey {
     }
 }
 
-/// A lease id as issued: 26 base32 characters (see `Keys::new_lease_id`
-/// for the tag that binds it to one token).
+/// A lease id as issued: 26 base32 characters, or 32 for a lease that
+/// reserved uses (see `Keys::new_lease_id` for the tag that binds it to
+/// one token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseId(String);
 
@@ -84,16 +91,33 @@ impl LeaseId {
         Self::bytes_of(text).map(|_| LeaseId(text.to_owned()))
     }
 
-    pub(crate) fn from_bytes(bytes: &[u8; LEASE_ID_BYTES]) -> LeaseId {
+    /// `bytes` must be `LEASE_ID_BYTES` or `RESERVING_LEASE_ID_BYTES` long.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> LeaseId {
         LeaseId(codec::encode(bytes))
     }
 
-    pub(crate) fn bytes(&self) -> [u8; LEASE_ID_BYTES] {
-        Self::bytes_of(&self.0).unwrap_or([0; LEASE_ID_BYTES])
+    pub(crate) fn bytes(&self) -> Vec<u8> {
+        Self::bytes_of(&self.0).unwrap_or_else(|| vec![0; LEASE_ID_BYTES])
     }
 
-    fn bytes_of(text: &str) -> Option<[u8; LEASE_ID_BYTES]> {
-        codec::decode::<LEASE_ID_BYTES>(text)
+    fn bytes_of(text: &str) -> Option<Vec<u8>> {
+        match text.len() {
+            26 => codec::decode::<LEASE_ID_BYTES>(text).map(|b| b.to_vec()),
+            32 => codec::decode::<RESERVING_LEASE_ID_BYTES>(text).map(|b| b.to_vec()),
+            _ => None,
+        }
+    }
+
+    /// The uses the lease reserved (0 for one that reserved none). Trusted
+    /// only once the lease is known to belong to its token.
+    pub fn reserved(&self) -> u64 {
+        let b = self.bytes();
+        let start = LEASE_NONCE_BYTES + LEASE_BUCKET_BYTES;
+        b.get(start..start + LEASE_RESERVE_BYTES)
+            .filter(|_| b.len() == RESERVING_LEASE_ID_BYTES)
+            .map_or(0, |r| {
+                r.iter().fold(0u64, |acc, x| (acc << 8) | u64::from(*x))
+            })
     }
 
     /// The bucket (unix seconds) the lease was first taken in: where it is
@@ -154,6 +178,11 @@ mod tests {
         let l = LeaseId::from_bytes(&[3; LEASE_ID_BYTES]);
         assert_eq!(LeaseId::parse(l.as_str()), Some(l.clone()));
         assert_eq!(l.bytes(), [3; LEASE_ID_BYTES]);
+        assert_eq!(l.reserved(), 0);
+        let r = LeaseId::from_bytes(&[1; RESERVING_LEASE_ID_BYTES]);
+        assert_eq!(r.as_str().len(), 32);
+        assert_eq!(LeaseId::parse(r.as_str()), Some(r.clone()));
+        assert_eq!(r.reserved(), 0x0101_0101);
         assert!(LeaseId::parse("nope").is_none());
         assert!(LeaseId::parse("%2F..%2F").is_none());
     }

@@ -4,8 +4,8 @@ use time::OffsetDateTime;
 
 use super::fields::FieldErrors;
 use super::ids::Owner;
-use super::keyring::Keyring;
 use super::TokenRecord;
+use crate::credentials::Keyring;
 
 /// `GET /tokens` query parameters, parsed.
 #[derive(Debug)]

@@ -6,9 +6,9 @@ use ipnet::IpNet;
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use super::leases::LeaseLedger;
-use super::rate::{RateCount, RateLimit};
+use crate::credentials::RevokedCapabilities;
 use crate::dates;
+use crate::limits::{LeaseLedger, RateCount, RateLimit, Refill, Uses};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
@@ -26,12 +26,17 @@ pub struct TokenRecord {
     pub max_concurrent: Option<u32>,
     pub max_uses: Option<u64>,
     pub remaining_uses: Option<u64>,
+    /// A reset of `remainingUses` at each boundary (see `limits::uses`).
+    pub refill: Option<Refill>,
+    /// Unix seconds of the last refill boundary applied: written by
+    /// create, by a patch of the uses, and by the admission that refills.
+    pub refilled_at: Option<i64>,
     pub allowed_addresses: Option<Vec<IpNet>>,
     /// Capability scopes granted, normalised (see `token::scopes`).
     pub scopes: Option<Vec<String>>,
     /// The APIs the token is meant for (see `token::audience`).
     pub audiences: Option<Vec<String>>,
-    /// Named limits on admitted validates per window (see `token::rate`).
+    /// Named limits on admitted validates per window (see `limits::rate`).
     pub rate_limits: Option<Vec<RateLimit>>,
     /// Each limit's count, by name: written only by admissions.
     pub rate_counts: BTreeMap<String, RateCount>,
@@ -52,14 +57,14 @@ pub struct TokenRecord {
     /// What a secret scanner's report of this token's string does.
     pub on_leak: crate::leaks::OnLeak,
     /// Capabilities of this token their holders revoked (see
-    /// `token::revocation`): written only by `POST /validate/revoke`.
-    pub revoked_capabilities: super::RevokedCapabilities,
+    /// `credentials::revocation`): written only by `POST /validate/revoke`.
+    pub revoked_capabilities: RevokedCapabilities,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
     /// Bumped by every change a client makes; the ETag.
     pub version: u64,
-    /// The token's leases, by the instant they lapse (see `token::leases`):
+    /// The token's leases, by the instant they lapse (see `limits::leases`):
     /// written only by acquires, renewals and releases.
     pub leases: LeaseLedger,
 }
@@ -76,6 +81,22 @@ impl TokenRecord {
     /// The audiences the token is restricted to (empty: none).
     pub fn audience_list(&self) -> &[String] {
         self.audiences.as_deref().unwrap_or_default()
+    }
+
+    /// The token's uses, as the rules of `limits::uses` read them.
+    pub fn uses(&self) -> Uses {
+        Uses {
+            max: self.max_uses,
+            remaining: self.remaining_uses,
+            refill: self.refill,
+            refilled_at: self.refilled_at,
+        }
+    }
+
+    /// Whether `other` counts uses differently (`maxUses` or `refill`):
+    /// a patch then writes what remains, pinned to what it saw.
+    pub fn uses_differ(&self, other: &TokenRecord) -> bool {
+        self.max_uses != other.max_uses || self.refill != other.refill
     }
 
     /// The public token object (camelCase), never the secret hash.
@@ -98,13 +119,7 @@ impl TokenRecord {
             m.insert("maxConcurrent".into(), json!(n));
             m.insert("activeLeases".into(), json!(self.leases.live(now)));
         }
-        if let Some(n) = self.max_uses {
-            m.insert("maxUses".into(), json!(n));
-            m.insert(
-                "remainingUses".into(),
-                json!(self.remaining_uses.unwrap_or(0)),
-            );
-        }
+        self.uses().show(&mut m, now);
         if let Some(a) = &self.allowed_addresses {
             m.insert("allowedAddresses".into(), json!(address_strings(a)));
         }

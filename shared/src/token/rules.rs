@@ -46,6 +46,8 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         max_concurrent: None,
         max_uses: None,
         remaining_uses: None,
+        refill: None,
+        refilled_at: None,
         allowed_addresses: None,
         scopes: None,
         audiences: None,
@@ -97,8 +99,9 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         }),
     };
     let bind = c.bind_to_requester;
-    apply(&mut rec, c, None);
+    apply(&mut rec, c, None, now);
     check_tag_count(&rec, &mut errs);
+    check_uses(&rec, &mut errs);
     if bind {
         match input.requester {
             Some(ip) => {
@@ -134,9 +137,10 @@ pub fn patch(
     let c = parse_changes(body, Mode::Patch)?;
     let window_changed = !c.start_date.is_keep() || !c.end_date.is_keep();
     let mut rec = current.clone();
-    apply(&mut rec, c, Some(current));
+    apply(&mut rec, c, Some(current), now);
     let mut errs = FieldErrors::default();
     check_tag_count(&rec, &mut errs);
+    check_uses(&rec, &mut errs);
     if window_changed {
         check_lifetime(
             &rec,
@@ -181,7 +185,7 @@ pub fn grace_seconds(body: &Map<String, Value>) -> Result<u64, FieldErrors> {
 /// replaced (an older previous secret ends at once).
 pub fn roll(
     current: &TokenRecord,
-    minted: &super::Minted,
+    minted: &crate::credentials::Minted,
     grace: u64,
     now: OffsetDateTime,
 ) -> TokenRecord {
@@ -209,7 +213,14 @@ fn check_tag_count(rec: &TokenRecord, errs: &mut FieldErrors) {
     }
 }
 
-fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
+/// A refill resets `remainingUses`: it needs `maxUses` to count them.
+fn check_uses(rec: &TokenRecord, errs: &mut FieldErrors) {
+    if rec.refill.is_some() && rec.max_uses.is_none() {
+        errs.add("refill", "needs maxUses: the uses it resets");
+    }
+}
+
+fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: OffsetDateTime) {
     if let Change::Set(t) = c.token_type {
         rec.token_type = t;
     }
@@ -240,21 +251,9 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     c.caller.apply(&mut rec.caller);
     c.callee.apply(&mut rec.callee);
     c.max_concurrent.apply(&mut rec.max_concurrent);
-    let old_max = rec.max_uses;
     c.max_uses.apply(&mut rec.max_uses);
-    // maxUses counts validations in all: raising or lowering it keeps the
-    // uses already spent.
-    rec.remaining_uses = match (rec.max_uses, current) {
-        (None, _) => None,
-        (Some(max), Some(cur)) if old_max.is_some() => {
-            let spent = cur
-                .max_uses
-                .unwrap_or(0)
-                .saturating_sub(cur.remaining_uses.unwrap_or(0));
-            Some(max.saturating_sub(spent))
-        }
-        (Some(max), _) => Some(max),
-    };
+    c.refill.apply(&mut rec.refill);
+    apply_uses(rec, current, now);
     c.allowed_addresses.apply(&mut rec.allowed_addresses);
     c.scopes.apply(&mut rec.scopes);
     if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
@@ -277,6 +276,30 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>) {
     if let Change::Set(e) = c.end_date {
         rec.end_date = e;
     }
+}
+
+/// What remains after a create or a patch of the uses. `maxUses` counts
+/// uses in all: raising or lowering it keeps those already spent (counted
+/// from what remains now, a due refill applied). A refill set or changed
+/// counts its boundaries from now: the next one resets.
+fn apply_uses(rec: &mut TokenRecord, current: Option<&TokenRecord>, now: OffsetDateTime) {
+    let Some(max) = rec.max_uses else {
+        (rec.remaining_uses, rec.refilled_at) = (None, None);
+        return;
+    };
+    let Some(cur) = current.filter(|c| c.uses_differ(rec)) else {
+        if current.is_none() {
+            rec.remaining_uses = Some(max);
+            rec.refilled_at = rec.refill.map(|r| r.last_boundary(now));
+        }
+        return;
+    };
+    let remaining = match (cur.max_uses, cur.uses().standing(now)) {
+        (Some(old_max), Some(s)) => max.saturating_sub(old_max.saturating_sub(s.remaining)),
+        _ => max,
+    };
+    rec.remaining_uses = Some(remaining);
+    rec.refilled_at = rec.refill.map(|r| r.last_boundary(now));
 }
 
 /// `t` plus `seconds`, or `None` past the dates `time` can represent:

@@ -1,13 +1,17 @@
-//! Admission: what a validate that passed every check spends (a use, a
-//! count of every rate limit, a lease slot), all in one conditional write
+//! Admission: what a validate that passed every check spends (its cost in
+//! uses, a count of every rate limit, a lease slot), all in one conditional write
 //! pinned to what the checks saw, and the `lastUsedAt` refresh.
 
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 
-use crate::store::{Admission, AdmitOutcome, LeaseTake, RateSpend, Store, StoreError};
-use crate::token::rate::{RateCount, Standing};
-use crate::token::{leases, Keyring, LeaseId, TokenId, TokenRecord};
+use super::checks::Standings;
+use super::ValidateInput;
+use crate::credentials::Keyring;
+use crate::limits::leases;
+use crate::limits::rate::RateCount;
+use crate::store::{Admission, AdmitOutcome, LeaseTake, RateSpend, Store, StoreError, UsesSpend};
+use crate::token::{LeaseId, TokenId, TokenRecord};
 
 /// What an admitted validate took.
 #[derive(Debug, Default)]
@@ -33,8 +37,10 @@ const TOUCH_EVERY: Duration = Duration::minutes(1);
 
 /// Whether admitting `rec` spends anything; if not, the consistent read
 /// that found it decided.
-pub fn spends(rec: &TokenRecord, acquire: bool) -> bool {
-    rec.max_uses.is_some() || rec.rate_limits.is_some() || (acquire && rec.max_concurrent.is_some())
+pub fn spends(rec: &TokenRecord, input: &ValidateInput) -> bool {
+    rec.max_uses.is_some()
+        || rec.rate_limits.is_some()
+        || (input.acquire && (rec.max_concurrent.is_some() || input.reserve.is_some()))
 }
 
 fn touch_due(rec: &TokenRecord, now: OffsetDateTime) -> Option<OffsetDateTime> {
@@ -57,32 +63,43 @@ pub async fn touch(
 
 /// Spends what `rec` needs spent for this validate in one conditional
 /// write, pinned to `rec`'s version and to the limits' `standings` as
-/// checked. Admitted, `rec` is updated to what was written.
+/// checked: `spend` uses (from a due refill's amount when one is due), a
+/// count of each rate limit, and a lease slot when acquiring under a cap
+/// or reserving. Admitted, `rec` is updated to what was written.
 #[allow(clippy::too_many_arguments)]
 pub async fn admit(
     store: &dyn Store,
     keys: &Keyring,
     id: &TokenId,
     rec: &mut TokenRecord,
-    standings: &[Standing],
-    acquire: bool,
+    standings: &Standings,
+    input: &ValidateInput,
     lease_seconds: i64,
     now: OffsetDateTime,
 ) -> Result<Outcome, StoreError> {
+    let spend = input.spend();
+    let reserved = input
+        .reserve
+        .filter(|_| rec.max_uses.is_some())
+        .unwrap_or(0);
     let lease = match rec.max_concurrent {
-        Some(cap) if acquire => Some(LeaseTake {
-            bucket: leases::bucket_for(now, lease_seconds),
-            cap,
-            purge: rec.leases.lapsed(now),
-        }),
+        cap @ Some(_) if input.acquire => Some(cap),
+        // A reserving acquire answers a lease even without a cap.
+        None if input.acquire && input.reserve.is_some() => Some(None),
         _ => None,
-    };
+    }
+    .map(|cap| LeaseTake {
+        bucket: leases::bucket_for(now, lease_seconds),
+        cap,
+        purge: rec.leases.lapsed(now),
+    });
+    let uses = standings.uses.map(|u| UsesSpend::of(rec, &u, spend));
     let touch = touch_due(rec, now);
     let admission = Admission {
         id: id.as_str(),
         seen_version: rec.version,
-        consume_use: rec.max_uses.is_some(),
-        rates: standings.iter().map(RateSpend::from).collect(),
+        uses: uses.clone(),
+        rates: standings.rates.iter().map(RateSpend::from).collect(),
         lease: lease.clone(),
         touch,
     };
@@ -95,8 +112,11 @@ pub async fn admit(
     };
     // The token as written, for the answer and the next guess.
     rec.remaining_uses = remaining;
-    let mut rate_limits = Vec::with_capacity(standings.len());
-    for (s, used) in standings.iter().zip(rate_used) {
+    if let Some((boundary, _)) = uses.and_then(|u| u.refill) {
+        rec.refilled_at = Some(boundary);
+    }
+    let mut rate_limits = Vec::with_capacity(standings.rates.len());
+    for (s, used) in standings.rates.iter().zip(rate_used) {
         rec.rate_counts.insert(
             s.name.clone(),
             RateCount {
@@ -113,7 +133,7 @@ pub async fn admit(
     // The lease id is made only now: one is never handed out unadmitted.
     let lease = lease.map(|l| {
         rec.leases.take(l.bucket, &l.purge);
-        (keys.new_lease_id(id, l.bucket), l.bucket * 1000)
+        (keys.new_lease_id(id, l.bucket, reserved), l.bucket * 1000)
     });
     Ok(Outcome::Admitted(Admitted {
         remaining_uses: remaining,

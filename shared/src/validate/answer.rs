@@ -58,6 +58,9 @@ pub fn acceptance(accepted: &Accepted) -> Value {
         // The previous secret of a rolled token: switch before this.
         v["secretExpiresAt"] = json!(dates::format(end));
     }
+    if let Some(m) = v.as_object_mut() {
+        rec.uses().show_refill(m, dates::now());
+    }
     if !admitted.rate_limits.is_empty() {
         v["rateLimits"] = json!(admitted.rate_limits);
     }

@@ -16,6 +16,8 @@ use std::collections::HashMap;
 pub const OWNERS_VARIABLE: &str = "tollgateOwners";
 /// The stage variable naming the API's audience.
 pub const AUDIENCE_VARIABLE: &str = "tollgateAudience";
+/// The stage variable setting routes' costs in uses (default 1 each).
+pub const COSTS_VARIABLE: &str = "tollgateCosts";
 
 /// The owners an API accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +32,35 @@ pub enum Owners {
 pub struct Binding {
     pub owners: Owners,
     pub audience: Option<String>,
+    /// Routes' costs, most specific first.
+    pub costs: Vec<RouteCost>,
+}
+
+/// One entry of `tollgateCosts`: `METHOD:/path=N` (`ANY` for every
+/// method), the path a prefix matched by whole segments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCost {
+    pub method: Option<String>,
+    pub path: String,
+    pub cost: u64,
+}
+
+impl RouteCost {
+    fn parse(entry: &str) -> Option<RouteCost> {
+        let (route, cost) = entry.rsplit_once('=')?;
+        let (method, path) = route.split_once(':')?;
+        let cost = cost
+            .parse()
+            .ok()
+            .filter(|c| *c <= crate::limits::uses::MAX_COST)?;
+        let path = crate::token::resource::normalise(path)?;
+        let method = match method {
+            "ANY" => None,
+            m if !m.is_empty() && m.bytes().all(|b| b.is_ascii_uppercase()) => Some(m.to_owned()),
+            _ => return None,
+        };
+        Some(RouteCost { method, path, cost })
+    }
 }
 
 impl Binding {
@@ -55,7 +86,42 @@ impl Binding {
             .get(AUDIENCE_VARIABLE)
             .map(|a| a.trim().to_owned())
             .filter(|a| !a.is_empty());
-        Some(Binding { owners, audience })
+        // A cost the API cannot state is not taken as 1: it stays unbound.
+        let mut costs = Vec::new();
+        for entry in vars
+            .get(COSTS_VARIABLE)
+            .into_iter()
+            .flat_map(|c| c.split(','))
+        {
+            match entry.trim() {
+                "" => {}
+                e => costs.push(RouteCost::parse(e)?),
+            }
+        }
+        // Longer paths first; at one path, a named method before ANY.
+        costs.sort_by_key(|c| (std::cmp::Reverse(c.path.len()), c.method.is_none()));
+        Some(Binding {
+            owners,
+            audience,
+            costs,
+        })
+    }
+
+    /// The uses a request of `method` to `path` costs: the most specific
+    /// entry of `tollgateCosts` covering it, else 1.
+    pub fn cost_of(&self, method: &str, path: &str) -> u64 {
+        let path = crate::token::resource::normalise(path);
+        self.costs
+            .iter()
+            .find(|c| {
+                c.method
+                    .as_deref()
+                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                    && path
+                        .as_deref()
+                        .is_some_and(|p| crate::token::resource::covers(&c.path, p))
+            })
+            .map_or(1, |c| c.cost)
     }
 
     pub fn accepts_owner(&self, owner: &str) -> bool {
@@ -99,6 +165,34 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn routes_cost_what_the_most_specific_entry_says() {
+        let costs = "ANY:/=2, POST:/chat=10,ANY:/chat/free=0 ,GET:/chat=1";
+        let b = Binding::from_stage_variables(&vars(&[
+            ("tollgateOwners", "alice"),
+            ("tollgateCosts", costs),
+        ]))
+        .unwrap();
+        assert_eq!(b.cost_of("POST", "/chat/completions"), 10);
+        assert_eq!(b.cost_of("post", "/chat"), 10);
+        assert_eq!(b.cost_of("GET", "/chat/x"), 1);
+        assert_eq!(b.cost_of("POST", "/chat/free/x"), 0);
+        assert_eq!(b.cost_of("DELETE", "/chatter"), 2, "whole segments only");
+        let plain = Binding::from_stage_variables(&vars(&[("tollgateOwners", "alice")])).unwrap();
+        assert_eq!(plain.cost_of("POST", "/anything"), 1);
+        // A cost the API cannot state leaves it unbound: fail closed.
+        for bad in [
+            "POST:/x=",
+            "POST/x=3",
+            "post:/x=3",
+            "POST:/x=1000001",
+            "POST:x/../..=1",
+        ] {
+            let v = vars(&[("tollgateOwners", "alice"), ("tollgateCosts", bad)]);
+            assert_eq!(Binding::from_stage_variables(&v), None, "{bad}");
+        }
     }
 
     #[test]

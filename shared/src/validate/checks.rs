@@ -8,13 +8,22 @@ use time::OffsetDateTime;
 
 use super::input::ValidateInput;
 use super::Reason;
-use crate::token::capability::Claims;
-use crate::token::rate::{self, Standing};
+use crate::credentials::capability::Claims;
+use crate::limits::rate::{self, Standing};
+use crate::limits::uses::{self, UsesStanding};
 use crate::token::scopes::{self, Scope};
 use crate::token::{address, audience, resource, TokenRecord};
 
+/// Where the token's limits stood when its checks passed: what the
+/// admission spends from, and pins its write to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Standings {
+    pub uses: Option<UsesStanding>,
+    pub rates: Vec<Standing>,
+}
+
 /// Every check of the contract, in order, on the token as read; on
-/// success, where each rate limit stands. `address` is the one that counts
+/// success, where its limits stand. `address` is the one that counts
 /// (see `validate::relay`). A capability (`cap`) narrows its parent: the
 /// address, resource, write flag and scope must pass both.
 pub fn check(
@@ -23,7 +32,7 @@ pub fn check(
     address: Option<IpAddr>,
     now: OffsetDateTime,
     cap: Option<&Claims>,
-) -> Result<Vec<Standing>, Reason> {
+) -> Result<Standings, Reason> {
     check_standing(rec, address, now)?;
     if cap.is_some_and(|c| !c.allows_address(address)) {
         return Err(Reason::AddressNotAllowed);
@@ -49,7 +58,7 @@ pub fn check(
             return Err(Reason::ScopeNotAllowed);
         }
     }
-    check_limits(rec, input.acquire, now)
+    check_limits(rec, input, now)
 }
 
 /// Right after the address: the protected API's owners (the authorize
@@ -76,14 +85,17 @@ fn check_binding(
     Ok(())
 }
 
-/// The stateful checks, in order: a use left, room in every rate limit's
-/// window, a free lease slot (lapsed leases free theirs).
+/// The stateful checks, in order: the call's cost in uses left (a due
+/// refill applied), room in every rate limit's window, a free lease slot
+/// (lapsed leases free theirs).
 pub fn check_limits(
     rec: &TokenRecord,
-    acquire: bool,
+    input: &ValidateInput,
     now: OffsetDateTime,
-) -> Result<Vec<Standing>, Reason> {
-    if rec.max_uses.is_some() && rec.remaining_uses.unwrap_or(0) == 0 {
+) -> Result<Standings, Reason> {
+    let acquire = input.acquire;
+    let uses = rec.uses().standing(now);
+    if uses.is_some_and(|u| !uses::affordable(&u, input.spend())) {
         return Err(Reason::UsageExhausted);
     }
     let limits = rec.rate_limits.as_deref().unwrap_or_default();
@@ -100,7 +112,10 @@ pub fn check_limits(
     {
         return Err(Reason::ConcurrencyLimit);
     }
-    Ok(standings)
+    Ok(Standings {
+        uses,
+        rates: standings,
+    })
 }
 
 /// The checks that hold for the token whatever it is asked for: enabled,
@@ -211,21 +226,21 @@ pub(super) mod tests {
             Err(Reason::UsageExhausted)
         );
         t.remaining_uses = Some(1);
-        t.rate_limits = Some(vec![crate::token::RateLimit {
+        t.rate_limits = Some(vec![crate::limits::RateLimit {
             name: "m".into(),
             limit: 1,
             period_seconds: 60,
         }]);
         t.rate_counts.insert(
             "m".into(),
-            crate::token::RateCount {
+            crate::limits::RateCount {
                 period: 60,
                 window: rate::window_of(60, now),
                 count: 1,
             },
         );
         t.max_concurrent = Some(1);
-        t.leases = crate::token::LeaseLedger::from_buckets([(now.unix_timestamp() + 60, 1)]);
+        t.leases = crate::limits::LeaseLedger::from_buckets([(now.unix_timestamp() + 60, 1)]);
         let acquire = ValidateInput {
             acquire: true,
             ..bad.clone()
@@ -242,9 +257,9 @@ pub(super) mod tests {
             Err(Reason::ConcurrencyLimit)
         );
         // A lapsed lease frees its slot.
-        t.leases = crate::token::LeaseLedger::from_buckets([(now.unix_timestamp(), 1)]);
+        t.leases = crate::limits::LeaseLedger::from_buckets([(now.unix_timestamp(), 1)]);
         let standings = check(&t, &acquire, ip("10.0.0.1"), now, None).unwrap();
-        assert_eq!(standings[0].used, None);
+        assert_eq!(standings.rates[0].used, None);
     }
 
     #[test]
@@ -313,6 +328,7 @@ pub(super) mod tests {
             binding: Some(Binding {
                 owners,
                 audience: audience.map(str::to_owned),
+                costs: Vec::new(),
             }),
             ..input(None, false)
         };

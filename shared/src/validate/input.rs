@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 
 use crate::http::{ApiError, ApiRequest};
+use crate::limits::uses;
 use crate::token::{address, audience, scopes};
 
 /// A validate (or lease) request body, decoded.
@@ -19,6 +20,14 @@ pub struct ValidateInput {
     /// beside a trusted relay credential (see `validate::relay`).
     pub address: Option<IpAddr>,
     pub acquire: bool,
+    /// Uses the call spends (`cost`, 0–1000000): one when not given.
+    pub cost: Option<u64>,
+    /// Uses a reserving acquire spends and holds with its lease, for the
+    /// release to settle (see `limits::uses`).
+    pub reserve: Option<u64>,
+    /// A release's settlement: the uses of its lease's reserve used, the
+    /// rest given back. Only a release takes it.
+    pub used: Option<u64>,
     /// The capability scope asked for, normalised (see `token::scopes`).
     pub scope: Option<String>,
     /// The `Tollgate-Relay` header: a token of the same owner holding the
@@ -30,6 +39,43 @@ pub struct ValidateInput {
     /// A protected API's binding (the authorize function): its owners and
     /// audience are always checked.
     pub binding: Option<super::binding::Binding>,
+}
+
+impl ValidateInput {
+    /// The uses this call spends: its reserve, its cost, or one.
+    pub fn spend(&self) -> u64 {
+        self.reserve.or(self.cost).unwrap_or(1)
+    }
+
+    /// `used` settles a release: anywhere else it is refused by name.
+    pub fn refuse_used(&self) -> Result<(), ApiError> {
+        match self.used {
+            Some(_) => Err(ApiError::field(
+                "used",
+                "settles a release only: DELETE /validate/leases/{leaseId}",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The rules that span fields: a reserve is held by a lease (it needs
+    /// `acquire`), and is the call's spend (so not beside a `cost`).
+    fn check_spend(self) -> Result<ValidateInput, ApiError> {
+        let mut errors = crate::token::FieldErrors::default();
+        if self.reserve.is_some() && !self.acquire {
+            errors.add(
+                "reserve",
+                "needs acquire: true (the lease holds the reservation)",
+            );
+        }
+        if self.reserve.is_some() && self.cost.is_some() {
+            errors.add(
+                "cost",
+                "give cost or reserve, not both: a reserve is what the call spends",
+            );
+        }
+        errors.into_result(self).map_err(Into::into)
+    }
 }
 
 /// The header that carries a relay credential.
@@ -70,6 +116,11 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
                         "address" => parse_address(&v).map(|a| input.address = Some(a)),
                         "scope" => parse_scope(&v).map(|s| input.scope = Some(s)),
                         "audience" => parse_audience(&v).map(|a| input.audience = Some(a)),
+                        "cost" => parse_cost_text("cost", &v).map(|c| input.cost = Some(c)),
+                        "reserve" => {
+                            parse_cost_text("reserve", &v).map(|c| input.reserve = Some(c))
+                        }
+                        "used" => parse_cost_text("used", &v).map(|c| input.used = Some(c)),
                         other => Err(ApiError::field(
                             other,
                             "is not a field of a validate request",
@@ -104,7 +155,7 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
             "a token is required, in the body or as Authorization: Bearer",
         ));
     }
-    Ok(input)
+    input.check_spend()
 }
 
 pub fn bearer(req: &ApiRequest) -> Option<&str> {
@@ -125,6 +176,14 @@ fn parse_audience(v: &str) -> Result<String, ApiError> {
 }
 
 const SCOPE_MESSAGE: &str = "must be a scope: scope:<service>:<privilege>[?<params>]";
+
+/// A form's `cost` or `reserve`.
+fn parse_cost_text(field: &str, v: &str) -> Result<u64, ApiError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|c| *c <= uses::MAX_COST)
+        .ok_or_else(|| ApiError::field(field, uses::COST_RULE))
+}
 
 fn parse_address(v: &str) -> Result<IpAddr, ApiError> {
     address::parse_ip(v)
@@ -157,6 +216,9 @@ fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
                 errors.add(k, "must be a string")
             }
             ("write" | "acquire", _) => errors.add(k, "must be true or false"),
+            ("cost", v) => input.cost = uses::parse_cost(k, v, &mut errors),
+            ("reserve", v) => input.reserve = uses::parse_cost(k, v, &mut errors),
+            ("used", v) => input.used = uses::parse_cost(k, v, &mut errors),
             _ => errors.add(k, "is not a field of a validate request"),
         }
     }

@@ -10,10 +10,11 @@ use std::net::IpAddr;
 
 use time::OffsetDateTime;
 
+use crate::credentials::capability::{self, Claims};
+use crate::credentials::Keyring;
+use crate::credentials::TokenString;
 use crate::store::{Store, StoreError};
-use crate::token::capability::{self, Claims};
-use crate::token::TokenString;
-use crate::token::{Keyring, TokenId, TokenRecord};
+use crate::token::{TokenId, TokenRecord};
 
 pub mod admission;
 pub mod answer;
@@ -207,7 +208,7 @@ pub async fn decide(
                 return Ok(Err(reason));
             }
         };
-        if !admission::spends(&rec, input.acquire) {
+        if !admission::spends(&rec, input) {
             if guess {
                 continue; // a token that spends nothing is decided by its read
             }
@@ -226,7 +227,7 @@ pub async fn decide(
             presented.id(),
             &mut rec,
             &standings,
-            input.acquire,
+            input,
             lease_seconds,
             now,
         );
@@ -344,7 +345,7 @@ pub async fn read_presented(
 /// (it stops at `end`), `None` for neither (`NOT_FOUND`: a secret rolled
 /// away is gone). A capability stands for the secret it was minted under
 /// (its generation): it lives and ends with that secret, unless its holder
-/// revoked it first (see `token::revocation`).
+/// revoked it first (see `credentials::revocation`).
 fn secret_state(
     keys: &Keyring,
     presented: &Credential,

@@ -33,7 +33,11 @@ impl Snapshots {
     /// limit's count, a lease slot); the others need their read anyway.
     pub fn keep(&self, rec: &TokenRecord) {
         // Any validate that may spend: an acquire included.
-        let spends = super::admission::spends(rec, true);
+        let acquire = super::ValidateInput {
+            acquire: true,
+            ..Default::default()
+        };
+        let spends = super::admission::spends(rec, &acquire);
         let Ok(mut tokens) = self.tokens.lock() else {
             return;
         };

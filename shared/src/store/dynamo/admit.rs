@@ -1,6 +1,6 @@
 //! Admission and leases on DynamoDB. An admission is one request: a
 //! conditional `UpdateItem` spending a use, every rate limit's count and a
-//! lease slot (one more in the token's lease ledger, see `token::leases`),
+//! lease slot (one more in the token's lease ledger, see `limits::leases`),
 //! pinned to the version the checks were made on. A failed condition
 //! returns the item as it is, so deciding again costs no read.
 //!
@@ -29,12 +29,12 @@ use aws_sdk_dynamodb::types::{
 use super::error::{did_not_apply, store_error};
 use super::item::{
     bad, from_item, get_n, lease_bucket_name, lease_key, n, rate_count_names, token_key, Item,
-    LEASE_TOTAL,
+    LEASE_TOTAL, REFILLED_AT,
 };
 use super::{names, DynamoStore};
 use crate::dates;
+use crate::limits::leases;
 use crate::store::{Admission, AdmitOutcome, LeaseMove, MoveOutcome, StoreError};
-use crate::token::leases;
 
 /// Attempts of an `UpdateItem` that DynamoDB reported as not applied.
 const NOT_APPLIED_ATTEMPTS: u32 = 3;
@@ -94,10 +94,32 @@ impl Expression {
             (":one".to_owned(), n(1)),
             (":zero".to_owned(), n(0)),
         ]);
-        if a.consume_use {
-            sets.push("#rem = #rem - :one".to_owned());
-            cond.push("#rem > :zero".into());
+        if let Some(u) = &a.uses {
             names.insert("#rem".into(), "remainingUses".into());
+            names.insert("#refilled".into(), REFILLED_AT.into());
+            match u.refills {
+                Some(Some(seen)) => {
+                    values.insert(":refseen".into(), n(seen));
+                    cond.push("#refilled = :refseen".into());
+                }
+                Some(None) => cond.push("attribute_not_exists(#refilled)".into()),
+                None => {}
+            }
+            values.insert(":cost".into(), n(u.cost));
+            match u.refill {
+                // Reset to the amount, this spend taken from it.
+                Some((boundary, amount)) => {
+                    values.insert(":refilled".into(), n(amount.saturating_sub(u.cost)));
+                    values.insert(":boundary".into(), n(boundary));
+                    sets.push("#rem = :refilled, #refilled = :boundary".into());
+                }
+                // Always written, so the answer reads what remains.
+                None => {
+                    values.insert(":need".into(), n(u.need()));
+                    cond.push("#rem >= :need".into());
+                    sets.push("#rem = #rem - :cost".into());
+                }
+            }
         }
         for (i, r) in a.rates.iter().enumerate() {
             let [p, w, k] = rate_count_names(&r.name);
@@ -132,10 +154,12 @@ impl Expression {
             names.insert("#lc".into(), LEASE_TOTAL.into());
             names.insert("#lb".into(), lease_bucket_name(l.bucket));
             values.insert(":ldelta".into(), n(1 - purged as i64));
-            values.insert(":llimit".into(), n(l.limit()));
             sets.push("#lc = if_not_exists(#lc, :zero) + :ldelta".into());
             sets.push("#lb = if_not_exists(#lb, :zero) + :one".into());
-            cond.push("(attribute_not_exists(#lc) OR #lc < :llimit)".into());
+            if let Some(limit) = l.limit() {
+                values.insert(":llimit".into(), n(limit));
+                cond.push("(attribute_not_exists(#lc) OR #lc < :llimit)".into());
+            }
             purge_lapsed(&l.purge, &mut removes, &mut cond, &mut names, &mut values);
         }
         if let Some(now) = a.touch {
@@ -337,6 +361,14 @@ impl DynamoStore {
             values.insert(":ver".into(), n(v));
         }
         let mut sets = Vec::new();
+        if let Some(r) = m.refund {
+            // Given back within the ceiling, pinned to what remains.
+            names.insert("#rem".into(), "remainingUses".into());
+            values.insert(":refund".into(), n(r.uses));
+            values.insert(":refundmax".into(), n(r.ceiling.saturating_sub(r.uses)));
+            sets.push("#rem = #rem + :refund");
+            cond.push_str(" AND #rem <= :refundmax");
+        }
         match to {
             None => sets.push("#from = #from - :one"),
             Some(to) if to == from => sets.push("#from = #from"),

@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
+use crate::credentials::RevokedCapabilities;
 use crate::dates;
 use crate::leaks::OnLeak;
+use crate::limits::{LeaseLedger, RateCount, RateLimit, Refill};
 use crate::store::{list_position, StoreError};
-use crate::token::{address, LeaseLedger, RateCount, RateLimit, RevokedCapabilities, TokenRecord};
+use crate::token::{address, TokenRecord};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -21,7 +23,7 @@ pub fn n(v: impl ToString) -> AttributeValue {
 }
 
 /// A lease's own item beside its token (same partition key): where a
-/// renewal or release moved it (see `token::leases`).
+/// renewal or release moved it (see `limits::leases`).
 pub fn lease_key(id: &str, lease: &str) -> Item {
     HashMap::from([
         ("pk".into(), s(format!("T#{id}"))),
@@ -41,11 +43,15 @@ const LEASE_BUCKET_PREFIX: &str = "lx_";
 /// The token attribute holding the sum of its ledger's buckets.
 pub const LEASE_TOTAL: &str = "leaseTotal";
 
+/// The token attribute holding the last refill boundary applied (unix
+/// seconds; see `limits::uses`): written with `remainingUses`.
+pub const REFILLED_AT: &str = "refilledAt";
+
 /// The token attribute counting its secrets (bumped by each roll).
 pub const SECRET_GENERATION: &str = "secretGen";
 
 /// The token attributes of its revoked capabilities (see
-/// `token::revocation`): `jti` → `exp`, and the issued-until cut-off.
+/// `credentials::revocation`): `jti` → `exp`, and the issued-until cut-off.
 pub const REVOKED_CAPABILITIES: &str = "revokedCaps";
 pub const CAPABILITIES_ISSUED_UNTIL: &str = "capsIssuedUntil";
 
@@ -101,6 +107,8 @@ pub fn client_attrs(
         ("callee", rec.callee.as_ref().map(s)),
         ("maxConcurrent", rec.max_concurrent.map(n)),
         ("maxUses", rec.max_uses.map(n)),
+        ("refillAmount", rec.refill.map(|r| n(r.amount))),
+        ("refillInterval", rec.refill.map(|r| s(r.interval_text()))),
         (
             "allowedAddresses",
             rec.allowed_addresses
@@ -148,6 +156,7 @@ pub fn client_attrs(
     ];
     if with_remaining {
         v.push(("remainingUses", rec.remaining_uses.map(n)));
+        v.push((REFILLED_AT, rec.refilled_at.map(n)));
     }
     v
 }
@@ -295,6 +304,10 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         max_concurrent: get_n(item, "maxConcurrent"),
         max_uses: get_n(item, "maxUses"),
         remaining_uses: get_n(item, "remainingUses"),
+        refill: get_n(item, "refillAmount")
+            .zip(get_s(item, "refillInterval"))
+            .and_then(|(amount, interval)| Refill::from_stored(amount, interval)),
+        refilled_at: get_n(item, REFILLED_AT),
         allowed_addresses: item
             .get("allowedAddresses")
             .and_then(|v| v.as_l().ok())

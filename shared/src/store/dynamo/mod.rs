@@ -363,7 +363,7 @@ impl Store for DynamoStore {
     }
 
     async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
-        let uses_change = seen.max_uses != new.max_uses;
+        let uses_change = seen.uses_differ(new);
         let mut sets = Vec::new();
         let mut removes = Vec::new();
         let mut nm = HashMap::new();
@@ -396,6 +396,15 @@ impl Store for DynamoStore {
                     vals.insert(":seenrem".into(), n(r));
                 }
                 None => cond.push_str(" AND attribute_not_exists(#rem)"),
+            }
+            // Pinned to the refill seen too: one since resets what remains.
+            nm.insert("#refilled".into(), item::REFILLED_AT.into());
+            match seen.refilled_at {
+                Some(at) => {
+                    cond.push_str(" AND #refilled = :seenrefilled");
+                    vals.insert(":seenrefilled".into(), n(at));
+                }
+                None => cond.push_str(" AND attribute_not_exists(#refilled)"),
             }
         }
         let outcome = self
@@ -509,7 +518,7 @@ impl Store for DynamoStore {
     async fn revoke_capabilities(
         &self,
         seen: &TokenRecord,
-        revoked: &crate::token::RevokedCapabilities,
+        revoked: &crate::credentials::RevokedCapabilities,
         now: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let nm = names(&[

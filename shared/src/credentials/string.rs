@@ -7,9 +7,9 @@
 
 use subtle::ConstantTimeEq;
 
-use super::ids::{TokenId, TOKEN_ID_BYTES};
 use super::keys::Keys;
 use crate::codec;
+use crate::token::ids::{TokenId, TOKEN_ID_BYTES};
 
 pub const TOKEN_PREFIX: &str = "tgl_";
 const SECRET_BYTES: usize = 32;

@@ -8,15 +8,14 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::ids::{
-    IdempotencyKey, LeaseId, Owner, TokenId, LEASE_BUCKET_BYTES, LEASE_ID_BYTES, LEASE_NONCE_BYTES,
-};
 use crate::codec;
+use crate::token::ids::{
+    IdempotencyKey, LeaseId, Owner, TokenId, LEASE_BUCKET_BYTES, LEASE_NONCE_BYTES,
+    LEASE_RESERVE_BYTES, LEASE_TAG_BYTES,
+};
 
 type HmacSha256 = Hmac<Sha256>;
 
-const LEASE_BODY_BYTES: usize = LEASE_NONCE_BYTES + LEASE_BUCKET_BYTES;
-const LEASE_TAG_BYTES: usize = LEASE_ID_BYTES - LEASE_BODY_BYTES;
 const CURSOR_TAG_BYTES: usize = 12;
 
 #[derive(Clone)]
@@ -26,7 +25,7 @@ pub struct Keys {
     cursor: HmacSha256,
     lease: HmacSha256,
     idempotency: HmacSha256,
-    /// Signs capabilities (see `token::capability`).
+    /// Signs capabilities (see `credentials::capability`).
     capability: SigningKey,
 }
 
@@ -91,7 +90,7 @@ impl Keys {
         &self.capability
     }
 
-    /// The integrity check of a token string's body (see `token::string`).
+    /// The integrity check of a token string's body (see `credentials::string`).
     pub(super) fn token_check(&self, body: &[u8]) -> [u8; 32] {
         mac(&self.token_check, &[body])
     }
@@ -124,25 +123,26 @@ impl Keys {
         bool::from(expected[..CURSOR_TAG_BYTES].ct_eq(&tag)).then_some(pos)
     }
 
-    /// A lease id bound to its token: a random nonce and the bucket the
-    /// lease was taken in (see `token::leases`), under a tag over both and
-    /// the token id, so a lease id presented with another token is
-    /// recognised as foreign without any read, and its first bucket cannot
-    /// be forged.
-    pub(super) fn new_lease_id(&self, token: &TokenId, bucket: i64) -> LeaseId {
-        let mut bytes = [0u8; LEASE_ID_BYTES];
-        bytes[..LEASE_NONCE_BYTES].copy_from_slice(&codec::random_bytes::<LEASE_NONCE_BYTES>());
-        bytes[LEASE_NONCE_BYTES..LEASE_BODY_BYTES]
-            .copy_from_slice(&bucket.to_be_bytes()[8 - LEASE_BUCKET_BYTES..]);
-        let tag = self.lease_tag(token, &bytes[..LEASE_BODY_BYTES]);
-        bytes[LEASE_BODY_BYTES..].copy_from_slice(&tag);
-        LeaseId::from_bytes(&bytes)
+    /// A lease id bound to its token: a random nonce, the bucket the lease
+    /// was taken in (see `limits::leases`) and the uses it reserved, if
+    /// any, under a tag over them and the token id, so a lease id presented
+    /// with another token is recognised as foreign without any read, and
+    /// neither its first bucket nor its reservation can be forged.
+    pub(super) fn new_lease_id(&self, token: &TokenId, bucket: i64, reserved: u64) -> LeaseId {
+        let mut body = codec::random_bytes::<LEASE_NONCE_BYTES>().to_vec();
+        body.extend_from_slice(&bucket.to_be_bytes()[8 - LEASE_BUCKET_BYTES..]);
+        if reserved > 0 {
+            body.extend_from_slice(&reserved.to_be_bytes()[8 - LEASE_RESERVE_BYTES..]);
+        }
+        let tag = self.lease_tag(token, &body);
+        body.extend_from_slice(&tag);
+        LeaseId::from_bytes(&body)
     }
 
     /// Whether `lease` was issued for `token`.
     pub(super) fn lease_belongs_to(&self, token: &TokenId, lease: &LeaseId) -> bool {
         let bytes = lease.bytes();
-        let (body, tag) = bytes.split_at(LEASE_BODY_BYTES);
+        let (body, tag) = bytes.split_at(bytes.len() - LEASE_TAG_BYTES);
         bool::from(self.lease_tag(token, body).ct_eq(tag))
     }
 
@@ -207,10 +207,17 @@ mod tests {
     fn lease_ids_bind_to_token() {
         let k = keys();
         let (a, b) = (TokenId::from_bytes(&[1; 16]), TokenId::from_bytes(&[2; 16]));
-        let l = k.new_lease_id(&a, 1_700_000_010);
+        let l = k.new_lease_id(&a, 1_700_000_010, 0);
         assert!(k.lease_belongs_to(&a, &l));
         assert!(!k.lease_belongs_to(&b, &l));
-        assert_ne!(l, k.new_lease_id(&a, 1_700_000_010));
+        assert_ne!(l, k.new_lease_id(&a, 1_700_000_010, 0));
+        // A reservation is under the tag too.
+        let r = k.new_lease_id(&a, 1_700_000_010, 1_000_000);
+        assert_eq!((r.reserved(), r.first_bucket()), (1_000_000, 1_700_000_010));
+        assert!(k.lease_belongs_to(&a, &r));
+        let mut more = r.bytes();
+        more[12] ^= 1;
+        assert!(!k.lease_belongs_to(&a, &LeaseId::from_bytes(&more)));
         assert_eq!(l.first_bucket(), 1_700_000_010);
         // The first bucket is under the tag: another one is foreign.
         let mut forged = l.bytes();

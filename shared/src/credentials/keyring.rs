@@ -16,10 +16,10 @@ use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
 use super::capability::Verified;
-use super::ids::{IdempotencyKey, LeaseId, Owner, TokenId, TOKEN_ID_BYTES};
 use super::keys::Keys;
 use super::string::{split, valid_kid, Minted, TokenString};
 use crate::codec;
+use crate::token::ids::{IdempotencyKey, LeaseId, Owner, TokenId, TOKEN_ID_BYTES};
 
 /// The id of a v1-form key, whose token strings carry no key id.
 pub const V1_KID: &str = "v1";
@@ -151,15 +151,6 @@ impl Keyring {
             .unwrap_or_else(|| unreachable!("a keyring holds its current key"))
     }
 
-    /// The key id a token string names (`v1` for a v1 string), or a
-    /// capability's header names, if it is shaped like one: to tell an
-    /// unknown key from a malformed string.
-    pub fn kid_of(text: &str) -> Option<String> {
-        split(text)
-            .map(|p| p.kid.unwrap_or(V1_KID).to_owned())
-            .or_else(|| super::capability::kid_of(text))
-    }
-
     /// A new token under the current key.
     pub fn mint(&self) -> Minted {
         self.mint_for(TokenId::from_bytes(&codec::random_bytes::<TOKEN_ID_BYTES>()))
@@ -226,8 +217,8 @@ impl Keyring {
             .map(|(kid, k)| (kid.as_str(), k.capability().verifying_key()))
     }
 
-    pub fn new_lease_id(&self, token: &TokenId, bucket: i64) -> LeaseId {
-        self.current().new_lease_id(token, bucket)
+    pub fn new_lease_id(&self, token: &TokenId, bucket: i64, reserved: u64) -> LeaseId {
+        self.current().new_lease_id(token, bucket, reserved)
     }
 
     /// Whether `lease` was issued for `token` under any key of the ring.
@@ -332,13 +323,19 @@ mod tests {
         let cursor = old.sign_cursor(&owner, "pos");
         assert_eq!(both.open_cursor(&owner, &cursor).as_deref(), Some("pos"));
         let id = old.mint().id;
-        let lease = old.new_lease_id(&id, 1_700_000_000);
+        let lease = old.new_lease_id(&id, 1_700_000_000, 0);
         assert!(both.lease_belongs_to(&id, &lease));
         let key = IdempotencyKey::parse("k").unwrap();
         assert!(both
             .idempotency_keys(&owner, &key)
             .contains(&old.idempotency_key(&owner, &key)));
-        assert_eq!(Keyring::kid_of(&both.mint().token).as_deref(), Some("k2"));
-        assert_eq!(Keyring::kid_of(&old.mint().token).as_deref(), Some("v1"));
+        assert_eq!(
+            crate::credentials::kid_of(&both.mint().token).as_deref(),
+            Some("k2")
+        );
+        assert_eq!(
+            crate::credentials::kid_of(&old.mint().token).as_deref(),
+            Some("v1")
+        );
     }
 }

@@ -21,11 +21,11 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::ids::TokenId;
 use super::keyring::Keyring;
-use super::scopes::{self, Scope, MAX_SCOPES};
-use super::{address, audience, resource, FieldErrors, TokenRecord};
 use crate::codec;
+use crate::token::ids::TokenId;
+use crate::token::scopes::{self, Scope, MAX_SCOPES};
+use crate::token::{address, audience, resource, FieldErrors, TokenRecord};
 
 /// A capability is refused unread past this length.
 pub const MAX_CAPABILITY_LEN: usize = 8192;
@@ -373,6 +373,8 @@ pub struct MintRequest {
     pub address: Option<IpNet>,
     /// The one audience asked for, among the parent's.
     pub audience: Option<String>,
+    /// Uses of the parent the mint spends (default 1).
+    pub cost: Option<u64>,
 }
 
 impl MintRequest {
@@ -406,6 +408,7 @@ impl MintRequest {
                     None => errors.add(k, "must be a path without '..', '//', '?' or '#'"),
                 },
                 ("write", Value::Bool(b)) => req.write = Some(*b),
+                ("cost", v) => req.cost = crate::limits::uses::parse_cost(k, v, &mut errors),
                 ("audience", Value::String(s)) if audience::is_audience(s) => {
                     req.audience = Some(s.clone())
                 }
