@@ -16,16 +16,12 @@ step() {
   echo "==> $1"
 }
 # The deploy path, as a machine with only Rust and Python runs it (no Java,
-# Node or Docker on its PATH): the seven functions for arm64 (release),
-# `sam build`, the built template linted and packaged (moto's S3 API in the
-# stack below stands in for the bucket; the check waits for it). The arm64
-# build is the longest step: it starts first, in the background at the
+# Node or Docker on its PATH): the seven functions for arm64 (release, fat
+# LTO), `sam build`, the built template linted and packaged (moto's S3 API
+# in the stack below stands in for the bucket; the check waits for it). The
+# arm64 build is the longest step: it starts first, in the background at the
 # lowest CPU priority, and runs beside everything below. Its bootstraps are
-# the ones the arm64 test runs. It links with thin LTO and parallel codegen
-# units where `make deploy` links fat (the release profile): the same code
-# and the same path, in a fraction of the link time (seven fat links, one
-# core each, were the end of every run), in a target directory of its own
-# so a deploy's artifacts are never rebuilt for it.
+# the ones the arm64 test runs and the ones a deploy would ship.
 only_rust_and_python=$(mktemp -d)
 for dir in /usr/local/bin /usr/bin /bin; do
   for exe in "$dir"/*; do
@@ -40,8 +36,6 @@ DEPLOY_PATH="$(dirname "$(command -v cargo)"):$only_rust_and_python"
 DEPLOY_BUILD_PID=
 if [ "${SKIP_SAM_BUILD:-}" != 1 ]; then
   env PATH="$DEPLOY_PATH" PACKAGE_S3_ENDPOINT="http://127.0.0.1:$((DDB_PORT + 50))" \
-    CARGO_TARGET_DIR="$ROOT/target/deploy-check" \
-    CARGO_PROFILE_RELEASE_LTO=thin CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     setsid nice -n 19 bash "$ROOT/scripts/deploy.sh" check >"$RUN/deploy-check.log" 2>&1 &
   DEPLOY_BUILD_PID=$!
 fi
