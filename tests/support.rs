@@ -19,6 +19,20 @@ fn env(name: &str) -> String {
     })
 }
 
+/// The SDK configuration of a patient client (see [`dynamo_store`]), for
+/// tests that add to it (an interceptor).
+pub async fn patient_client_config() -> aws_sdk_dynamodb::config::Builder {
+    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+    let sdk = sdk_config().await;
+    aws_sdk_dynamodb::config::Builder::from(&sdk).timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .operation_attempt_timeout(std::time::Duration::from_secs(20))
+            .operation_timeout(std::time::Duration::from_secs(40))
+            .build(),
+    )
+}
+
 /// The store over the table `make test` created in DynamoDB Local, with a
 /// patient client. DynamoDB Local on 2 shared cores, beside the rest of the
 /// suite, sometimes answers in seconds, not DynamoDB's milliseconds, and the
@@ -27,17 +41,7 @@ fn env(name: &str) -> String {
 /// conditional writes and caps under contention, `faults.rs` (with the
 /// deployed timeouts) about timeouts.
 pub async fn dynamo_store() -> DynamoStore {
-    use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
-    let sdk = sdk_config().await;
-    let patient = aws_sdk_dynamodb::config::Builder::from(&sdk)
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(std::time::Duration::from_secs(5))
-                .operation_attempt_timeout(std::time::Duration::from_secs(20))
-                .operation_timeout(std::time::Duration::from_secs(40))
-                .build(),
-        )
-        .build();
+    let patient = patient_client_config().await.build();
     DynamoStore::new(
         aws_sdk_dynamodb::Client::from_conf(patient),
         env("TOLLGATE_TABLE"),
