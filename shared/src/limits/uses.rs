@@ -241,6 +241,15 @@ impl Uses {
         self.refill.map_or(max, |r| max.max(r.amount))
     }
 
+    /// Of `unused` reserved uses, what a settling release gives back: what
+    /// fits under the ceiling (a refill or a patch since may have reset
+    /// what remains); `None` when that is nothing or no uses are counted.
+    pub fn refundable(&self, unused: u64) -> Option<u64> {
+        self.max?;
+        let room = self.ceiling().saturating_sub(self.remaining.unwrap_or(0));
+        Some(unused.min(room)).filter(|give| *give > 0)
+    }
+
     /// The members an answer or a token object shows: `maxUses`,
     /// `remainingUses` (a due refill applied), `refill`, `nextRefillAt`.
     pub fn show(&self, m: &mut Map<String, Value>, now: OffsetDateTime) {
@@ -348,6 +357,25 @@ mod tests {
             !affordable(&none, 0),
             "an exhausted holder fails even a check"
         );
+    }
+
+    #[test]
+    fn a_refund_fits_under_the_ceiling() {
+        let uses = Uses {
+            max: Some(100),
+            remaining: Some(95),
+            refill: None,
+            refilled_at: None,
+        };
+        assert_eq!(uses.refundable(3), Some(3));
+        assert_eq!(uses.refundable(10), Some(5), "never above maxUses");
+        assert_eq!(uses.refundable(0), None);
+        let full = Uses {
+            remaining: Some(100),
+            ..uses
+        };
+        assert_eq!(full.refundable(10), None);
+        assert_eq!(Uses::default().refundable(10), None, "no uses counted");
     }
 
     #[test]

@@ -126,15 +126,11 @@ fn unused_reserve(lease: &LeaseId, used: Option<u64>) -> Result<u64> {
     }
 }
 
-/// The refund of `unused` uses to `rec`, never lifting what remains above
-/// its ceiling (a refill or a patch since may have reset it).
+/// The refund of `unused` uses to `rec` (see `Uses::refundable`), with the
+/// ceiling its write is pinned under.
 fn refund(rec: &TokenRecord, unused: u64) -> Option<Refund> {
     let uses = rec.uses();
-    let room = uses
-        .ceiling()
-        .saturating_sub(rec.remaining_uses.unwrap_or(0));
-    let give = unused.min(room);
-    (uses.max.is_some() && give > 0).then_some(Refund {
+    uses.refundable(unused).map(|give| Refund {
         uses: give,
         ceiling: uses.ceiling(),
     })
