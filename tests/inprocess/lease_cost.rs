@@ -261,9 +261,9 @@ async fn an_admitted_validate_that_spends_is_one_request() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        t.remaining_uses,
+        t.limits.remaining_uses,
         Some(95),
         "a refused validate spends no use"
     );
-    assert_eq!(t.rate_counts["hour"].count, 5, "nor a count");
+    assert_eq!(t.limits.rate_counts["hour"].count, 5, "nor a count");
 }

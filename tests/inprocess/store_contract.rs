@@ -290,7 +290,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
     .unwrap();
     assert!(s.replace(&fresh, &raise).await.unwrap());
     assert_eq!(
-        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(9)
     );
     // Optional fields cleared by patch disappear from the store.
@@ -305,7 +305,11 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
     assert!(s.replace(&cur, &cleared).await.unwrap());
     let after = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(
-        (after.max_uses, after.remaining_uses, after.tags.len()),
+        (
+            after.limits.max_uses,
+            after.limits.remaining_uses,
+            after.tags.len()
+        ),
         (None, None, 0)
     );
 }
@@ -344,7 +348,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
         }
     );
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(t.remaining_uses, Some(1));
+    assert_eq!(t.limits.remaining_uses, Some(1));
     assert!(t.last_used_at.is_some());
     // An admission checked against an older version does not apply: a
     // patch between the read and the write is never missed.
@@ -357,7 +361,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
         other => panic!("expected the token as it is now, got {other:?}"),
     }
     assert_eq!(
-        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(1),
         "a moved admission spends nothing"
     );
@@ -389,7 +393,7 @@ async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
         .count();
     assert_eq!((admitted, exhausted), (5, 35));
     assert_eq!(
-        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(0)
     );
     // Each admitted use saw its own count: exact under races.
@@ -637,7 +641,7 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
     let t = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(t.leases.held(), 12);
     assert_eq!(
-        t.remaining_uses,
+        t.limits.remaining_uses,
         Some(88),
         "a refused acquire spends no use"
     );
@@ -739,11 +743,11 @@ async fn racing_rate_limits_never_over_admit(s: Arc<dyn Store>) {
     }));
     let t = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(
-        t.remaining_uses,
+        t.limits.remaining_uses,
         Some(95),
         "a refused admission spends no use"
     );
-    let counts: Vec<u32> = t.rate_counts.values().map(|c| c.count).collect();
+    let counts: Vec<u32> = t.limits.rate_counts.values().map(|c| c.count).collect();
     assert_eq!(counts, [5, 5]);
 }
 
@@ -786,7 +790,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
     // refused: somebody already started today's window.
     match s.admit(&fresh).await.unwrap() {
         AdmitOutcome::Changed(Some(now_rec)) => {
-            assert_eq!(now_rec.rate_counts["day"].count, 1)
+            assert_eq!(now_rec.limits.rate_counts["day"].count, 1)
         }
         other => panic!("expected the token as it is now, got {other:?}"),
     }
@@ -810,7 +814,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
     .unwrap();
     assert!(s.replace(&cur, &lowered).await.unwrap());
     let after = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(after.rate_counts["day"].count, 2);
+    assert_eq!(after.limits.rate_counts["day"].count, 2);
     assert!(matches!(
         admit(&*s, &rec.id, None).await,
         Got::Refused(Reason::RateLimited { .. })
@@ -864,7 +868,7 @@ async fn racing_costs_never_overspend(s: Arc<dyn Store>) {
         Got::Admitted { .. } | Got::Refused(Reason::UsageExhausted)
     )));
     assert_eq!(
-        s.get(&rec.id).await.unwrap().unwrap().remaining_uses,
+        s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(2)
     );
     // A cost above what remains spends nothing; cost 0 checks, spending nothing.
@@ -900,6 +904,7 @@ async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
     );
     s.put_new(&rec, None).await.unwrap();
     let today = rec
+        .limits
         .refilled_at
         .expect("a refilling token records its boundary");
     // Spent down to 3 today.
@@ -911,8 +916,8 @@ async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
     let results = race_costs(&s, &rec.id, 60, 1, midnight + Duration::seconds(1)).await;
     assert_eq!(admitted(&results), 40, "{results:?}");
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(t.remaining_uses, Some(0));
-    assert_eq!(t.refilled_at, Some(today + 86_400));
+    assert_eq!(t.limits.remaining_uses, Some(0));
+    assert_eq!(t.limits.refilled_at, Some(today + 86_400));
     let mut left: Vec<u64> = results
         .iter()
         .filter_map(|r| match r {
@@ -950,7 +955,7 @@ async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
         "every admission past midnight spent from the refill"
     );
     let t = s.get(&rec.id).await.unwrap().unwrap();
-    assert_eq!(t.refilled_at, Some(today + 2 * 86_400));
+    assert_eq!(t.limits.refilled_at, Some(today + 2 * 86_400));
     // Those before midnight found nothing left, or raced a refill and were
     // decided again on it: either way one reset of 40, spent 10 or more.
     let before_admitted = mixed
@@ -958,7 +963,7 @@ async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
         .filter(|(after, r)| !*after && matches!(r, Got::Admitted { .. }))
         .count();
     assert_eq!(
-        t.remaining_uses,
+        t.limits.remaining_uses,
         Some(40 - 10 - before_admitted as u64),
         "{mixed:?}"
     );

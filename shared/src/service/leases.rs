@@ -129,7 +129,7 @@ fn unused_reserve(lease: &LeaseId, used: Option<u64>) -> Result<u64> {
 /// The refund of `unused` uses to `rec` (see `Uses::refundable`), with the
 /// ceiling its write is pinned under.
 fn refund(rec: &TokenRecord, unused: u64) -> Option<Refund> {
-    let uses = rec.uses();
+    let uses = rec.limits.uses();
     uses.refundable(unused).map(|give| Refund {
         uses: give,
         ceiling: uses.ceiling(),

@@ -143,22 +143,25 @@ impl Store for MemoryStore {
         let Some(cur) = s.tokens.get_mut(&seen.id) else {
             return Ok(false);
         };
-        let uses_change = seen.uses_differ(new);
-        let spent_since =
-            (cur.remaining_uses, cur.refilled_at) != (seen.remaining_uses, seen.refilled_at);
+        let uses_change = seen.limits.uses_differ(&new.limits);
+        let spent_since = (cur.limits.remaining_uses, cur.limits.refilled_at)
+            != (seen.limits.remaining_uses, seen.limits.refilled_at);
         if cur.version != seen.version || (uses_change && spent_since) {
             return Ok(false);
         }
-        let (last_used, remaining, refilled_at) =
-            (cur.last_used_at, cur.remaining_uses, cur.refilled_at);
-        let counts = std::mem::take(&mut cur.rate_counts);
+        let (last_used, remaining, refilled_at) = (
+            cur.last_used_at,
+            cur.limits.remaining_uses,
+            cur.limits.refilled_at,
+        );
+        let counts = std::mem::take(&mut cur.limits.rate_counts);
         let leases = std::mem::take(&mut cur.leases);
         *cur = new.clone();
-        cur.rate_counts = counts;
+        cur.limits.rate_counts = counts;
         cur.leases = leases;
         cur.last_used_at = last_used;
         if !uses_change {
-            (cur.remaining_uses, cur.refilled_at) = (remaining, refilled_at);
+            (cur.limits.remaining_uses, cur.limits.refilled_at) = (remaining, refilled_at);
         }
         Ok(true)
     }
@@ -224,11 +227,11 @@ impl Store for MemoryStore {
         };
         // The same condition as DynamoDB's (see `dynamo::admit`).
         let uses_ok = a.uses.as_ref().is_none_or(|u| {
-            let pinned = u.refills.is_none_or(|seen| t.refilled_at == seen);
-            pinned && (u.refill.is_some() || t.remaining_uses.unwrap_or(0) >= u.need())
+            let pinned = u.refills.is_none_or(|seen| t.limits.refilled_at == seen);
+            pinned && (u.refill.is_some() || t.limits.remaining_uses.unwrap_or(0) >= u.need())
         });
         let rates_ok = a.rates.iter().all(|r| {
-            let stored = t.rate_counts.get(&r.name);
+            let stored = t.limits.rate_counts.get(&r.name);
             match r.seen {
                 Some(_) => stored.is_some_and(|c| {
                     c.period == r.period && c.window == r.window && c.count < r.limit
@@ -247,12 +250,12 @@ impl Store for MemoryStore {
         if let Some(u) = &a.uses {
             let from = match u.refill {
                 Some((boundary, amount)) => {
-                    t.refilled_at = Some(boundary);
+                    t.limits.refilled_at = Some(boundary);
                     amount
                 }
-                None => t.remaining_uses.unwrap_or(0),
+                None => t.limits.remaining_uses.unwrap_or(0),
             };
-            t.remaining_uses = Some(from.saturating_sub(u.cost));
+            t.limits.remaining_uses = Some(from.saturating_sub(u.cost));
         }
         let mut rate_used = Vec::with_capacity(a.rates.len());
         for r in &a.rates {
@@ -261,7 +264,7 @@ impl Store for MemoryStore {
                 window: r.window,
                 count: 0,
             };
-            let count = t.rate_counts.entry(r.name.clone()).or_insert(fresh);
+            let count = t.limits.rate_counts.entry(r.name.clone()).or_insert(fresh);
             if r.seen.is_none() {
                 *count = fresh; // a new window starts over
             }
@@ -275,7 +278,7 @@ impl Store for MemoryStore {
             t.last_used_at = Some(now);
         }
         Ok(AdmitOutcome::Admitted {
-            remaining: t.remaining_uses,
+            remaining: t.limits.remaining_uses,
             rate_used,
         })
     }
@@ -306,11 +309,11 @@ impl Store for MemoryStore {
             return Ok(MoveOutcome::Stale);
         }
         if let Some(r) = m.refund {
-            let remaining = t.remaining_uses.unwrap_or(0);
+            let remaining = t.limits.remaining_uses.unwrap_or(0);
             if remaining > r.ceiling.saturating_sub(r.uses) {
                 return Ok(MoveOutcome::Stale);
             }
-            t.remaining_uses = Some(remaining + r.uses);
+            t.limits.remaining_uses = Some(remaining + r.uses);
         }
         let to = m.to.map(|to| to.max(from));
         t.leases.purge(&m.purge);

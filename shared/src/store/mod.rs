@@ -99,7 +99,7 @@ impl UsesSpend {
     pub fn of(rec: &TokenRecord, standing: &UsesStanding, cost: u64) -> UsesSpend {
         UsesSpend {
             cost,
-            refills: rec.refill.map(|_| rec.refilled_at),
+            refills: rec.limits.refill.map(|_| rec.limits.refilled_at),
             refill: standing.refill_due.map(|d| (d.boundary, d.amount)),
         }
     }

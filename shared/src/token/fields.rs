@@ -62,14 +62,14 @@ pub enum Change<T> {
 }
 
 impl<T> Change<T> {
-    pub(super) fn apply(self, slot: &mut Option<T>) {
+    pub fn apply(self, slot: &mut Option<T>) {
         match self {
             Change::Keep => {}
             Change::Clear => *slot = None,
             Change::Set(v) => *slot = Some(v),
         }
     }
-    pub(super) fn is_keep(&self) -> bool {
+    pub fn is_keep(&self) -> bool {
         matches!(self, Change::Keep)
     }
 }
@@ -510,7 +510,7 @@ mod tests {
             {"name": "per-minute", "limit": 1_000_000, "periodSeconds": 60},
             {"name": "month_1", "limit": 1, "periodSeconds": 2_592_000}]}))
         .unwrap();
-        assert_eq!(ok.rate_limits.as_ref().map(Vec::len), Some(2));
+        assert_eq!(ok.limits.rate_limits.as_ref().map(Vec::len), Some(2));
         assert_eq!(
             ok.to_json(dates::now())["rateLimits"][0]["periodSeconds"],
             60
@@ -545,7 +545,10 @@ mod tests {
             ["rateLimits"]
         );
         assert_eq!(
-            create_with(json!({"rateLimits": []})).unwrap().rate_limits,
+            create_with(json!({"rateLimits": []}))
+                .unwrap()
+                .limits
+                .rate_limits,
             None
         );
     }

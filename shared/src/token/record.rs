@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use crate::credentials::RevokedCapabilities;
 use crate::dates;
-use crate::limits::{LeaseLedger, RateCount, RateLimit, Refill, Uses};
+use crate::limits::{LeaseLedger, Limits};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenRecord {
@@ -24,22 +24,13 @@ pub struct TokenRecord {
     pub caller: Option<String>,
     pub callee: Option<String>,
     pub max_concurrent: Option<u32>,
-    pub max_uses: Option<u64>,
-    pub remaining_uses: Option<u64>,
-    /// A reset of `remainingUses` at each boundary (see `limits::uses`).
-    pub refill: Option<Refill>,
-    /// Unix seconds of the last refill boundary applied: written by
-    /// create, by a patch of the uses, and by the admission that refills.
-    pub refilled_at: Option<i64>,
+    /// Uses, refill and rate limits, with their counts (see `limits`).
+    pub limits: Limits,
     pub allowed_addresses: Option<Vec<IpNet>>,
     /// Capability scopes granted, normalised (see `token::scopes`).
     pub scopes: Option<Vec<String>>,
     /// The APIs the token is meant for (see `token::audience`).
     pub audiences: Option<Vec<String>>,
-    /// Named limits on admitted validates per window (see `limits::rate`).
-    pub rate_limits: Option<Vec<RateLimit>>,
-    /// Each limit's count, by name: written only by admissions.
-    pub rate_counts: BTreeMap<String, RateCount>,
     pub start_date: Option<OffsetDateTime>,
     pub end_date: OffsetDateTime,
     /// First characters of the token string, to recognise it.
@@ -83,22 +74,6 @@ impl TokenRecord {
         self.audiences.as_deref().unwrap_or_default()
     }
 
-    /// The token's uses, as the rules of `limits::uses` read them.
-    pub fn uses(&self) -> Uses {
-        Uses {
-            max: self.max_uses,
-            remaining: self.remaining_uses,
-            refill: self.refill,
-            refilled_at: self.refilled_at,
-        }
-    }
-
-    /// Whether `other` counts uses differently (`maxUses` or `refill`):
-    /// a patch then writes what remains, pinned to what it saw.
-    pub fn uses_differ(&self, other: &TokenRecord) -> bool {
-        self.max_uses != other.max_uses || self.refill != other.refill
-    }
-
     /// The public token object (camelCase), never the secret hash.
     pub fn to_json(&self, now: OffsetDateTime) -> Value {
         let mut m = Map::new();
@@ -119,7 +94,7 @@ impl TokenRecord {
             m.insert("maxConcurrent".into(), json!(n));
             m.insert("activeLeases".into(), json!(self.leases.live(now)));
         }
-        self.uses().show(&mut m, now);
+        self.limits.show(&mut m, now);
         if let Some(a) = &self.allowed_addresses {
             m.insert("allowedAddresses".into(), json!(address_strings(a)));
         }
@@ -130,13 +105,6 @@ impl TokenRecord {
             m.insert("audiences".into(), json!(a));
         }
         m.insert("onLeak".into(), json!(self.on_leak.as_str()));
-        if let Some(limits) = &self.rate_limits {
-            let limits: Vec<Value> = limits
-                .iter()
-                .map(|l| json!({"name": l.name, "limit": l.limit, "periodSeconds": l.period_seconds}))
-                .collect();
-            m.insert("rateLimits".into(), Value::Array(limits));
-        }
         if let Some(s) = self.start_date {
             m.insert("startDate".into(), json!(dates::format(s)));
         }

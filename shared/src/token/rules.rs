@@ -9,6 +9,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::fields::{parse_changes, Change, Changes, FieldErrors, Mode, MAX_ADDRESSES, MAX_TAGS};
 use super::TokenRecord;
+use crate::limits::Limits;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
@@ -44,15 +45,10 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         caller: None,
         callee: None,
         max_concurrent: None,
-        max_uses: None,
-        remaining_uses: None,
-        refill: None,
-        refilled_at: None,
+        limits: Limits::default(),
         allowed_addresses: None,
         scopes: None,
         audiences: None,
-        rate_limits: None,
-        rate_counts: BTreeMap::new(),
         start_date: None,
         end_date: now,
         start: input.start,
@@ -101,7 +97,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
     let bind = c.bind_to_requester;
     apply(&mut rec, c, None, now);
     check_tag_count(&rec, &mut errs);
-    check_uses(&rec, &mut errs);
+    rec.limits.check_fields(&mut errs);
     if bind {
         match input.requester {
             Some(ip) => {
@@ -140,7 +136,7 @@ pub fn patch(
     apply(&mut rec, c, Some(current), now);
     let mut errs = FieldErrors::default();
     check_tag_count(&rec, &mut errs);
-    check_uses(&rec, &mut errs);
+    rec.limits.check_fields(&mut errs);
     if window_changed {
         check_lifetime(
             &rec,
@@ -213,13 +209,6 @@ fn check_tag_count(rec: &TokenRecord, errs: &mut FieldErrors) {
     }
 }
 
-/// A refill resets `remainingUses`: it needs `maxUses` to count them.
-fn check_uses(rec: &TokenRecord, errs: &mut FieldErrors) {
-    if rec.refill.is_some() && rec.max_uses.is_none() {
-        errs.add("refill", "needs maxUses: the uses it resets");
-    }
-}
-
 fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: OffsetDateTime) {
     if let Change::Set(t) = c.token_type {
         rec.token_type = t;
@@ -251,9 +240,9 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: 
     c.caller.apply(&mut rec.caller);
     c.callee.apply(&mut rec.callee);
     c.max_concurrent.apply(&mut rec.max_concurrent);
-    c.max_uses.apply(&mut rec.max_uses);
-    c.refill.apply(&mut rec.refill);
-    apply_uses(rec, current, now);
+    let current_limits = current.map(|c| &c.limits);
+    rec.limits
+        .apply(c.max_uses, c.refill, c.rate_limits, current_limits, now);
     c.allowed_addresses.apply(&mut rec.allowed_addresses);
     c.scopes.apply(&mut rec.scopes);
     if rec.scopes.as_ref().is_some_and(Vec::is_empty) {
@@ -266,40 +255,10 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: 
     if rec.audiences.as_ref().is_some_and(Vec::is_empty) {
         rec.audiences = None;
     }
-    // Counts stay with the token: a lowered limit applies to the window
-    // under way, another period starts a new one (see `rate::standings`).
-    c.rate_limits.apply(&mut rec.rate_limits);
-    if rec.rate_limits.as_ref().is_some_and(Vec::is_empty) {
-        rec.rate_limits = None;
-    }
     c.start_date.apply(&mut rec.start_date);
     if let Change::Set(e) = c.end_date {
         rec.end_date = e;
     }
-}
-
-/// What remains after a create or a patch of the uses. `maxUses` counts
-/// uses in all: raising or lowering it keeps those already spent (counted
-/// from what remains now, a due refill applied). A refill set or changed
-/// counts its boundaries from now: the next one resets.
-fn apply_uses(rec: &mut TokenRecord, current: Option<&TokenRecord>, now: OffsetDateTime) {
-    let Some(max) = rec.max_uses else {
-        (rec.remaining_uses, rec.refilled_at) = (None, None);
-        return;
-    };
-    let Some(cur) = current.filter(|c| c.uses_differ(rec)) else {
-        if current.is_none() {
-            rec.remaining_uses = Some(max);
-            rec.refilled_at = rec.refill.map(|r| r.last_boundary(now));
-        }
-        return;
-    };
-    let remaining = match (cur.max_uses, cur.uses().standing(now)) {
-        (Some(old_max), Some(s)) => max.saturating_sub(old_max.saturating_sub(s.remaining)),
-        _ => max,
-    };
-    rec.remaining_uses = Some(remaining);
-    rec.refilled_at = rec.refill.map(|r| r.last_boundary(now));
 }
 
 /// `t` plus `seconds`, or `None` past the dates `time` can represent:
@@ -376,7 +335,9 @@ pub(crate) mod tests {
         );
         assert_eq!(r.end_date - r.created_at, Duration::seconds(43_200));
         assert!(
-            r.max_uses.is_none() && r.remaining_uses.is_none() && r.allowed_addresses.is_none()
+            r.limits.max_uses.is_none()
+                && r.limits.remaining_uses.is_none()
+                && r.allowed_addresses.is_none()
         );
     }
 
@@ -466,16 +427,20 @@ pub(crate) mod tests {
         )
         .unwrap();
         let mut spent = cur.clone();
-        spent.remaining_uses = Some(2);
+        spent.limits.remaining_uses = Some(2);
         let p = |b: Value| patch(&spent, b.as_object().unwrap(), dates::now(), L);
         let r = p(json!({"tags": {"a": null, "c": "3"}, "caller": null})).unwrap();
         assert_eq!(r.tags.keys().collect::<Vec<_>>(), ["b", "c"]);
         assert_eq!(r.caller, None);
         assert_eq!(r.version, cur.version + 1);
         let r = p(json!({"maxUses": 10})).unwrap();
-        assert_eq!(r.remaining_uses, Some(7), "uses already spent stay spent");
+        assert_eq!(
+            r.limits.remaining_uses,
+            Some(7),
+            "uses already spent stay spent"
+        );
         let r = p(json!({"maxUses": 2})).unwrap();
-        assert_eq!(r.remaining_uses, Some(0));
+        assert_eq!(r.limits.remaining_uses, Some(0));
         let r =
             p(json!({"description": null, "resource": null, "write": null, "tags": null})).unwrap();
         assert_eq!(

@@ -9,7 +9,6 @@ use super::checks::Standings;
 use super::ValidateInput;
 use crate::credentials::Keyring;
 use crate::limits::leases;
-use crate::limits::rate::RateCount;
 use crate::store::{Admission, AdmitOutcome, LeaseTake, RateSpend, Store, StoreError, UsesSpend};
 use crate::token::{LeaseId, TokenId, TokenRecord};
 
@@ -38,8 +37,8 @@ const TOUCH_EVERY: Duration = Duration::minutes(1);
 /// Whether admitting `rec` spends anything; if not, the consistent read
 /// that found it decided.
 pub fn spends(rec: &TokenRecord, input: &ValidateInput) -> bool {
-    rec.max_uses.is_some()
-        || rec.rate_limits.is_some()
+    rec.limits.max_uses.is_some()
+        || rec.limits.rate_limits.is_some()
         || (input.acquire && (rec.max_concurrent.is_some() || input.reserve.is_some()))
 }
 
@@ -80,7 +79,7 @@ pub async fn admit(
     let spend = input.spend();
     let reserved = input
         .reserve
-        .filter(|_| rec.max_uses.is_some())
+        .filter(|_| rec.limits.max_uses.is_some())
         .unwrap_or(0);
     let lease = match rec.max_concurrent {
         cap @ Some(_) if input.acquire => Some(cap),
@@ -111,22 +110,8 @@ pub async fn admit(
         AdmitOutcome::Changed(now_rec) => return Ok(Outcome::Changed(now_rec)),
     };
     // The token as written, for the answer and the next guess.
-    rec.remaining_uses = remaining;
-    if let Some((boundary, _)) = uses.and_then(|u| u.refill) {
-        rec.refilled_at = Some(boundary);
-    }
-    let mut rate_limits = Vec::with_capacity(standings.rates.len());
-    for (s, used) in standings.rates.iter().zip(rate_used) {
-        rec.rate_counts.insert(
-            s.name.clone(),
-            RateCount {
-                period: s.period,
-                window: s.window,
-                count: used,
-            },
-        );
-        rate_limits.push(s.answered(used));
-    }
+    let refilled = uses.and_then(|u| u.refill).map(|(boundary, _)| boundary);
+    let rate_limits = rec.limits.spent(standings, remaining, refilled, &rate_used);
     if touch.is_some() {
         rec.last_used_at = touch;
     }

@@ -59,7 +59,7 @@ pub fn acceptance(accepted: &Accepted) -> Value {
         v["secretExpiresAt"] = json!(dates::format(end));
     }
     if let Some(m) = v.as_object_mut() {
-        rec.uses().show_refill(m, dates::now());
+        rec.limits.uses().show_refill(m, dates::now());
     }
     if !admitted.rate_limits.is_empty() {
         v["rateLimits"] = json!(admitted.rate_limits);

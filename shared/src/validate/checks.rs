@@ -9,18 +9,10 @@ use time::OffsetDateTime;
 use super::input::ValidateInput;
 use super::Reason;
 use crate::credentials::capability::Claims;
-use crate::limits::rate::{self, Standing};
-use crate::limits::uses::{self, UsesStanding};
 use crate::token::scopes::{self, Scope};
 use crate::token::{address, audience, resource, TokenRecord};
 
-/// Where the token's limits stood when its checks passed: what the
-/// admission spends from, and pins its write to.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Standings {
-    pub uses: Option<UsesStanding>,
-    pub rates: Vec<Standing>,
-}
+pub use crate::limits::Standings;
 
 /// Every check of the contract, in order, on the token as read; on
 /// success, where its limits stand. `address` is the one that counts
@@ -94,17 +86,7 @@ pub fn check_limits(
     now: OffsetDateTime,
 ) -> Result<Standings, Reason> {
     let acquire = input.acquire;
-    let uses = rec.uses().standing(now);
-    if uses.is_some_and(|u| !uses::affordable(&u, input.spend())) {
-        return Err(Reason::UsageExhausted);
-    }
-    let limits = rec.rate_limits.as_deref().unwrap_or_default();
-    let standings = rate::standings(limits, &rec.rate_counts, now);
-    if standings.iter().any(Standing::is_full) {
-        return Err(Reason::RateLimited {
-            retry_after: rate::retry_after(&standings, now),
-        });
-    }
+    let standings = rec.limits.check(input.spend(), now).map_err(Reason::from)?;
     if acquire
         && rec
             .max_concurrent
@@ -112,10 +94,7 @@ pub fn check_limits(
     {
         return Err(Reason::ConcurrencyLimit);
     }
-    Ok(Standings {
-        uses,
-        rates: standings,
-    })
+    Ok(standings)
 }
 
 /// The checks that hold for the token whatever it is asked for: enabled,
@@ -188,7 +167,7 @@ pub(super) mod tests {
         // A token that fails every check reports the first one.
         let mut t =
             token(json!({"resource": "/a", "allowedAddresses": ["10.0.0.1"], "maxUses": 1}));
-        t.remaining_uses = Some(0);
+        t.limits.remaining_uses = Some(0);
         let now = dates::now();
         let bad = input(Some("/b"), true);
         t.enabled = false;
@@ -225,17 +204,17 @@ pub(super) mod tests {
             check(&t, &bad, ip("10.0.0.1"), now, None),
             Err(Reason::UsageExhausted)
         );
-        t.remaining_uses = Some(1);
-        t.rate_limits = Some(vec![crate::limits::RateLimit {
+        t.limits.remaining_uses = Some(1);
+        t.limits.rate_limits = Some(vec![crate::limits::RateLimit {
             name: "m".into(),
             limit: 1,
             period_seconds: 60,
         }]);
-        t.rate_counts.insert(
+        t.limits.rate_counts.insert(
             "m".into(),
             crate::limits::RateCount {
                 period: 60,
-                window: rate::window_of(60, now),
+                window: crate::limits::rate::window_of(60, now),
                 count: 1,
             },
         );
@@ -251,7 +230,7 @@ pub(super) mod tests {
                 retry_after: 1..=60
             })
         ));
-        t.rate_counts.clear();
+        t.limits.rate_counts.clear();
         assert_eq!(
             check(&t, &acquire, ip("10.0.0.1"), now, None),
             Err(Reason::ConcurrencyLimit)

@@ -53,6 +53,15 @@ pub enum Reason {
     ConcurrencyLimit,
 }
 
+impl From<crate::limits::Exceeded> for Reason {
+    fn from(e: crate::limits::Exceeded) -> Self {
+        match e {
+            crate::limits::Exceeded::Uses => Reason::UsageExhausted,
+            crate::limits::Exceeded::Rate { retry_after } => Reason::RateLimited { retry_after },
+        }
+    }
+}
+
 impl Reason {
     pub fn code(self) -> &'static str {
         match self {

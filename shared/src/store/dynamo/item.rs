@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use crate::credentials::RevokedCapabilities;
 use crate::dates;
 use crate::leaks::OnLeak;
-use crate::limits::{LeaseLedger, RateCount, RateLimit, Refill};
+use crate::limits::{LeaseLedger, Limits, RateCount, RateLimit, Refill};
 use crate::store::{list_position, StoreError};
 use crate::token::{address, TokenRecord};
 
@@ -106,9 +106,6 @@ pub fn client_attrs(
         ("caller", rec.caller.as_ref().map(s)),
         ("callee", rec.callee.as_ref().map(s)),
         ("maxConcurrent", rec.max_concurrent.map(n)),
-        ("maxUses", rec.max_uses.map(n)),
-        ("refillAmount", rec.refill.map(|r| n(r.amount))),
-        ("refillInterval", rec.refill.map(|r| s(r.interval_text()))),
         (
             "allowedAddresses",
             rec.allowed_addresses
@@ -127,9 +124,37 @@ pub fn client_attrs(
                 .as_ref()
                 .map(|l| AttributeValue::L(l.iter().map(s).collect())),
         ),
+        // Only what differs from the default is stored.
+        (
+            "onLeak",
+            (rec.on_leak != OnLeak::default()).then(|| s(rec.on_leak.as_str())),
+        ),
+        ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
+        ("endDate", Some(n(dates::millis(rec.end_date)))),
+        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
+        ("version", Some(n(rec.version))),
+        ("ttl", Some(ttl_of(rec, retention))),
+    ];
+    v.extend(limit_attrs(&rec.limits, with_remaining));
+    v
+}
+
+/// A holder's limits as client-settable attributes (`None`: remove), with
+/// what remains of its uses when `with_remaining`.
+pub fn limit_attrs(
+    limits: &Limits,
+    with_remaining: bool,
+) -> Vec<(&'static str, Option<AttributeValue>)> {
+    let mut v = vec![
+        ("maxUses", limits.max_uses.map(n)),
+        ("refillAmount", limits.refill.map(|r| n(r.amount))),
+        (
+            "refillInterval",
+            limits.refill.map(|r| s(r.interval_text())),
+        ),
         (
             "rateLimits",
-            rec.rate_limits.as_ref().map(|l| {
+            limits.rate_limits.as_ref().map(|l| {
                 AttributeValue::L(
                     l.iter()
                         .map(|r| {
@@ -143,22 +168,42 @@ pub fn client_attrs(
                 )
             }),
         ),
-        // Only what differs from the default is stored.
-        (
-            "onLeak",
-            (rec.on_leak != OnLeak::default()).then(|| s(rec.on_leak.as_str())),
-        ),
-        ("startDate", rec.start_date.map(|d| n(dates::millis(d)))),
-        ("endDate", Some(n(dates::millis(rec.end_date)))),
-        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
-        ("version", Some(n(rec.version))),
-        ("ttl", Some(ttl_of(rec, retention))),
     ];
     if with_remaining {
-        v.push(("remainingUses", rec.remaining_uses.map(n)));
-        v.push((REFILLED_AT, rec.refilled_at.map(n)));
+        v.push(("remainingUses", limits.remaining_uses.map(n)));
+        v.push((REFILLED_AT, limits.refilled_at.map(n)));
     }
     v
+}
+
+/// Every attribute of a holder's limits, for a whole new item: the
+/// client's settings, what remains and each window's count.
+pub fn insert_limits(item: &mut Item, limits: &Limits) {
+    for (name, c) in &limits.rate_counts {
+        let [p, w, k] = rate_count_names(name);
+        item.insert(p, n(c.period));
+        item.insert(w, n(c.window));
+        item.insert(k, n(c.count));
+    }
+    for (k, v) in limit_attrs(limits, true) {
+        if let Some(v) = v {
+            item.insert(k.into(), v);
+        }
+    }
+}
+
+/// A holder's limits as stored.
+pub fn limits_of(item: &Item) -> Limits {
+    Limits {
+        max_uses: get_n(item, "maxUses"),
+        remaining_uses: get_n(item, "remainingUses"),
+        refill: get_n(item, "refillAmount")
+            .zip(get_s(item, "refillInterval"))
+            .and_then(|(amount, interval)| Refill::from_stored(amount, interval)),
+        refilled_at: get_n(item, REFILLED_AT),
+        rate_limits: rate_limits(item),
+        rate_counts: rate_counts(item),
+    }
 }
 
 /// A rate limit's count is three top-level attributes (period, window,
@@ -237,13 +282,8 @@ pub fn to_item(rec: &TokenRecord, retention: i64) -> Item {
     for (bucket, count) in rec.leases.buckets() {
         item.insert(lease_bucket_name(bucket), n(count));
     }
-    for (name, c) in &rec.rate_counts {
-        let [p, w, k] = rate_count_names(name);
-        item.insert(p, n(c.period));
-        item.insert(w, n(c.window));
-        item.insert(k, n(c.count));
-    }
-    for (k, v) in client_attrs(rec, retention, true) {
+    insert_limits(&mut item, &rec.limits);
+    for (k, v) in client_attrs(rec, retention, false) {
         if let Some(v) = v {
             item.insert(k.into(), v);
         }
@@ -302,12 +342,7 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         caller: get_s(item, "caller").map(str::to_owned),
         callee: get_s(item, "callee").map(str::to_owned),
         max_concurrent: get_n(item, "maxConcurrent"),
-        max_uses: get_n(item, "maxUses"),
-        remaining_uses: get_n(item, "remainingUses"),
-        refill: get_n(item, "refillAmount")
-            .zip(get_s(item, "refillInterval"))
-            .and_then(|(amount, interval)| Refill::from_stored(amount, interval)),
-        refilled_at: get_n(item, REFILLED_AT),
+        limits: limits_of(item),
         allowed_addresses: item
             .get("allowedAddresses")
             .and_then(|v| v.as_l().ok())
@@ -324,8 +359,6 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
             .get("audiences")
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
-        rate_limits: rate_limits(item),
-        rate_counts: rate_counts(item),
         start_date: date(item, "startDate"),
         end_date: date(item, "endDate").ok_or_else(|| bad("endDate"))?,
         start: req_s(item, "start")?,

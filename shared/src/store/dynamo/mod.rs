@@ -363,7 +363,7 @@ impl Store for DynamoStore {
     }
 
     async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
-        let uses_change = seen.uses_differ(new);
+        let uses_change = seen.limits.uses_differ(&new.limits);
         let mut sets = Vec::new();
         let mut removes = Vec::new();
         let mut nm = HashMap::new();
@@ -390,7 +390,7 @@ impl Store for DynamoStore {
         let mut cond = "#ver = :seenver".to_owned();
         if uses_change {
             nm.insert("#rem".into(), "remainingUses".into());
-            match seen.remaining_uses {
+            match seen.limits.remaining_uses {
                 Some(r) => {
                     cond.push_str(" AND #rem = :seenrem");
                     vals.insert(":seenrem".into(), n(r));
@@ -399,7 +399,7 @@ impl Store for DynamoStore {
             }
             // Pinned to the refill seen too: one since resets what remains.
             nm.insert("#refilled".into(), item::REFILLED_AT.into());
-            match seen.refilled_at {
+            match seen.limits.refilled_at {
                 Some(at) => {
                     cond.push_str(" AND #refilled = :seenrefilled");
                     vals.insert(":seenrefilled".into(), n(at));
