@@ -26,6 +26,7 @@ pub mod dates;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod http;
+pub mod identity;
 #[cfg(feature = "aws")]
 pub mod keysource;
 #[cfg(feature = "aws")]

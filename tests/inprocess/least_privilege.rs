@@ -12,12 +12,13 @@ use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
+use tollgate::identity::IdentityRecord;
 use tollgate::service::authorize::Question;
 use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, Deletion, IdempotencyRecord, LeaseMove, MoveOutcome,
-    Page, Store, StoreError,
+    Admission, AdmitOutcome, CreateOutcome, Deletion, IdempotencyRecord, IdentityDeletion,
+    IdentityPage, JointOutcome, LeaseMove, MoveOutcome, Page, Replaced, Store, StoreError,
 };
 use tollgate::token::TokenRecord;
 use tollgate::{App, Function};
@@ -70,7 +71,7 @@ impl Store for Recording {
         self.note("list");
         self.inner.list(owner, limit, after).await
     }
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
         self.note("replace");
         self.inner.replace(seen, new).await
     }
@@ -102,6 +103,51 @@ impl Store for Recording {
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         self.note("admit");
         self.inner.admit(a).await
+    }
+    async fn admit_joint(
+        &self,
+        token: &Admission<'_>,
+        identity: &Admission<'_>,
+    ) -> Result<JointOutcome, StoreError> {
+        self.note("admit_joint");
+        self.inner.admit_joint(token, identity).await
+    }
+    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+        self.note("put_identity");
+        self.inner.put_identity(rec).await
+    }
+    async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        self.note("get_identity");
+        self.inner.get_identity(id).await
+    }
+    async fn identity_by_external_id(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        self.note("identity_by_external_id");
+        self.inner.identity_by_external_id(owner, external_id).await
+    }
+    async fn list_identities(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<IdentityPage, StoreError> {
+        self.note("list_identities");
+        self.inner.list_identities(owner, limit, after).await
+    }
+    async fn replace_identity(
+        &self,
+        seen: &IdentityRecord,
+        new: &IdentityRecord,
+    ) -> Result<bool, StoreError> {
+        self.note("replace_identity");
+        self.inner.replace_identity(seen, new).await
+    }
+    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
+        self.note("delete_identity");
+        self.inner.delete_identity(id, owner).await
     }
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
         self.note("move_lease");
@@ -197,6 +243,31 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
         .as_str()
         .unwrap()
         .to_owned();
+    // An identity with limits, a token sharing them, and an identity
+    // nothing points at (to delete).
+    let setup = &setup;
+    let identity_of = |body: Value| async move {
+        let (_, r) = setup
+            .handle(Function::Create, &req("POST", "/identities", body, &[]))
+            .await;
+        assert_eq!(r.status, 201);
+        serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let customer = identity_of(json!({"externalId": "c1", "maxUses": 50})).await;
+    let spare = identity_of(json!({"externalId": "c0"})).await;
+    let (_, shared_token) = setup
+        .handle(
+            Function::Create,
+            &req("POST", "/tokens", json!({"identityId": customer}), &[]),
+        )
+        .await;
+    let shared_token = serde_json::from_slice::<Value>(&shared_token.body).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     for f in [
         Function::List,
@@ -213,7 +284,11 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
         });
         let app = App::new(config(), ring(), rec.clone());
         let requests: Vec<ApiRequest> = match f {
-            Function::List => vec![req("GET", "/tokens", Value::Null, &[])],
+            Function::List => vec![
+                req("GET", "/tokens", Value::Null, &[]),
+                req("GET", "/identities", Value::Null, &[]),
+                req("GET", "/identities?externalId=c1", Value::Null, &[]),
+            ],
             Function::Create => vec![
                 req(
                     "POST",
@@ -228,8 +303,14 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     &[("idempotency-key", "k1")],
                 ),
                 req("POST", "/tokens", json!({}), &[]),
+                req("POST", "/identities", json!({"externalId": "c2"}), &[]),
+                req("POST", "/identities", json!({"externalId": "c2"}), &[]),
+                req("POST", "/tokens", json!({"identityId": customer}), &[]),
             ],
-            Function::Detail => vec![req("GET", &format!("/tokens/{id}"), Value::Null, &[])],
+            Function::Detail => vec![
+                req("GET", &format!("/tokens/{id}"), Value::Null, &[]),
+                req("GET", &format!("/identities/{customer}"), Value::Null, &[]),
+            ],
             Function::Patch => vec![
                 req(
                     "PATCH",
@@ -249,13 +330,23 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     json!({"graceSeconds": 60}),
                     &[],
                 ),
+                req(
+                    "PATCH",
+                    &format!("/identities/{customer}"),
+                    json!({"maxUses": 60}),
+                    &[],
+                ),
             ],
-            Function::Delete => vec![req(
-                "DELETE",
-                &format!("/tokens/{doomed}"),
-                Value::Null,
-                &[],
-            )],
+            Function::Delete => vec![
+                req("DELETE", &format!("/tokens/{doomed}"), Value::Null, &[]),
+                req(
+                    "DELETE",
+                    &format!("/identities/{customer}"),
+                    Value::Null,
+                    &[],
+                ),
+                req("DELETE", &format!("/identities/{spare}"), Value::Null, &[]),
+            ],
             Function::Validate => {
                 let mut v = vec![
                     req("POST", "/validate", json!({"token": plain_token}), &[]),
@@ -273,6 +364,13 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                     ),
                 ];
                 v.push(req("POST", "/validate", json!({"token": "tgl_bad"}), &[]));
+                // A token and its identity, spent together.
+                v.push(req(
+                    "POST",
+                    "/validate",
+                    json!({"token": shared_token}),
+                    &[],
+                ));
                 // Its holder revokes a token.
                 v.push(req(
                     "POST",
@@ -295,6 +393,7 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                 for (credential, method) in [
                     (token.as_str(), "GET"),
                     (plain_token.as_str(), "POST"),
+                    (shared_token.as_str(), "GET"),
                     ("tgl_bad", "GET"),
                 ] {
                     let q = Question {

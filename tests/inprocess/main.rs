@@ -10,6 +10,7 @@ mod credits;
 mod faults;
 mod fuzz_corpus;
 mod hostile;
+mod identities;
 mod isolation;
 mod keyring;
 mod lease_cost;

@@ -11,7 +11,7 @@ use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
     Admission, AdmitOutcome, CreateOutcome, IdempotencyRecord, LeaseMove, LeaseTake, MoveOutcome,
-    RateSpend, Store, UsesSpend,
+    RateSpend, Replaced, Store, UsesSpend,
 };
 use tollgate::token::rules::{self, Lifetimes, NewToken};
 use tollgate::token::TokenRecord;
@@ -63,7 +63,7 @@ fn admission_for<'a>(
     Admission {
         id: &t.id,
         seen_version: t.version,
-        uses: standings.uses.map(|u| UsesSpend::of(t, &u, cost)),
+        uses: standings.uses.map(|u| UsesSpend::of(&t.limits, &u, cost)),
         rates: standings.rates.iter().map(RateSpend::from).collect(),
         lease: lease.zip(t.max_concurrent).map(|(bucket, cap)| LeaseTake {
             bucket,
@@ -259,12 +259,13 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert!(s.replace(&rec, &new).await.unwrap());
+    assert_eq!(s.replace(&rec, &new).await.unwrap(), Replaced::Done);
     let stored = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(stored.description, "x");
     assert_eq!(stored.version, 2);
-    assert!(
-        !s.replace(&rec, &new).await.unwrap(),
+    assert_eq!(
+        s.replace(&rec, &new).await.unwrap(),
+        Replaced::Moved,
         "stale version is refused"
     );
     // A use spent between read and write makes a maxUses change retry.
@@ -279,7 +280,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         admit_use(&*s, &rec.id).await,
         Got::Admitted { .. }
     ));
-    assert!(!s.replace(&stored, &raise).await.unwrap());
+    assert_eq!(s.replace(&stored, &raise).await.unwrap(), Replaced::Moved);
     let fresh = s.get(&rec.id).await.unwrap().unwrap();
     let raise = rules::patch(
         &fresh,
@@ -288,7 +289,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert!(s.replace(&fresh, &raise).await.unwrap());
+    assert_eq!(s.replace(&fresh, &raise).await.unwrap(), Replaced::Done);
     assert_eq!(
         s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(9)
@@ -302,7 +303,7 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert!(s.replace(&cur, &cleared).await.unwrap());
+    assert_eq!(s.replace(&cur, &cleared).await.unwrap(), Replaced::Done);
     let after = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -335,6 +336,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
             cost: 1,
             refills: None,
             refill: None,
+            seen_remaining: 2,
         }),
         lease: None,
         rates: Vec::new(),
@@ -355,7 +357,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let mut patched = t.clone();
     patched.description = "narrowed".into();
     patched.version += 1;
-    assert!(s.replace(&t, &patched).await.unwrap());
+    assert_eq!(s.replace(&t, &patched).await.unwrap(), Replaced::Done);
     match s.admit(&adm).await.unwrap() {
         AdmitOutcome::Changed(Some(now)) => assert_eq!(now.version, patched.version),
         other => panic!("expected the token as it is now, got {other:?}"),
@@ -812,7 +814,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert!(s.replace(&cur, &lowered).await.unwrap());
+    assert_eq!(s.replace(&cur, &lowered).await.unwrap(), Replaced::Done);
     let after = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(after.limits.rate_counts["day"].count, 2);
     assert!(matches!(
@@ -830,7 +832,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert!(s.replace(&cur, &hourly).await.unwrap());
+    assert_eq!(s.replace(&cur, &hourly).await.unwrap(), Replaced::Done);
     assert_eq!(
         admit(&*s, &rec.id, None).await,
         Got::Admitted {

@@ -20,6 +20,10 @@ pub enum ApiError {
     MethodNotAllowed(&'static str),
     PreconditionFailed,
     IdempotencyMismatch,
+    /// The owner already has an identity of that `externalId`.
+    IdentityExists,
+    /// A token still points at the identity.
+    IdentityInUse,
     PayloadTooLarge,
     UnsupportedMediaType(&'static str),
     Unavailable,
@@ -49,6 +53,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => 405,
             ApiError::PreconditionFailed => 412,
             ApiError::IdempotencyMismatch => 422,
+            ApiError::IdentityExists | ApiError::IdentityInUse => 409,
             ApiError::PayloadTooLarge => 413,
             ApiError::UnsupportedMediaType(_) => 415,
             ApiError::Unavailable => 503,
@@ -96,6 +101,17 @@ impl ApiError {
                 "Unprocessable Content",
                 "This Idempotency-Key was used with a different request body.".into(),
             ),
+            ApiError::IdentityExists => (
+                "identity-exists",
+                "Conflict",
+                "You already have an identity with this externalId.".into(),
+            ),
+            ApiError::IdentityInUse => (
+                "identity-in-use",
+                "Conflict",
+                "Tokens still point at this identity: delete them or patch their identityId first."
+                    .into(),
+            ),
             ApiError::PayloadTooLarge => (
                 "payload-too-large",
                 "Content Too Large",
@@ -123,8 +139,11 @@ impl ApiError {
             "status": status,
             "detail": detail,
         });
-        if let ApiError::BadRequest(errors) = &self {
-            doc["errors"] = json!(errors);
+        match &self {
+            ApiError::BadRequest(errors) => doc["errors"] = json!(errors),
+            ApiError::IdentityExists => doc["code"] = json!("IDENTITY_EXISTS"),
+            ApiError::IdentityInUse => doc["code"] = json!("IDENTITY_IN_USE"),
+            _ => {}
         }
         let mut resp = ApiResponse {
             status,

@@ -14,6 +14,8 @@ pub fn to_xml(root: &str, doc: &Value) -> String {
 fn item_name(list: &str) -> &str {
     match list {
         "tokens" => "token",
+        "identities" => "identity",
+        "audiences" => "audience",
         "allowedAddresses" => "address",
         "scopes" => "scope",
         "rateLimits" => "rateLimit",

@@ -134,6 +134,14 @@ fn allow(accepted: &Accepted) -> Verdict {
     if let Some(left) = accepted.admitted.remaining_uses {
         context.insert("remainingUses".into(), json!(left));
     }
+    // The customer the call is for: the identity the token shares limits with.
+    if let Some(identity) = &accepted.admitted.identity {
+        for (from, to) in [("id", "identityId"), ("externalId", "externalId")] {
+            if let Some(v) = identity.get(from) {
+                context.insert(to.into(), v.clone());
+            }
+        }
+    }
     Verdict::Allow {
         principal: rec.id.clone(),
         context,

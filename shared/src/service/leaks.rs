@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use super::{App, Result};
 use crate::http::{ApiError, ApiRequest, ApiResponse, Format};
 use crate::leaks::{github, OnLeak};
-use crate::store::StoreError;
+use crate::store::{Replaced, StoreError};
 use crate::token::TokenRecord;
 use crate::validate::token_secret_state;
 
@@ -64,7 +64,9 @@ impl App {
                     true
                 }
                 OnLeak::Disable if !rec.enabled => true,
-                OnLeak::Disable => self.store.replace(&rec, &disabled(&rec, now)).await?,
+                OnLeak::Disable => {
+                    self.store.replace(&rec, &disabled(&rec, now)).await? == Replaced::Done
+                }
                 OnLeak::Notify => true,
             };
             if applied {

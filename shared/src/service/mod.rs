@@ -1,7 +1,7 @@
 //! The functions' behaviour over any `Store`. A request is routed
 //! (`routes`), its owner established for management routes (`owner`), and
 //! served by one operation family: `tokens` (list, create, detail, patch,
-//! roll, delete), `validate`, `leases` (renew, release), `capabilities`
+//! roll, delete), `identities` (the same for identities), `validate`, `leases` (renew, release), `capabilities`
 //! (mint, the JWKS), `revoke` (a holder's revocation), `leaks` (a secret
 //! scanner's report), and `authorize` (the Lambda authorizer's decision).
 //! Handlers in
@@ -18,6 +18,7 @@ use crate::validate::Snapshots;
 
 pub mod authorize;
 mod capabilities;
+mod identities;
 mod leaks;
 mod leases;
 pub mod owner;
@@ -212,6 +213,11 @@ impl App {
             Route::Patch(id) => self.patch(req, &owner()?, id).await,
             Route::Roll(id) => self.roll(req, &owner()?, id).await,
             Route::Delete(id) => self.delete(&owner()?, id).await,
+            Route::IdentityList => self.list_identities(req, &owner()?).await,
+            Route::IdentityCreate => self.create_identity(req, &owner()?).await,
+            Route::IdentityDetail(id) => self.identity_detail(req, &owner()?, id).await,
+            Route::IdentityPatch(id) => self.patch_identity(req, &owner()?, id).await,
+            Route::IdentityDelete(id) => self.delete_identity(&owner()?, id).await,
         }
     }
 }

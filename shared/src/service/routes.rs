@@ -19,6 +19,11 @@ pub enum Route {
     Jwks,
     Revoke,
     GithubLeaks,
+    IdentityList,
+    IdentityCreate,
+    IdentityDetail(String),
+    IdentityPatch(String),
+    IdentityDelete(String),
 }
 
 impl Route {
@@ -37,6 +42,11 @@ impl Route {
             Route::Jwks => "GET /.well-known/jwks.json",
             Route::Revoke => "POST /validate/revoke",
             Route::GithubLeaks => "POST /leaks/github",
+            Route::IdentityList => "GET /identities",
+            Route::IdentityCreate => "POST /identities",
+            Route::IdentityDetail(_) => "GET /identities/{id}",
+            Route::IdentityPatch(_) => "PATCH /identities/{id}",
+            Route::IdentityDelete(_) => "DELETE /identities/{id}",
         }
     }
 }
@@ -48,7 +58,12 @@ fn segments(path: &str) -> Vec<&str> {
         .split('/')
         .filter(|s| !s.is_empty())
         .collect();
-    let first = |s: &&str| matches!(*s, "tokens" | "validate" | "leaks" | ".well-known");
+    let first = |s: &&str| {
+        matches!(
+            *s,
+            "tokens" | "identities" | "validate" | "leaks" | ".well-known"
+        )
+    };
     match segs.iter().position(first) {
         Some(i) => segs[i..].to_vec(),
         None => segs,
@@ -85,6 +100,22 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Delete, ["tokens", _]) => (m == M::DELETE)
             .then(|| Route::Delete(id()))
+            .ok_or(ApiError::MethodNotAllowed("DELETE")),
+        // Each management function serves the identities' route of its verb.
+        (Function::List, ["identities"]) => (m == M::GET)
+            .then_some(Route::IdentityList)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Create, ["identities"]) => (m == M::POST)
+            .then_some(Route::IdentityCreate)
+            .ok_or(ApiError::MethodNotAllowed("POST")),
+        (Function::Detail, ["identities", _]) => (m == M::GET)
+            .then(|| Route::IdentityDetail(id()))
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Patch, ["identities", _]) => (m == M::PATCH)
+            .then(|| Route::IdentityPatch(id()))
+            .ok_or(ApiError::MethodNotAllowed("PATCH")),
+        (Function::Delete, ["identities", _]) => (m == M::DELETE)
+            .then(|| Route::IdentityDelete(id()))
             .ok_or(ApiError::MethodNotAllowed("DELETE")),
         (Function::Validate, ["validate"]) => (m == M::POST)
             .then_some(Route::Validate)

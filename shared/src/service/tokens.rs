@@ -8,7 +8,7 @@ use super::{App, Result};
 use crate::credentials::request_fingerprint;
 use crate::dates;
 use crate::http::{canonical_json, json_object, ApiError, ApiRequest, ApiResponse};
-use crate::store::{CreateOutcome, IdempotencyRecord};
+use crate::store::{CreateOutcome, IdempotencyRecord, Replaced};
 use crate::token::query::ListQuery;
 use crate::token::rules::{self, NewToken};
 use crate::token::{IdempotencyKey, Owner, TokenId, TokenRecord};
@@ -87,6 +87,7 @@ impl App {
                 let fp = idem.map(|(_, fp)| fp).unwrap_or_default();
                 self.replay(req, owner, &prev, &fp).await
             }
+            CreateOutcome::NoSuchIdentity => Err(no_such_identity()),
         }
     }
 
@@ -133,10 +134,15 @@ impl App {
         // write (a validate spending a use, another patch) moved the item.
         for _ in 0..5 {
             let current = self.owned(owner, id).await?;
-            check_if_match(req, &current)?;
+            check_if_match(req, &current.etag())?;
             let new = rules::patch(&current, &body, dates::now(), self.config.lifetimes)?;
-            if new == current || self.store.replace(&current, &new).await? {
+            if new == current {
                 return Ok(self.token_response(200, req, &new, None));
+            }
+            match self.store.replace(&current, &new).await? {
+                Replaced::Done => return Ok(self.token_response(200, req, &new, None)),
+                Replaced::NoSuchIdentity => return Err(no_such_identity()),
+                Replaced::Moved => {}
             }
         }
         Err(ApiError::Unavailable)
@@ -160,7 +166,7 @@ impl App {
         let keyring = self.keyring_for("").await;
         for _ in 0..5 {
             let current = self.owned(owner, id).await?;
-            check_if_match(req, &current)?;
+            check_if_match(req, &current.etag())?;
             let id = TokenId::parse(&current.id).ok_or(ApiError::NotFound)?;
             let minted = keyring.mint_for(id);
             let rolled = rules::roll(&current, &minted, grace, dates::now());
@@ -210,8 +216,13 @@ impl App {
     }
 }
 
-/// `If-Match`: 412 unless it names the token's current ETag (or `*`).
-fn check_if_match(req: &ApiRequest, current: &TokenRecord) -> Result<()> {
+/// The 400 for an `identityId` that names none of the owner's identities.
+fn no_such_identity() -> ApiError {
+    ApiError::field("identityId", "is not one of your identities")
+}
+
+/// `If-Match`: 412 unless it names the current ETag (or `*`).
+pub(super) fn check_if_match(req: &ApiRequest, etag: &str) -> Result<()> {
     if !req.headers.contains_key("if-match") {
         return Ok(());
     }
@@ -219,7 +230,7 @@ fn check_if_match(req: &ApiRequest, current: &TokenRecord) -> Result<()> {
     let matches = tag == "*"
         || tag
             .split(',')
-            .any(|t| t.trim().trim_start_matches("W/") == current.etag());
+            .any(|t| t.trim().trim_start_matches("W/") == etag);
     if matches {
         Ok(())
     } else {
@@ -227,7 +238,7 @@ fn check_if_match(req: &ApiRequest, current: &TokenRecord) -> Result<()> {
     }
 }
 
-fn require_json(req: &ApiRequest, merge_patch: bool) -> Result<()> {
+pub(super) fn require_json(req: &ApiRequest, merge_patch: bool) -> Result<()> {
     match req.content_type().as_deref() {
         None | Some("application/json") => Ok(()),
         Some("application/merge-patch+json") if merge_patch => Ok(()),

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
-use crate::limits::{leases, RateCount};
+use crate::identity::IdentityRecord;
+use crate::limits::{leases, Limits, RateCount};
 
 #[derive(Default)]
 struct State {
@@ -17,6 +18,66 @@ struct State {
     /// the lease to (0: released), as DynamoDB's lease items.
     lease_moves: HashMap<(String, String), i64>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    identities: BTreeMap<String, IdentityRecord>,
+    /// (owner, externalId) → identity id: the claim that keeps it unique.
+    external_ids: HashMap<(String, String), String>,
+}
+
+impl State {
+    /// Whether `id` names an identity of `owner`.
+    fn owns_identity(&self, owner: &str, id: Option<&str>) -> bool {
+        id.is_none_or(|id| self.identities.get(id).is_some_and(|i| i.owner == owner))
+    }
+}
+
+/// Whether `limits` still meet an admission's conditions: the same as
+/// DynamoDB's (see `dynamo::admit`).
+fn limits_hold(l: &Limits, a: &Admission<'_>) -> bool {
+    let uses_ok = a.uses.as_ref().is_none_or(|u| {
+        let pinned = u.refills.is_none_or(|seen| l.refilled_at == seen);
+        pinned && (u.refill.is_some() || l.remaining_uses.unwrap_or(0) >= u.need())
+    });
+    let rates_ok = a.rates.iter().all(|r| {
+        let stored = l.rate_counts.get(&r.name);
+        match r.seen {
+            Some(_) => stored
+                .is_some_and(|c| c.period == r.period && c.window == r.window && c.count < r.limit),
+            None => stored.is_none_or(|c| c.period != r.period || c.window < r.window),
+        }
+    });
+    uses_ok && rates_ok
+}
+
+/// Spends an admission's uses and counts from `l`: what it wrote.
+fn spend(l: &mut Limits, a: &Admission<'_>) -> Spent {
+    if let Some(u) = &a.uses {
+        let from = match u.refill {
+            Some((boundary, amount)) => {
+                l.refilled_at = Some(boundary);
+                amount
+            }
+            None => l.remaining_uses.unwrap_or(0),
+        };
+        l.remaining_uses = Some(from.saturating_sub(u.cost));
+    }
+    let mut rate_used = Vec::with_capacity(a.rates.len());
+    for r in &a.rates {
+        let fresh = RateCount {
+            period: r.period,
+            window: r.window,
+            count: 0,
+        };
+        let count = l.rate_counts.entry(r.name.clone()).or_insert(fresh);
+        if r.seen.is_none() {
+            *count = fresh; // a new window starts over
+        }
+        count.count += 1;
+        rate_used.push(count.count);
+    }
+    Spent {
+        remaining: l.remaining_uses,
+        rate_used,
+    }
 }
 
 #[derive(Default)]
@@ -74,6 +135,9 @@ impl Store for MemoryStore {
                     return Ok(CreateOutcome::Replay(existing.clone()));
                 }
             }
+        }
+        if !s.owns_identity(&rec.owner, rec.identity_id.as_deref()) {
+            return Ok(CreateOutcome::NoSuchIdentity);
         }
         match s.tokens.get(&rec.id) {
             // The same write sent again (DynamoDB's store recognises it too).
@@ -138,16 +202,21 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
         let mut s = self.lock()?;
+        if new.identity_id != seen.identity_id
+            && !s.owns_identity(&new.owner, new.identity_id.as_deref())
+        {
+            return Ok(Replaced::NoSuchIdentity);
+        }
         let Some(cur) = s.tokens.get_mut(&seen.id) else {
-            return Ok(false);
+            return Ok(Replaced::Moved);
         };
         let uses_change = seen.limits.uses_differ(&new.limits);
         let spent_since = (cur.limits.remaining_uses, cur.limits.refilled_at)
             != (seen.limits.remaining_uses, seen.limits.refilled_at);
         if cur.version != seen.version || (uses_change && spent_since) {
-            return Ok(false);
+            return Ok(Replaced::Moved);
         }
         let (last_used, remaining, refilled_at) = (
             cur.last_used_at,
@@ -163,7 +232,7 @@ impl Store for MemoryStore {
         if !uses_change {
             (cur.limits.remaining_uses, cur.limits.refilled_at) = (remaining, refilled_at);
         }
-        Ok(true)
+        Ok(Replaced::Done)
     }
 
     async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
@@ -225,52 +294,15 @@ impl Store for MemoryStore {
         let Some(t) = s.tokens.get_mut(a.id) else {
             return Ok(AdmitOutcome::Changed(None));
         };
-        // The same condition as DynamoDB's (see `dynamo::admit`).
-        let uses_ok = a.uses.as_ref().is_none_or(|u| {
-            let pinned = u.refills.is_none_or(|seen| t.limits.refilled_at == seen);
-            pinned && (u.refill.is_some() || t.limits.remaining_uses.unwrap_or(0) >= u.need())
-        });
-        let rates_ok = a.rates.iter().all(|r| {
-            let stored = t.limits.rate_counts.get(&r.name);
-            match r.seen {
-                Some(_) => stored.is_some_and(|c| {
-                    c.period == r.period && c.window == r.window && c.count < r.limit
-                }),
-                None => stored.is_none_or(|c| c.period != r.period || c.window < r.window),
-            }
-        });
         let lease_ok = a.lease.as_ref().is_none_or(|l| {
             l.limit()
                 .is_none_or(|limit| u64::from(t.leases.held()) < limit)
                 && t.leases.still_holds(&l.purge)
         });
-        if t.version != a.seen_version || !uses_ok || !rates_ok || !lease_ok {
+        if t.version != a.seen_version || !limits_hold(&t.limits, a) || !lease_ok {
             return Ok(AdmitOutcome::Changed(Some(Box::new(t.clone()))));
         }
-        if let Some(u) = &a.uses {
-            let from = match u.refill {
-                Some((boundary, amount)) => {
-                    t.limits.refilled_at = Some(boundary);
-                    amount
-                }
-                None => t.limits.remaining_uses.unwrap_or(0),
-            };
-            t.limits.remaining_uses = Some(from.saturating_sub(u.cost));
-        }
-        let mut rate_used = Vec::with_capacity(a.rates.len());
-        for r in &a.rates {
-            let fresh = RateCount {
-                period: r.period,
-                window: r.window,
-                count: 0,
-            };
-            let count = t.limits.rate_counts.entry(r.name.clone()).or_insert(fresh);
-            if r.seen.is_none() {
-                *count = fresh; // a new window starts over
-            }
-            count.count += 1;
-            rate_used.push(count.count);
-        }
+        let spent = spend(&mut t.limits, a);
         if let Some(l) = &a.lease {
             t.leases.take(l.bucket, &l.purge);
         }
@@ -278,9 +310,147 @@ impl Store for MemoryStore {
             t.last_used_at = Some(now);
         }
         Ok(AdmitOutcome::Admitted {
-            remaining: t.limits.remaining_uses,
-            rate_used,
+            remaining: spent.remaining,
+            rate_used: spent.rate_used,
         })
+    }
+
+    async fn admit_joint(
+        &self,
+        token: &Admission<'_>,
+        identity: &Admission<'_>,
+    ) -> Result<JointOutcome, StoreError> {
+        let mut s = self.lock()?;
+        let State {
+            tokens, identities, ..
+        } = &mut *s;
+        let Some(t) = tokens.get_mut(token.id) else {
+            return Ok(JointOutcome::TokenChanged(None));
+        };
+        let lease_ok = token.lease.as_ref().is_none_or(|l| {
+            l.limit()
+                .is_none_or(|limit| u64::from(t.leases.held()) < limit)
+                && t.leases.still_holds(&l.purge)
+        });
+        if t.version != token.seen_version || !limits_hold(&t.limits, token) || !lease_ok {
+            return Ok(JointOutcome::TokenChanged(Some(Box::new(t.clone()))));
+        }
+        let Some(i) = identities.get_mut(identity.id) else {
+            return Ok(JointOutcome::IdentityChanged(None));
+        };
+        if i.version != identity.seen_version || !limits_hold(&i.limits, identity) {
+            return Ok(JointOutcome::IdentityChanged(Some(Box::new(i.clone()))));
+        }
+        spend(&mut t.limits, token);
+        spend(&mut i.limits, identity);
+        if let Some(l) = &token.lease {
+            t.leases.take(l.bucket, &l.purge);
+        }
+        if let Some(now) = token.touch {
+            t.last_used_at = Some(now);
+        }
+        // As DynamoDB's transaction answers: what the admission decided.
+        Ok(JointOutcome::Admitted {
+            token: token.as_decided(),
+            identity: identity.as_decided(),
+        })
+    }
+
+    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        let claim = (rec.owner.clone(), rec.external_id.clone());
+        match s.external_ids.get(&claim) {
+            // The same write sent again.
+            Some(id) if *id == rec.id => return Ok(true),
+            Some(_) => return Ok(false),
+            None => {}
+        }
+        s.external_ids.insert(claim, rec.id.clone());
+        s.identities.insert(rec.id.clone(), rec.clone());
+        Ok(true)
+    }
+
+    async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, StoreError> {
+        Ok(self.lock()?.identities.get(id).cloned())
+    }
+
+    async fn identity_by_external_id(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        let s = self.lock()?;
+        let claim = (owner.to_owned(), external_id.to_owned());
+        Ok(s.external_ids
+            .get(&claim)
+            .and_then(|id| s.identities.get(id))
+            .cloned())
+    }
+
+    async fn list_identities(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<IdentityPage, StoreError> {
+        let s = self.lock()?;
+        let mut mine: Vec<(String, &IdentityRecord)> = s
+            .identities
+            .values()
+            .filter(|i| i.owner == owner)
+            .map(|i| (crate::identity::list_position(i), i))
+            .filter(|(p, _)| after.is_none_or(|a| p.as_str() < a))
+            .collect();
+        mine.sort_by(|a, b| b.0.cmp(&a.0));
+        let more = mine.len() > limit;
+        mine.truncate(limit);
+        let next = more.then(|| mine.last().map(|(p, _)| p.clone())).flatten();
+        Ok(IdentityPage {
+            items: mine.into_iter().map(|(_, i)| i.clone()).collect(),
+            next,
+        })
+    }
+
+    async fn replace_identity(
+        &self,
+        seen: &IdentityRecord,
+        new: &IdentityRecord,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock()?;
+        let Some(cur) = s.identities.get_mut(&seen.id) else {
+            return Ok(false);
+        };
+        let uses_change = seen.limits.uses_differ(&new.limits);
+        let spent_since = (cur.limits.remaining_uses, cur.limits.refilled_at)
+            != (seen.limits.remaining_uses, seen.limits.refilled_at);
+        if cur.version != seen.version || (uses_change && spent_since) {
+            return Ok(false);
+        }
+        let kept = cur.limits.clone();
+        *cur = new.clone();
+        cur.limits.rate_counts = kept.rate_counts;
+        if !uses_change {
+            (cur.limits.remaining_uses, cur.limits.refilled_at) =
+                (kept.remaining_uses, kept.refilled_at);
+        }
+        Ok(true)
+    }
+
+    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
+        let mut s = self.lock()?;
+        let Some(rec) = s.identities.get(id).filter(|i| i.owner == owner) else {
+            return Ok(IdentityDeletion::NotFound);
+        };
+        let claim = (rec.owner.clone(), rec.external_id.clone());
+        if s.tokens
+            .values()
+            .any(|t| t.identity_id.as_deref() == Some(id))
+        {
+            return Ok(IdentityDeletion::InUse);
+        }
+        s.identities.remove(id);
+        s.external_ids.remove(&claim);
+        Ok(IdentityDeletion::Deleted)
     }
 
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {

@@ -4,8 +4,10 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::identity::IdentityRecord;
 use crate::limits::rate::Standing;
 use crate::limits::uses::UsesStanding;
+use crate::limits::Limits;
 use crate::token::TokenRecord;
 
 #[cfg(feature = "aws")]
@@ -50,6 +52,72 @@ pub enum CreateOutcome {
     Created,
     /// Another create with the same key won; here is its record.
     Replay(IdempotencyRecord),
+    /// The token names an identity that is not its owner's (or none).
+    NoSuchIdentity,
+}
+
+/// What a patch's write found (see `Store::replace`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replaced {
+    Done,
+    /// The token moved since it was read: read it again.
+    Moved,
+    /// The identity the patch names is not the owner's (or none).
+    NoSuchIdentity,
+}
+
+/// One page of an owner's identities, newest first.
+#[derive(Debug)]
+pub struct IdentityPage {
+    pub items: Vec<IdentityRecord>,
+    pub next: Option<String>,
+}
+
+/// What deleting an identity found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum IdentityDeletion {
+    Deleted,
+    /// No identity of that owner.
+    NotFound,
+    /// A token points at it.
+    InUse,
+}
+
+/// What a joint admission (a token and its identity, spent together or
+/// not at all) found.
+#[derive(Debug, PartialEq)]
+pub enum JointOutcome {
+    /// Both spent: each holder's uses and counts as this admission
+    /// decided them (a transaction returns no values: see `Spent`).
+    Admitted { token: Spent, identity: Spent },
+    /// The token's condition failed: the token as it is now.
+    TokenChanged(Option<Box<TokenRecord>>),
+    /// The identity's condition failed: the identity as it is now.
+    IdentityChanged(Option<Box<IdentityRecord>>),
+}
+
+/// What one holder's admission wrote: `remainingUses` right after it and
+/// each rate limit's count (in `rates` order).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Spent {
+    pub remaining: Option<u64>,
+    pub rate_used: Vec<u32>,
+}
+
+impl Admission<'_> {
+    /// What the admission leaves, as decided from the standings it is
+    /// pinned to: exact for the counts it starts, and otherwise what
+    /// remained at most (others may spend between the read and the
+    /// write, which a transaction cannot return).
+    pub fn as_decided(&self) -> Spent {
+        Spent {
+            remaining: self
+                .uses
+                .as_ref()
+                .map(|u| u.seen_remaining.saturating_sub(u.cost)),
+            rate_used: self.rates.iter().map(|r| r.seen.unwrap_or(0) + 1).collect(),
+        }
+    }
 }
 
 /// One page of an owner's tokens, newest first.
@@ -92,15 +160,18 @@ pub struct UsesSpend {
     pub refills: Option<Option<i64>>,
     /// A refill due: the boundary it records and the amount it resets to.
     pub refill: Option<(i64, u64)>,
+    /// What remained when the checks passed (a due refill applied).
+    pub seen_remaining: u64,
 }
 
 impl UsesSpend {
     /// `cost` uses of `rec`, where they stood when its checks passed.
-    pub fn of(rec: &TokenRecord, standing: &UsesStanding, cost: u64) -> UsesSpend {
+    pub fn of(limits: &Limits, standing: &UsesStanding, cost: u64) -> UsesSpend {
         UsesSpend {
             cost,
-            refills: rec.limits.refill.map(|_| rec.limits.refilled_at),
+            refills: limits.refill.map(|_| limits.refilled_at),
             refill: standing.refill_due.map(|d| (d.boundary, d.amount)),
+            seen_remaining: standing.remaining,
         }
     }
 
@@ -253,8 +324,10 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
     ) -> Result<Page, StoreError>;
     /// Writes `new`'s client fields if the token is still at `seen`'s
-    /// version (and remaining uses, when `maxUses` changes). `false`: it moved.
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError>;
+    /// version (and remaining uses, when `maxUses` changes). A change of
+    /// identity moves the token's link in the same write, the new
+    /// identity checked to be the owner's.
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError>;
     /// Writes `rolled`'s secrets (current and previous), `start`, version
     /// and `updatedAt` if the token is still at `seen`'s version.
     async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError>;
@@ -278,6 +351,41 @@ pub trait Store: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<bool, StoreError>;
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError>;
+    /// Admits a token and its identity in one atomic write: both spend
+    /// (each under its own admission's condition) or neither does.
+    async fn admit_joint(
+        &self,
+        token: &Admission<'_>,
+        identity: &Admission<'_>,
+    ) -> Result<JointOutcome, StoreError>;
+    /// Writes a new identity and claims its `externalId` for its owner in
+    /// one atomic write; `false` when the owner already has that `externalId`.
+    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError>;
+    /// Strongly consistent read of one identity.
+    async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, StoreError>;
+    /// The owner's identity of that `externalId`, if any.
+    async fn identity_by_external_id(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError>;
+    /// One page of the owner's identities, newest first, after `after`.
+    async fn list_identities(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<IdentityPage, StoreError>;
+    /// Writes `new`'s client fields (and remaining uses when they change)
+    /// if the identity is still at `seen`'s version. `false`: it moved.
+    async fn replace_identity(
+        &self,
+        seen: &IdentityRecord,
+        new: &IdentityRecord,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the owner's identity unless a token points at it, with its
+    /// `externalId`'s claim, in one atomic write.
+    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError>;
     /// Renews or releases a live lease (see `LeaseMove`). A lapsed lease
     /// is `Gone`: its bucket may already have been removed by an acquire.
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError>;

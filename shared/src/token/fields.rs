@@ -61,6 +61,32 @@ pub enum Change<T> {
     Set(T),
 }
 
+impl Change<BTreeMap<String, Option<String>>> {
+    /// Merges tag changes into `tags`: a `null` value removes its key,
+    /// `null` for all of them removes every tag.
+    pub fn merge_tags(self, tags: &mut BTreeMap<String, String>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => tags.clear(),
+            Change::Set(changes) => {
+                for (k, v) in changes {
+                    match v {
+                        Some(v) => tags.insert(k, v),
+                        None => tags.remove(&k),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// At most `MAX_TAGS` tags once merged.
+pub fn check_tag_count(tags: &BTreeMap<String, String>, errs: &mut FieldErrors) {
+    if tags.len() > MAX_TAGS {
+        errs.add("tags", format!("at most {MAX_TAGS} tags"));
+    }
+}
+
 impl<T> Change<T> {
     pub fn apply(self, slot: &mut Option<T>) {
         match self {
@@ -87,6 +113,7 @@ pub struct Changes {
     pub caller: Change<String>,
     pub callee: Change<String>,
     pub max_concurrent: Change<u32>,
+    pub identity_id: Change<crate::identity::IdentityId>,
     pub max_uses: Change<u64>,
     pub refill: Change<crate::limits::Refill>,
     pub allowed_addresses: Change<Vec<IpNet>>,
@@ -101,7 +128,7 @@ pub struct Changes {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Mode {
+pub(crate) enum Mode {
     Create,
     Patch,
 }
@@ -183,7 +210,7 @@ fn field<T>(v: &Value, parse: impl FnOnce(&Value) -> Option<T>) -> Change<T> {
     }
 }
 
-pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Changes, FieldErrors> {
+pub(crate) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Changes, FieldErrors> {
     let mut errs = FieldErrors::default();
     let mut c = Changes::default();
     for (key, v) in body {
@@ -239,6 +266,16 @@ pub(super) fn parse_changes(body: &Map<String, Value>, mode: Mode) -> Result<Cha
             "maxConcurrent" => {
                 c.max_concurrent = field(v, |v| {
                     parse_int(k, v, 1, MAX_CONCURRENT, e).map(|n| n as u32)
+                })
+            }
+            "identityId" => {
+                c.identity_id = field(v, |v| {
+                    v.as_str()
+                        .and_then(crate::identity::IdentityId::parse)
+                        .or_else(|| {
+                            e.add(k, crate::identity::IdentityId::RULE);
+                            None
+                        })
                 })
             }
             "maxUses" => c.max_uses = field(v, |v| parse_int(k, v, 1, MAX_USES, e)),

@@ -24,6 +24,8 @@ pub struct TokenRecord {
     pub caller: Option<String>,
     pub callee: Option<String>,
     pub max_concurrent: Option<u32>,
+    /// The identity whose limits the token shares too (see `identity`).
+    pub identity_id: Option<String>,
     /// Uses, refill and rate limits, with their counts (see `limits`).
     pub limits: Limits,
     pub allowed_addresses: Option<Vec<IpNet>>,
@@ -93,6 +95,9 @@ impl TokenRecord {
         if let Some(n) = self.max_concurrent {
             m.insert("maxConcurrent".into(), json!(n));
             m.insert("activeLeases".into(), json!(self.leases.live(now)));
+        }
+        if let Some(i) = &self.identity_id {
+            m.insert("identityId".into(), json!(i));
         }
         self.limits.show(&mut m, now);
         if let Some(a) = &self.allowed_addresses {

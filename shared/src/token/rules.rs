@@ -7,7 +7,9 @@ use ipnet::IpNet;
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
 
-use super::fields::{parse_changes, Change, Changes, FieldErrors, Mode, MAX_ADDRESSES, MAX_TAGS};
+use super::fields::{
+    check_tag_count, parse_changes, Change, Changes, FieldErrors, Mode, MAX_ADDRESSES,
+};
 use super::TokenRecord;
 use crate::limits::Limits;
 
@@ -45,6 +47,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
         caller: None,
         callee: None,
         max_concurrent: None,
+        identity_id: None,
         limits: Limits::default(),
         allowed_addresses: None,
         scopes: None,
@@ -96,7 +99,7 @@ pub fn create(input: NewToken<'_>) -> Result<TokenRecord, FieldErrors> {
     };
     let bind = c.bind_to_requester;
     apply(&mut rec, c, None, now);
-    check_tag_count(&rec, &mut errs);
+    check_tag_count(&rec.tags, &mut errs);
     rec.limits.check_fields(&mut errs);
     if bind {
         match input.requester {
@@ -135,7 +138,7 @@ pub fn patch(
     let mut rec = current.clone();
     apply(&mut rec, c, Some(current), now);
     let mut errs = FieldErrors::default();
-    check_tag_count(&rec, &mut errs);
+    check_tag_count(&rec.tags, &mut errs);
     rec.limits.check_fields(&mut errs);
     if window_changed {
         check_lifetime(
@@ -203,12 +206,6 @@ pub fn roll(
     rec
 }
 
-fn check_tag_count(rec: &TokenRecord, errs: &mut FieldErrors) {
-    if rec.tags.len() > MAX_TAGS {
-        errs.add("tags", format!("at most {MAX_TAGS} tags"));
-    }
-}
-
 fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: OffsetDateTime) {
     if let Change::Set(t) = c.token_type {
         rec.token_type = t;
@@ -225,21 +222,16 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: 
     let mut enabled = Some(rec.enabled);
     c.enabled.apply(&mut enabled);
     rec.enabled = enabled.unwrap_or(true);
-    match c.tags {
-        Change::Keep => {}
-        Change::Clear => rec.tags.clear(),
-        Change::Set(tags) => {
-            for (k, v) in tags {
-                match v {
-                    Some(v) => rec.tags.insert(k, v),
-                    None => rec.tags.remove(&k),
-                };
-            }
-        }
-    }
+    c.tags.merge_tags(&mut rec.tags);
     c.caller.apply(&mut rec.caller);
     c.callee.apply(&mut rec.callee);
     c.max_concurrent.apply(&mut rec.max_concurrent);
+    let mut identity = rec
+        .identity_id
+        .take()
+        .and_then(|i| crate::identity::IdentityId::parse(&i));
+    c.identity_id.apply(&mut identity);
+    rec.identity_id = identity.map(|i| i.as_str().to_owned());
     let current_limits = current.map(|c| &c.limits);
     rec.limits
         .apply(c.max_uses, c.refill, c.rate_limits, current_limits, now);

@@ -2,14 +2,17 @@
 //! uses, a count of every rate limit, a lease slot), all in one conditional write
 //! pinned to what the checks saw, and the `lastUsedAt` refresh.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use time::{Duration, OffsetDateTime};
 
 use super::checks::Standings;
 use super::ValidateInput;
 use crate::credentials::Keyring;
+use crate::identity::IdentityRecord;
 use crate::limits::leases;
-use crate::store::{Admission, AdmitOutcome, LeaseTake, RateSpend, Store, StoreError, UsesSpend};
+use crate::store::{
+    Admission, AdmitOutcome, JointOutcome, LeaseTake, RateSpend, Store, StoreError, UsesSpend,
+};
 use crate::token::{LeaseId, TokenId, TokenRecord};
 
 /// What an admitted validate took.
@@ -21,6 +24,9 @@ pub struct Admitted {
     pub lease: Option<(LeaseId, i64)>,
     /// Each rate limit as the answer shows it, this validate counted.
     pub rate_limits: Vec<Value>,
+    /// The token's identity as the answer shows it: its id, `externalId`,
+    /// what remains of its uses and its windows, this validate counted.
+    pub identity: Option<Value>,
 }
 
 /// What the write found.
@@ -29,6 +35,27 @@ pub enum Outcome {
     Admitted(Admitted),
     /// Its condition failed: the token as it is now (`None`: gone).
     Changed(Option<Box<TokenRecord>>),
+    /// The identity's condition failed: the identity as it is now.
+    IdentityChanged(Option<Box<IdentityRecord>>),
+}
+
+/// The token's identity, read, with where its limits stand.
+pub struct Shared<'a> {
+    pub identity: &'a mut IdentityRecord,
+    pub standings: &'a Standings,
+}
+
+/// The identity as an answer shows it: its id, `externalId`, what
+/// remains of its uses and its windows (this validate counted).
+pub fn shown(identity: &IdentityRecord, remaining: Option<u64>, rates: Vec<Value>) -> Value {
+    let mut v = json!({"id": identity.id, "externalId": identity.external_id});
+    if remaining.is_some() {
+        v["remainingUses"] = json!(remaining);
+    }
+    if !rates.is_empty() {
+        v["rateLimits"] = json!(rates);
+    }
+    v
 }
 
 /// `lastUsedAt` is written at most once a minute.
@@ -64,7 +91,10 @@ pub async fn touch(
 /// write, pinned to `rec`'s version and to the limits' `standings` as
 /// checked: `spend` uses (from a due refill's amount when one is due), a
 /// count of each rate limit, and a lease slot when acquiring under a cap
-/// or reserving. Admitted, `rec` is updated to what was written.
+/// or reserving. With an identity that counts (`shared`), its uses and
+/// counts are spent in the same atomic write, under the same kind of
+/// condition, or nothing is. Admitted, `rec` (and the identity) are
+/// updated to what was written.
 #[allow(clippy::too_many_arguments)]
 pub async fn admit(
     store: &dyn Store,
@@ -75,6 +105,7 @@ pub async fn admit(
     input: &ValidateInput,
     lease_seconds: i64,
     now: OffsetDateTime,
+    shared: Option<Shared<'_>>,
 ) -> Result<Outcome, StoreError> {
     let spend = input.spend();
     let reserved = input
@@ -92,7 +123,9 @@ pub async fn admit(
         cap,
         purge: rec.leases.lapsed(now),
     });
-    let uses = standings.uses.map(|u| UsesSpend::of(rec, &u, spend));
+    let uses = standings
+        .uses
+        .map(|u| UsesSpend::of(&rec.limits, &u, spend));
     let touch = touch_due(rec, now);
     let admission = Admission {
         id: id.as_str(),
@@ -102,12 +135,51 @@ pub async fn admit(
         lease: lease.clone(),
         touch,
     };
-    let (remaining, rate_used) = match store.admit(&admission).await? {
-        AdmitOutcome::Admitted {
-            remaining,
-            rate_used,
-        } => (remaining, rate_used),
-        AdmitOutcome::Changed(now_rec) => return Ok(Outcome::Changed(now_rec)),
+    let (remaining, rate_used, identity) = match shared {
+        Some(Shared {
+            identity,
+            standings: its,
+        }) if identity.limits.counts() => {
+            let its_uses = its.uses.map(|u| UsesSpend::of(&identity.limits, &u, spend));
+            let identity_admission = Admission {
+                id: &identity.id,
+                seen_version: identity.version,
+                uses: its_uses.clone(),
+                rates: its.rates.iter().map(RateSpend::from).collect(),
+                lease: None,
+                touch: None,
+            };
+            let (token_spent, identity_spent) =
+                match store.admit_joint(&admission, &identity_admission).await? {
+                    JointOutcome::Admitted { token, identity } => (token, identity),
+                    JointOutcome::TokenChanged(now_rec) => return Ok(Outcome::Changed(now_rec)),
+                    JointOutcome::IdentityChanged(now_identity) => {
+                        return Ok(Outcome::IdentityChanged(now_identity))
+                    }
+                };
+            let refilled = its_uses
+                .and_then(|u| u.refill)
+                .map(|(boundary, _)| boundary);
+            let its_rates = identity.limits.spent(
+                its,
+                identity_spent.remaining,
+                refilled,
+                &identity_spent.rate_used,
+            );
+            let shown = shown(identity, identity_spent.remaining, its_rates);
+            (token_spent.remaining, token_spent.rate_used, Some(shown))
+        }
+        // An identity with no limits only shows in the answer.
+        other => match store.admit(&admission).await? {
+            AdmitOutcome::Admitted {
+                remaining,
+                rate_used,
+            } => {
+                let shown = other.map(|s| shown(s.identity, None, Vec::new()));
+                (remaining, rate_used, shown)
+            }
+            AdmitOutcome::Changed(now_rec) => return Ok(Outcome::Changed(now_rec)),
+        },
     };
     // The token as written, for the answer and the next guess.
     let refilled = uses.and_then(|u| u.refill).map(|(boundary, _)| boundary);
@@ -124,5 +196,6 @@ pub async fn admit(
         remaining_uses: remaining,
         lease,
         rate_limits,
+        identity,
     }))
 }

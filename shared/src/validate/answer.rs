@@ -12,12 +12,14 @@ use crate::token::LeaseId;
 /// The reason and nothing else about the token; `RATE_LIMITED` adds when
 /// to try again.
 pub fn refusal(reason: Reason) -> Value {
-    match reason {
-        Reason::RateLimited { retry_after } => {
-            json!({"active": false, "reason": reason.code(), "retryAfter": retry_after})
-        }
-        _ => json!({"active": false, "reason": reason.code()}),
+    let mut v = json!({"active": false, "reason": reason.code()});
+    if let Some(retry_after) = reason.retry_after() {
+        v["retryAfter"] = json!(retry_after);
     }
+    if let Some(by) = reason.limited_by() {
+        v["limitedBy"] = json!(by);
+    }
+    v
 }
 
 /// The answer for a valid token: what a calling service needs, nothing
@@ -63,6 +65,9 @@ pub fn acceptance(accepted: &Accepted) -> Value {
     }
     if !admitted.rate_limits.is_empty() {
         v["rateLimits"] = json!(admitted.rate_limits);
+    }
+    if let Some(identity) = &admitted.identity {
+        v["identity"] = identity.clone();
     }
     if let Some((id, expiry)) = &admitted.lease {
         v["lease"] = lease_document(id, *expiry);

@@ -12,6 +12,9 @@ use crate::credentials::capability::Claims;
 use crate::token::scopes::{self, Scope};
 use crate::token::{address, audience, resource, TokenRecord};
 
+use super::IdentityRefusal;
+use crate::identity::IdentityRecord;
+use crate::limits::Exceeded;
 pub use crate::limits::Standings;
 
 /// Every check of the contract, in order, on the token as read; on
@@ -75,6 +78,34 @@ fn check_binding(
         }
     }
     Ok(())
+}
+
+/// The identity's checks, after the token's: its audiences, as the
+/// token's, then its limits (uses, then windows), each refusal the
+/// identity's.
+pub fn check_identity(
+    identity: &IdentityRecord,
+    input: &ValidateInput,
+    now: OffsetDateTime,
+) -> Result<Standings, Reason> {
+    let asked = match &input.binding {
+        Some(b) => Some(b.audience.as_deref()),
+        None => input.audience.as_deref().map(Some),
+    };
+    if asked.is_some_and(|asked| !audience::allows(identity.audience_list(), asked)) {
+        return Err(Reason::ByIdentity {
+            of: IdentityRefusal::AudienceNotAllowed,
+        });
+    }
+    identity
+        .limits
+        .check(input.spend(), now)
+        .map_err(|e| Reason::ByIdentity {
+            of: match e {
+                Exceeded::Uses => IdentityRefusal::UsageExhausted,
+                Exceeded::Rate { retry_after } => IdentityRefusal::RateLimited { retry_after },
+            },
+        })
 }
 
 /// The stateful checks, in order: the call's cost in uses left (a due

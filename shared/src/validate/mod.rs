@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use crate::credentials::capability::{self, Claims};
 use crate::credentials::Keyring;
 use crate::credentials::TokenString;
+use crate::identity::IdentityRecord;
 use crate::store::{Store, StoreError};
 use crate::token::{TokenId, TokenRecord};
 
@@ -51,6 +52,19 @@ pub enum Reason {
         retry_after: i64,
     },
     ConcurrencyLimit,
+    /// The token's identity refuses (see `checks::check_identity`): the
+    /// refusal is `of`'s, and the answer adds `"limitedBy": "identity"`.
+    ByIdentity {
+        of: IdentityRefusal,
+    },
+}
+
+/// What an identity can refuse: an audience, or its limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityRefusal {
+    AudienceNotAllowed,
+    UsageExhausted,
+    RateLimited { retry_after: i64 },
 }
 
 impl From<crate::limits::Exceeded> for Reason {
@@ -79,7 +93,28 @@ impl Reason {
             Reason::UsageExhausted => "USAGE_EXHAUSTED",
             Reason::RateLimited { .. } => "RATE_LIMITED",
             Reason::ConcurrencyLimit => "CONCURRENCY_LIMIT",
+            Reason::ByIdentity { of } => match of {
+                IdentityRefusal::AudienceNotAllowed => "AUDIENCE_NOT_ALLOWED",
+                IdentityRefusal::UsageExhausted => "USAGE_EXHAUSTED",
+                IdentityRefusal::RateLimited { .. } => "RATE_LIMITED",
+            },
         }
+    }
+
+    /// When a rate limit refuses: whole seconds until a slot is free.
+    pub fn retry_after(self) -> Option<i64> {
+        match self {
+            Reason::RateLimited { retry_after }
+            | Reason::ByIdentity {
+                of: IdentityRefusal::RateLimited { retry_after },
+            } => Some(retry_after),
+            _ => None,
+        }
+    }
+
+    /// Which holder refused, when not the token itself.
+    pub fn limited_by(self) -> Option<&'static str> {
+        matches!(self, Reason::ByIdentity { .. }).then_some("identity")
     }
 }
 
@@ -186,6 +221,8 @@ pub async fn decide(
         Some(_) => None,
     };
     let mut address = relay::address_that_counts(input.address, false, source);
+    // The identity as the store returned it when a joint write failed.
+    let mut fresh_identity: Option<IdentityRecord> = None;
     for _ in 0..MAX_ROUNDS {
         let now = crate::dates::now();
         let Known { mut rec, guess } = match known.take() {
@@ -217,19 +254,58 @@ pub async fn decide(
                 return Ok(Err(reason));
             }
         };
-        if !admission::spends(&rec, input) {
+        let mut shared = None;
+        if let Some(identity_id) = rec.identity_id.clone() {
+            let found = identity_of(
+                store,
+                snapshots,
+                &identity_id,
+                fresh_identity.take(),
+                input,
+                now,
+            );
+            match found.await? {
+                Ok(pair) => shared = Some(pair),
+                // A guessed token never refuses: read it, keep the identity.
+                Err((reason, identity)) if guess => {
+                    fresh_identity = identity;
+                    if reason == Reason::NotFound {
+                        fresh_identity = None;
+                    }
+                    continue;
+                }
+                Err((reason, _)) => {
+                    snapshots.keep(&rec);
+                    return Ok(Err(reason));
+                }
+            }
+        }
+        let identity_counts = shared.as_ref().is_some_and(|(i, _)| i.limits.counts());
+        if !admission::spends(&rec, input) && !identity_counts {
             if guess {
                 continue; // a token that spends nothing is decided by its read
             }
             admission::touch(store, &rec, now).await?;
             snapshots.forget(id);
+            let identity = shared.map(|(i, _)| admission::shown(&i, None, Vec::new()));
             return Ok(Ok(Accepted {
                 rec,
-                admitted: Admitted::default(),
+                admitted: Admitted {
+                    identity,
+                    ..Admitted::default()
+                },
                 secret_expires_at,
                 capability: cap.cloned(),
             }));
         }
+        let mut identity = shared.as_ref().map(|(i, _)| i.clone());
+        let shared = match (&mut identity, &shared) {
+            (Some(identity), Some((_, standings))) => Some(admission::Shared {
+                identity,
+                standings,
+            }),
+            _ => None,
+        };
         let admission = admission::admit(
             store,
             keys,
@@ -239,10 +315,14 @@ pub async fn decide(
             input,
             lease_seconds,
             now,
+            shared,
         );
         match admission.await? {
             Outcome::Admitted(admitted) => {
                 snapshots.keep(&rec);
+                if let Some(identity) = &identity {
+                    snapshots.keep_identity(identity);
+                }
                 return Ok(Ok(Accepted {
                     rec,
                     admitted,
@@ -260,11 +340,61 @@ pub async fn decide(
                     guess: false,
                 });
             }
+            Outcome::IdentityChanged(now_identity) => {
+                // The token passed its own condition: decide again on it
+                // and on the identity as it is now.
+                match now_identity {
+                    Some(i) => fresh_identity = Some(*i),
+                    None => return Ok(Err(Reason::NotFound)),
+                }
+                known = Some(Known { rec, guess });
+            }
         }
     }
     Err(StoreError::Unavailable(
         "the token kept changing during admission".into(),
     ))
+}
+
+/// The token's identity for this round, checked: the one the last write
+/// returned, else this function's last sight of it (a guess, read again
+/// before it may refuse), else read. A refusal comes with the identity as
+/// read, for the next round; an identity that is gone is `NOT_FOUND`.
+async fn identity_of(
+    store: &dyn Store,
+    snapshots: &Snapshots,
+    id: &str,
+    fresh: Option<IdentityRecord>,
+    input: &ValidateInput,
+    now: OffsetDateTime,
+) -> Result<Result<(IdentityRecord, checks::Standings), (Reason, Option<IdentityRecord>)>, StoreError>
+{
+    let (mut identity, mut guess) = match fresh {
+        Some(i) => (Some(i), false),
+        None => (snapshots.identity(id), true),
+    };
+    loop {
+        let Some(found) = identity.take() else {
+            if !guess {
+                snapshots.forget_identity(id);
+                return Ok(Err((Reason::NotFound, None)));
+            }
+            identity = store.get_identity(id).await?;
+            guess = false;
+            continue;
+        };
+        match checks::check_identity(&found, input, now) {
+            Ok(standings) => return Ok(Ok((found, standings))),
+            Err(_) if guess => {
+                identity = store.get_identity(id).await?;
+                guess = false;
+            }
+            Err(reason) => {
+                snapshots.keep_identity(&found);
+                return Ok(Err((reason, Some(found))));
+            }
+        }
+    }
 }
 
 /// The token a round decides on, and whether it is only a guess (this

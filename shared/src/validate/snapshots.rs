@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::identity::IdentityRecord;
 use crate::token::TokenRecord;
 
 /// Tokens remembered per function instance; past it the memory starts over
@@ -18,6 +19,8 @@ const CAPACITY: usize = 4096;
 #[derive(Default)]
 pub struct Snapshots {
     tokens: Mutex<HashMap<String, TokenRecord>>,
+    /// The identities of the tokens admitted, guessed the same way.
+    identities: Mutex<HashMap<String, IdentityRecord>>,
 }
 
 impl Snapshots {
@@ -37,7 +40,7 @@ impl Snapshots {
             acquire: true,
             ..Default::default()
         };
-        let spends = super::admission::spends(rec, &acquire);
+        let spends = super::admission::spends(rec, &acquire) || rec.identity_id.is_some();
         let Ok(mut tokens) = self.tokens.lock() else {
             return;
         };
@@ -49,6 +52,27 @@ impl Snapshots {
             tokens.clear();
         }
         tokens.insert(rec.id.clone(), rec.clone());
+    }
+
+    pub fn identity(&self, id: &str) -> Option<IdentityRecord> {
+        self.identities.lock().ok()?.get(id).cloned()
+    }
+
+    /// Remembers the identity of a token admitted.
+    pub fn keep_identity(&self, rec: &IdentityRecord) {
+        let Ok(mut identities) = self.identities.lock() else {
+            return;
+        };
+        if identities.len() >= CAPACITY && !identities.contains_key(&rec.id) {
+            identities.clear();
+        }
+        identities.insert(rec.id.clone(), rec.clone());
+    }
+
+    pub fn forget_identity(&self, id: &str) {
+        if let Ok(mut identities) = self.identities.lock() {
+            identities.remove(id);
+        }
     }
 
     pub fn forget(&self, id: &str) {

@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::error::{did_not_apply, store_error};
+use super::identity::identity_key;
 use super::item::{
     bad, from_item, get_n, lease_bucket_name, lease_key, n, rate_count_names, token_key, Item,
     LEASE_TOTAL, REFILLED_AT,
@@ -34,7 +35,7 @@ use super::item::{
 use super::{names, DynamoStore};
 use crate::dates;
 use crate::limits::leases;
-use crate::store::{Admission, AdmitOutcome, LeaseMove, MoveOutcome, StoreError};
+use crate::store::{Admission, AdmitOutcome, JointOutcome, LeaseMove, MoveOutcome, StoreError};
 
 /// Attempts of an `UpdateItem` that DynamoDB reported as not applied.
 const NOT_APPLIED_ATTEMPTS: u32 = 3;
@@ -54,7 +55,7 @@ fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
 }
 
 /// The cancellation reasons of a cancelled transaction, or the error.
-fn cancelled(
+pub(super) fn cancelled(
     e: SdkError<TransactWriteItemsError, aws_sdk_dynamodb::config::http::HttpResponse>,
 ) -> Result<Vec<CancellationReason>, StoreError> {
     match e {
@@ -70,7 +71,7 @@ fn cancelled(
     }
 }
 
-fn failed_condition(reason: Option<&CancellationReason>) -> bool {
+pub(super) fn failed_condition(reason: Option<&CancellationReason>) -> bool {
     reason.and_then(|r| r.code()) == Some("ConditionalCheckFailed")
 }
 
@@ -274,6 +275,76 @@ impl DynamoStore {
                 Err(e) => return Err(store_error(e)),
             }
         }
+    }
+
+    /// A token's admission and its identity's, in one transaction: each
+    /// update under its own condition, as `admit_item`'s. A transaction
+    /// returns no values, so the answer carries what the admission decided
+    /// (see `Admission::as_decided`); a failed condition returns the item
+    /// as it is, to decide again on without a read. Its idempotency token
+    /// lets the SDK resend it without spending twice.
+    pub(super) async fn admit_joint_items(
+        &self,
+        token: &Admission<'_>,
+        identity: &Admission<'_>,
+    ) -> Result<JointOutcome, StoreError> {
+        let update = |a: &Admission<'_>, key: Item| -> Result<TransactWriteItem, StoreError> {
+            let e = Expression::of(a);
+            let u = build(
+                Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key))
+                    .update_expression(e.update)
+                    .condition_expression(e.condition)
+                    .set_expression_attribute_names(Some(e.names))
+                    .set_expression_attribute_values(Some(e.values))
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build(),
+            )?;
+            Ok(TransactWriteItem::builder().update(u).build())
+        };
+        let token_write = update(token, token_key(token.id))?;
+        let identity_write = update(identity, identity_key(identity.id))?;
+        for round in 0..MOVE_ROUNDS {
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(token_write.clone())
+                .transact_items(identity_write.clone())
+                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+                .send()
+                .await;
+            let reasons = match r {
+                Ok(_) => {
+                    return Ok(JointOutcome::Admitted {
+                        token: token.as_decided(),
+                        identity: identity.as_decided(),
+                    })
+                }
+                Err(e) => cancelled(e)?,
+            };
+            if failed_condition(reasons.first()) {
+                let now = reasons.first().and_then(|r| r.item.as_ref());
+                return Ok(JointOutcome::TokenChanged(
+                    now.map(from_item).transpose()?.map(Box::new),
+                ));
+            }
+            if failed_condition(reasons.get(1)) {
+                let now = reasons.get(1).and_then(|r| r.item.as_ref());
+                return Ok(JointOutcome::IdentityChanged(
+                    now.map(super::identity::from_item)
+                        .transpose()?
+                        .map(Box::new),
+                ));
+            }
+            // Another transaction held one of the items: try again.
+            backoff(round).await;
+        }
+        Err(StoreError::Unavailable(
+            "the identity was too contended to admit".into(),
+        ))
     }
 
     /// Where a lease is now: the bucket its own item records (0: released),

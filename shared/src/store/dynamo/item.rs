@@ -106,6 +106,7 @@ pub fn client_attrs(
         ("caller", rec.caller.as_ref().map(s)),
         ("callee", rec.callee.as_ref().map(s)),
         ("maxConcurrent", rec.max_concurrent.map(n)),
+        ("identityId", rec.identity_id.as_ref().map(s)),
         (
             "allowedAddresses",
             rec.allowed_addresses
@@ -342,6 +343,7 @@ pub fn from_item(item: &Item) -> Result<TokenRecord, StoreError> {
         caller: get_s(item, "caller").map(str::to_owned),
         callee: get_s(item, "callee").map(str::to_owned),
         max_concurrent: get_n(item, "maxConcurrent"),
+        identity_id: get_s(item, "identityId").map(str::to_owned),
         limits: limits_of(item),
         allowed_addresses: item
             .get("allowedAddresses")

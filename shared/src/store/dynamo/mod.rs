@@ -18,7 +18,7 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem,
+    TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
@@ -31,6 +31,7 @@ mod client;
 mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod iam;
+mod identity;
 mod item;
 
 pub use client::sdk_config;
@@ -70,6 +71,79 @@ impl DynamoStore {
             .projection_expression("pk")
             .send()
             .await;
+    }
+
+    /// A holder's revocation of a token that points at an identity: the
+    /// token and its link in one write, conditioned on the secret and the
+    /// identity seen.
+    async fn delete_linked_by_secret(
+        &self,
+        found: &TokenRecord,
+        identity: &str,
+        secret_hash: &str,
+    ) -> Result<Deletion, StoreError> {
+        if found.secret_hash != secret_hash {
+            return Ok(Deletion::Kept(Some(Box::new(found.clone()))));
+        }
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(token_key(&found.id)))
+            .condition_expression("#hash = :hash AND #identity = :identity")
+            .expression_attribute_names("#hash", "secretHash")
+            .expression_attribute_names("#identity", "identityId")
+            .expression_attribute_values(":hash", s(secret_hash))
+            .expression_attribute_values(":identity", s(identity))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(self.unlink(identity, &found.id)?)
+            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Deletion::Deleted),
+            Err(e) => {
+                let reasons = admit::cancelled(e)?;
+                let now = reasons.first().and_then(|r| r.item.as_ref());
+                match now.map(from_item).transpose()? {
+                    // Changed meanwhile: the caller decides again on it.
+                    Some(t) if t.secret_hash == secret_hash => Err(StoreError::Unavailable(
+                        "the token changed during its revocation".into(),
+                    )),
+                    t => Ok(Deletion::Kept(t.map(Box::new))),
+                }
+            }
+        }
+    }
+
+    /// The idempotency record's put, in its create's transaction: only
+    /// where no live record of that key is.
+    fn idempotency_put(
+        &self,
+        rec: &TokenRecord,
+        idem: &IdempotencyRecord,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let idem_item: Item = HashMap::from([
+            ("pk".into(), s(format!("I#{}", idem.key))),
+            ("sk".into(), s("I")),
+            ("tokenId".into(), s(&idem.token_id)),
+            ("fingerprint".into(), s(&idem.fingerprint)),
+            ("snapshot".into(), s(&idem.snapshot)),
+            ("expiresAt".into(), n(idem.expires_at)),
+            ("ttl".into(), n(idem.expires_at)),
+        ]);
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(idem_item))
+            .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
+            .expression_attribute_values(":now", n(rec.created_at.unix_timestamp()))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Runs a conditional update: `Ok(attributes it wrote)`, or on a failed
@@ -129,6 +203,71 @@ impl DynamoStore {
     }
 }
 
+/// A write of an item's client attributes pinned to the version seen
+/// and, when its uses change (`pin_uses`), to what remained and the last
+/// refill seen, so that no admission's spend is lost to the patch.
+pub(super) struct PinnedReplace {
+    pub update: String,
+    pub condition: String,
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+impl PinnedReplace {
+    pub fn of(
+        attrs: Vec<(&'static str, Option<AttributeValue>)>,
+        seen_version: u64,
+        pin_uses: Option<&crate::limits::Limits>,
+    ) -> PinnedReplace {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut nm = HashMap::new();
+        let mut vals = HashMap::new();
+        for (i, (k, v)) in attrs.into_iter().enumerate() {
+            nm.insert(format!("#a{i}"), k.to_owned());
+            match v {
+                Some(v) => {
+                    sets.push(format!("#a{i} = :a{i}"));
+                    vals.insert(format!(":a{i}"), v);
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        let mut update = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        nm.insert("#ver".into(), "version".into());
+        vals.insert(":seenver".into(), n(seen_version));
+        let mut cond = "#ver = :seenver".to_owned();
+        if let Some(seen) = pin_uses {
+            nm.insert("#rem".into(), "remainingUses".into());
+            match seen.remaining_uses {
+                Some(r) => {
+                    cond.push_str(" AND #rem = :seenrem");
+                    vals.insert(":seenrem".into(), n(r));
+                }
+                None => cond.push_str(" AND attribute_not_exists(#rem)"),
+            }
+            // Pinned to the refill seen too: one since resets what remains.
+            nm.insert("#refilled".into(), item::REFILLED_AT.into());
+            match seen.refilled_at {
+                Some(at) => {
+                    cond.push_str(" AND #refilled = :seenrefilled");
+                    vals.insert(":seenrefilled".into(), n(at));
+                }
+                None => cond.push_str(" AND attribute_not_exists(#refilled)"),
+            }
+        }
+        PinnedReplace {
+            update,
+            condition: cond,
+            names: nm,
+            values: vals,
+        }
+    }
+}
+
 /// Whether a token item holds the secret whose hash is `hash`.
 fn holds_secret(item: &Item, hash: &str) -> bool {
     get_s(item, "secretHash") == Some(hash)
@@ -163,7 +302,7 @@ impl Store for DynamoStore {
         idem: Option<&IdempotencyRecord>,
     ) -> Result<CreateOutcome, StoreError> {
         let item = to_item(rec, self.retention_seconds);
-        let Some(idem) = idem else {
+        if idem.is_none() && rec.identity_id.is_none() {
             let r = self
                 .client
                 .put_item()
@@ -183,7 +322,7 @@ impl Store for DynamoStore {
                 }
                 Err(e) => Err(store_error(e)),
             };
-        };
+        }
         let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
             p.build().map_err(|e| StoreError::Internal(e.to_string()))
         };
@@ -193,46 +332,44 @@ impl Store for DynamoStore {
                 .set_item(Some(item))
                 .condition_expression("attribute_not_exists(pk)"),
         )?;
-        let idem_item: Item = HashMap::from([
-            ("pk".into(), s(format!("I#{}", idem.key))),
-            ("sk".into(), s("I")),
-            ("tokenId".into(), s(&idem.token_id)),
-            ("fingerprint".into(), s(&idem.fingerprint)),
-            ("snapshot".into(), s(&idem.snapshot)),
-            ("expiresAt".into(), n(idem.expires_at)),
-            ("ttl".into(), n(idem.expires_at)),
-        ]);
-        let idem_put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(idem_item))
-                .condition_expression("attribute_not_exists(pk) OR expiresAt < :now")
-                .expression_attribute_values(":now", n(rec.created_at.unix_timestamp())),
-        )?;
-        let r = self
+        let mut tx = self
             .client
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(token_put).build())
-            .transact_items(TransactWriteItem::builder().put(idem_put).build())
+            .transact_items(TransactWriteItem::builder().put(token_put).build());
+        if let Some(idem) = idem {
+            tx = tx.transact_items(self.idempotency_put(rec, idem)?);
+        }
+        if let Some(identity) = &rec.identity_id {
+            for w in self.link(identity, &rec.owner, &rec.id)? {
+                tx = tx.transact_items(w);
+            }
+        }
+        // Its own idempotency token: a resend after a lost answer applies once.
+        let r = tx
+            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
             .send()
             .await;
-        match r {
-            Ok(_) => Ok(CreateOutcome::Created),
-            Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
-                // A concurrent create with the same key won the race, or
-                // this very create, sent again after its answer was lost.
-                match self
-                    .idempotency(&idem.key, rec.created_at.unix_timestamp())
-                    .await?
-                {
-                    Some(prev) if prev.token_id == rec.id => Ok(CreateOutcome::Created),
-                    Some(prev) => Ok(CreateOutcome::Replay(prev)),
-                    None => Err(StoreError::Unavailable(
-                        "idempotent create conflicted".into(),
-                    )),
-                }
-            }
-            Err(e) => Err(store_error(e)),
+        let reasons = match r {
+            Ok(_) => return Ok(CreateOutcome::Created),
+            Err(e) => admit::cancelled(e)?,
+        };
+        if rec.identity_id.is_some() && admit::failed_condition(reasons.last()) {
+            return Ok(CreateOutcome::NoSuchIdentity);
+        }
+        let Some(idem) = idem else {
+            return Err(StoreError::Unavailable("the create conflicted".into()));
+        };
+        // A concurrent create with the same key won the race, or this very
+        // create, sent again after its answer was lost.
+        match self
+            .idempotency(&idem.key, rec.created_at.unix_timestamp())
+            .await?
+        {
+            Some(prev) if prev.token_id == rec.id => Ok(CreateOutcome::Created),
+            Some(prev) => Ok(CreateOutcome::Replay(prev)),
+            None => Err(StoreError::Unavailable(
+                "idempotent create conflicted".into(),
+            )),
         }
     }
 
@@ -362,55 +499,69 @@ impl Store for DynamoStore {
         })
     }
 
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<bool, StoreError> {
+    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
         let uses_change = seen.limits.uses_differ(&new.limits);
-        let mut sets = Vec::new();
-        let mut removes = Vec::new();
-        let mut nm = HashMap::new();
-        let mut vals = HashMap::new();
-        for (i, (k, v)) in client_attrs(new, self.retention_seconds, uses_change)
-            .into_iter()
-            .enumerate()
-        {
-            nm.insert(format!("#a{i}"), k.to_owned());
-            match v {
-                Some(v) => {
-                    sets.push(format!("#a{i} = :a{i}"));
-                    vals.insert(format!(":a{i}"), v);
-                }
-                None => removes.push(format!("#a{i}")),
+        let e = PinnedReplace::of(
+            client_attrs(new, self.retention_seconds, uses_change),
+            seen.version,
+            uses_change.then_some(&seen.limits),
+        );
+        if new.identity_id == seen.identity_id {
+            let outcome = self
+                .conditional_update(
+                    token_key(&seen.id),
+                    e.update,
+                    e.condition,
+                    e.names,
+                    e.values,
+                )
+                .await?;
+            return Ok(if outcome.is_ok() {
+                Replaced::Done
+            } else {
+                Replaced::Moved
+            });
+        }
+        // The identity changes: the token's link moves in the same write.
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(token_key(&seen.id)))
+            .update_expression(e.update)
+            .condition_expression(format!("attribute_exists(pk) AND {}", e.condition))
+            .set_expression_attribute_names(Some(e.names))
+            .set_expression_attribute_values(Some(e.values))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut tx = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        if let Some(old) = &seen.identity_id {
+            tx = tx.transact_items(self.unlink(old, &seen.id)?);
+        }
+        let linking = new.identity_id.is_some();
+        if let Some(identity) = &new.identity_id {
+            for w in self.link(identity, &new.owner, &seen.id)? {
+                tx = tx.transact_items(w);
             }
         }
-        let mut update = format!("SET {}", sets.join(", "));
-        if !removes.is_empty() {
-            update.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        nm.insert("#ver".into(), "version".into());
-        vals.insert(":seenver".into(), n(seen.version));
-        let mut cond = "#ver = :seenver".to_owned();
-        if uses_change {
-            nm.insert("#rem".into(), "remainingUses".into());
-            match seen.limits.remaining_uses {
-                Some(r) => {
-                    cond.push_str(" AND #rem = :seenrem");
-                    vals.insert(":seenrem".into(), n(r));
+        let r = tx
+            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Replaced::Done),
+            Err(e) => {
+                let reasons = admit::cancelled(e)?;
+                if admit::failed_condition(reasons.first()) {
+                    Ok(Replaced::Moved)
+                } else if linking && admit::failed_condition(reasons.last()) {
+                    Ok(Replaced::NoSuchIdentity)
+                } else {
+                    Err(StoreError::Unavailable("the patch conflicted".into()))
                 }
-                None => cond.push_str(" AND attribute_not_exists(#rem)"),
-            }
-            // Pinned to the refill seen too: one since resets what remains.
-            nm.insert("#refilled".into(), item::REFILLED_AT.into());
-            match seen.limits.refilled_at {
-                Some(at) => {
-                    cond.push_str(" AND #refilled = :seenrefilled");
-                    vals.insert(":seenrefilled".into(), n(at));
-                }
-                None => cond.push_str(" AND attribute_not_exists(#refilled)"),
             }
         }
-        let outcome = self
-            .conditional_update(token_key(&seen.id), update, cond, nm, vals)
-            .await?;
-        Ok(outcome.is_ok())
     }
 
     async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
@@ -451,9 +602,34 @@ impl Store for DynamoStore {
         // Read first: a delete whose answer was lost is sent again by the
         // SDK and then finds nothing; the token that was there, the
         // owner's, is gone either way, so that is a success.
-        let existed = self.get(id).await?.is_some_and(|t| t.owner == owner);
-        if !existed {
+        let Some(existing) = self.get(id).await?.filter(|t| t.owner == owner) else {
             return Ok(false);
+        };
+        if let Some(identity) = &existing.identity_id {
+            // Its link goes with it, in one write.
+            let delete = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(token_key(id)))
+                .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":owner", s(owner))
+                .build()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
+            let r = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete).build())
+                .transact_items(self.unlink(identity, id)?)
+                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+                .send()
+                .await;
+            return match r {
+                Ok(_) => Ok(true),
+                Err(e) => {
+                    admit::cancelled(e)?;
+                    Ok(false)
+                }
+            };
         }
         let r = self
             .client
@@ -473,6 +649,13 @@ impl Store for DynamoStore {
     }
 
     async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
+        if let Some(found) = self.get(id).await? {
+            if let Some(identity) = &found.identity_id {
+                return self
+                    .delete_linked_by_secret(&found, identity, secret_hash)
+                    .await;
+            }
+        }
         let r = self
             .client
             .delete_item()
@@ -548,6 +731,57 @@ impl Store for DynamoStore {
 
     async fn admit(&self, a: &Admission<'_>) -> Result<AdmitOutcome, StoreError> {
         self.admit_item(a).await
+    }
+
+    async fn admit_joint(
+        &self,
+        token: &Admission<'_>,
+        identity: &Admission<'_>,
+    ) -> Result<JointOutcome, StoreError> {
+        self.admit_joint_items(token, identity).await
+    }
+
+    async fn put_identity(
+        &self,
+        rec: &crate::identity::IdentityRecord,
+    ) -> Result<bool, StoreError> {
+        self.put_identity_item(rec).await
+    }
+
+    async fn get_identity(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::identity::IdentityRecord>, StoreError> {
+        self.get_identity_item(id).await
+    }
+
+    async fn identity_by_external_id(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<crate::identity::IdentityRecord>, StoreError> {
+        self.identity_by_claim(owner, external_id).await
+    }
+
+    async fn list_identities(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<IdentityPage, StoreError> {
+        self.list_identity_items(owner, limit, after).await
+    }
+
+    async fn replace_identity(
+        &self,
+        seen: &crate::identity::IdentityRecord,
+        new: &crate::identity::IdentityRecord,
+    ) -> Result<bool, StoreError> {
+        self.replace_identity_item(seen, new).await
+    }
+
+    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
+        self.delete_identity_item(id, owner).await
     }
 
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {

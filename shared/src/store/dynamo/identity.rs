@@ -1,0 +1,448 @@
+//! Identities on DynamoDB. Keys:
+//! - identity: pk `D#<id>`, sk `D`; GSI `byOwner`: gsi1pk `OD#<owner>`,
+//!   gsi1sk `<created ms>#<id>`. Its limits are stored as a token's (see
+//!   `item::limit_attrs`), and `linked` counts the links ever made to it.
+//! - claim:    pk `X#<sha256(owner)>#<externalId>`, sk `X`, `identityId`:
+//!   written with the identity in one transaction, so an `externalId` is
+//!   claimed once per owner.
+//! - link:     pk `D#<id>`, sk `T#<token id>`: written and removed in the
+//!   same transaction as the token that points at the identity, and the
+//!   token's write bumps `linked`. A delete reads the identity and its
+//!   links in one consistent Query and deletes only if `linked` is still
+//!   what it saw, so no token can point at a deleted identity.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
+use sha2::{Digest, Sha256};
+
+use super::error::store_error;
+use super::item::{bad, date, get_n, get_s, insert_limits, limits_of, n, req_s, s, Item};
+use super::DynamoStore;
+use crate::dates;
+use crate::identity::{list_position, IdentityRecord};
+use crate::store::{IdentityDeletion, IdentityPage, Store, StoreError};
+
+pub fn identity_key(id: &str) -> Item {
+    HashMap::from([("pk".into(), s(format!("D#{id}"))), ("sk".into(), s("D"))])
+}
+
+fn claim_key(owner: &str, external_id: &str) -> Item {
+    let owner_hash = crate::codec::encode(&Sha256::digest(owner.as_bytes()));
+    HashMap::from([
+        ("pk".into(), s(format!("X#{owner_hash}#{external_id}"))),
+        ("sk".into(), s("X")),
+    ])
+}
+
+pub fn link_key(identity: &str, token: &str) -> Item {
+    HashMap::from([
+        ("pk".into(), s(format!("D#{identity}"))),
+        ("sk".into(), s(format!("T#{token}"))),
+    ])
+}
+
+/// The attribute counting the links ever made to an identity.
+const LINKED: &str = "linked";
+
+/// The client-settable attributes (`None`: remove), with what remains of
+/// the uses when `with_remaining`.
+pub fn identity_attrs(
+    rec: &IdentityRecord,
+    with_remaining: bool,
+) -> Vec<(
+    &'static str,
+    Option<aws_sdk_dynamodb::types::AttributeValue>,
+)> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut v = vec![
+        ("description", Some(s(&rec.description))),
+        (
+            "tags",
+            Some(AttributeValue::M(
+                rec.tags.iter().map(|(k, v)| (k.clone(), s(v))).collect(),
+            )),
+        ),
+        (
+            "audiences",
+            rec.audiences
+                .as_ref()
+                .map(|l| AttributeValue::L(l.iter().map(s).collect())),
+        ),
+        ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
+        ("version", Some(n(rec.version))),
+    ];
+    v.extend(super::item::limit_attrs(&rec.limits, with_remaining));
+    v
+}
+
+fn to_item(rec: &IdentityRecord) -> Item {
+    let mut item = identity_key(&rec.id);
+    item.insert("gsi1pk".into(), s(format!("OD#{}", rec.owner)));
+    item.insert("gsi1sk".into(), s(list_position(rec)));
+    item.insert("id".into(), s(&rec.id));
+    item.insert("owner".into(), s(&rec.owner));
+    item.insert("externalId".into(), s(&rec.external_id));
+    item.insert("createdAt".into(), n(dates::millis(rec.created_at)));
+    item.insert(LINKED.into(), n(0));
+    insert_limits(&mut item, &rec.limits);
+    for (k, v) in identity_attrs(rec, false) {
+        if let Some(v) = v {
+            item.insert(k.into(), v);
+        }
+    }
+    item
+}
+
+pub fn from_item(item: &Item) -> Result<IdentityRecord, StoreError> {
+    Ok(IdentityRecord {
+        id: req_s(item, "id")?,
+        owner: req_s(item, "owner")?,
+        external_id: req_s(item, "externalId")?,
+        description: get_s(item, "description").unwrap_or_default().to_owned(),
+        tags: item
+            .get("tags")
+            .and_then(|v| v.as_m().ok())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        audiences: item
+            .get("audiences")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
+        limits: limits_of(item),
+        created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
+        updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
+        version: get_n(item, "version").ok_or_else(|| bad("version"))?,
+    })
+}
+
+fn build<T, E: std::fmt::Display>(r: Result<T, E>) -> Result<T, StoreError> {
+    r.map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+impl DynamoStore {
+    /// The writes that make `token` point at `identity` of `owner`: its
+    /// link, and `linked` bumped on the identity, which must be the owner's.
+    pub(super) fn link(
+        &self,
+        identity: &str,
+        owner: &str,
+        token: &str,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let mut link = link_key(identity, token);
+        link.insert("tokenId".into(), s(token));
+        let put = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(link))
+                .build(),
+        )?;
+        let bump = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(identity_key(identity)))
+                .update_expression("SET #linked = #linked + :one")
+                .condition_expression("attribute_exists(pk) AND #owner = :owner")
+                .expression_attribute_names("#linked", LINKED)
+                .expression_attribute_names("#owner", "owner")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":owner", s(owner))
+                .build(),
+        )?;
+        Ok([
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder().update(bump).build(),
+        ])
+    }
+
+    /// The write that removes `token`'s link to `identity`.
+    pub(super) fn unlink(
+        &self,
+        identity: &str,
+        token: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let delete = build(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(link_key(identity, token)))
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
+    pub(super) async fn put_identity_item(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+        let mut claim = claim_key(&rec.owner, &rec.external_id);
+        claim.insert("identityId".into(), s(&rec.id));
+        let put_claim = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(claim))
+                .condition_expression("attribute_not_exists(pk) OR identityId = :id")
+                .expression_attribute_values(":id", s(&rec.id))
+                .build(),
+        )?;
+        let put_identity = build(
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_item(rec)))
+                .condition_expression("attribute_not_exists(pk)")
+                .build(),
+        )?;
+        let r = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put_claim).build())
+            .transact_items(TransactWriteItem::builder().put(put_identity).build())
+            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let reasons = super::admit::cancelled(e)?;
+                if super::admit::failed_condition(reasons.first()) {
+                    return Ok(false);
+                }
+                if super::admit::failed_condition(reasons.get(1)) {
+                    return Err(StoreError::Internal("identity id collision".into()));
+                }
+                Err(StoreError::Unavailable(
+                    "the identity's create conflicted".into(),
+                ))
+            }
+        }
+    }
+
+    pub(super) async fn get_identity_item(
+        &self,
+        id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(identity_key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        out.item.as_ref().map(from_item).transpose()
+    }
+
+    pub(super) async fn identity_by_claim(
+        &self,
+        owner: &str,
+        external_id: &str,
+    ) -> Result<Option<IdentityRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key(owner, external_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(store_error)?;
+        let Some(id) = out.item.as_ref().and_then(|i| get_s(i, "identityId")) else {
+            return Ok(None);
+        };
+        Ok(self
+            .get_identity_item(id)
+            .await?
+            .filter(|i| i.owner == owner))
+    }
+
+    pub(super) async fn list_identity_items(
+        &self,
+        owner: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<IdentityPage, StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::INDEX)
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .expression_attribute_values(":o", s(format!("OD#{owner}")));
+        q = match after {
+            Some(pos) => q
+                .key_condition_expression("gsi1pk = :o AND gsi1sk < :after")
+                .expression_attribute_values(":after", s(pos)),
+            None => q.key_condition_expression("gsi1pk = :o"),
+        };
+        let out = q.send().await.map_err(store_error)?;
+        let items = out.items.unwrap_or_default();
+        let next = out
+            .last_evaluated_key
+            .is_some()
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| get_s(i, "gsi1sk"))
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let keys: Vec<Item> = items
+            .iter()
+            .filter_map(|i| get_s(i, "id"))
+            .map(identity_key)
+            .collect();
+        let mut found: HashMap<String, IdentityRecord> = HashMap::new();
+        if !keys.is_empty() {
+            let mut pending = build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build(),
+            )?;
+            let mut rounds = 0;
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(store_error)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let rec = from_item(&item)?;
+                    found.insert(rec.id.clone(), rec);
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(rest) if !rest.keys.is_empty() && rounds < 4 => pending = rest,
+                    Some(rest) if !rest.keys.is_empty() => {
+                        return Err(StoreError::Unavailable(
+                            "batch read left keys unprocessed".into(),
+                        ))
+                    }
+                    _ => break,
+                }
+                rounds += 1;
+            }
+        }
+        // Newest first, as the index answered; one deleted since is gone.
+        let items = items
+            .iter()
+            .filter_map(|i| get_s(i, "id"))
+            .filter_map(|id| found.remove(id))
+            .collect();
+        Ok(IdentityPage { items, next })
+    }
+
+    pub(super) async fn replace_identity_item(
+        &self,
+        seen: &IdentityRecord,
+        new: &IdentityRecord,
+    ) -> Result<bool, StoreError> {
+        let uses_change = seen.limits.uses_differ(&new.limits);
+        let e = super::PinnedReplace::of(
+            identity_attrs(new, uses_change),
+            seen.version,
+            uses_change.then_some(&seen.limits),
+        );
+        let outcome = self
+            .conditional_update(
+                identity_key(&seen.id),
+                e.update,
+                e.condition,
+                e.names,
+                e.values,
+            )
+            .await?;
+        Ok(outcome.is_ok())
+    }
+
+    pub(super) async fn delete_identity_item(
+        &self,
+        id: &str,
+        owner: &str,
+    ) -> Result<IdentityDeletion, StoreError> {
+        for _ in 0..8 {
+            // The identity and its links, in one consistent read.
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("D#{id}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(store_error)?;
+            let items = out.items.unwrap_or_default();
+            let Some(identity) = items.iter().find(|i| get_s(i, "sk") == Some("D")) else {
+                return Ok(IdentityDeletion::NotFound);
+            };
+            let rec = from_item(identity)?;
+            if rec.owner != owner {
+                return Ok(IdentityDeletion::NotFound);
+            }
+            let linked: u64 = get_n(identity, LINKED).unwrap_or(0);
+            let tokens: Vec<&str> = items.iter().filter_map(|i| get_s(i, "tokenId")).collect();
+            // A link outlives its token only when the token's TTL removed
+            // it: such a token points at nothing any more.
+            if !tokens.is_empty() {
+                let found = self.get_many(&tokens).await?;
+                let now = dates::now();
+                let retention = time::Duration::seconds(self.retention_seconds);
+                if found
+                    .iter()
+                    .flatten()
+                    .any(|t| t.identity_id.as_deref() == Some(id) && t.end_date + retention > now)
+                {
+                    return Ok(IdentityDeletion::InUse);
+                }
+            }
+            let delete_identity = build(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(identity_key(id)))
+                    .condition_expression("#linked = :linked")
+                    .expression_attribute_names("#linked", LINKED)
+                    .expression_attribute_values(":linked", n(linked))
+                    .build(),
+            )?;
+            let delete_claim = build(
+                Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(claim_key(owner, &rec.external_id)))
+                    .build(),
+            )?;
+            let mut tx = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(delete_identity).build())
+                .transact_items(TransactWriteItem::builder().delete(delete_claim).build());
+            for t in &tokens {
+                tx = tx.transact_items(self.unlink(id, t)?);
+            }
+            let r = tx
+                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+                .send()
+                .await;
+            match r {
+                Ok(_) => return Ok(IdentityDeletion::Deleted),
+                // A token was linked meanwhile (or the write conflicted):
+                // look again.
+                Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the identity kept changing during its delete".into(),
+        ))
+    }
+}
