@@ -384,6 +384,52 @@ async fn the_authorizer_names_the_identity(app: Arc<App>) {
     );
 }
 
+/// A reserve spends from the identity too, and its settle gives back to
+/// both, once.
+async fn a_settle_gives_back_to_the_identity_once(app: Arc<App>) {
+    let o = owner("id-settle");
+    let id = new_identity(&app, &o, json!({"externalId": "llm", "maxUses": 100})).await;
+    let (token_id, token) =
+        mint_in_process(&app, &o, json!({"identityId": id, "maxUses": 50})).await;
+    let remaining = |path: String| {
+        let app = app.clone();
+        let o = o.clone();
+        async move {
+            send(&app, Function::Detail, "GET", &path, &o, Value::Null)
+                .await
+                .1["remainingUses"]
+                .clone()
+        }
+    };
+    let req = api_request(
+        "POST",
+        "/validate",
+        None,
+        json!({"token": token, "acquire": true, "reserve": 30}),
+    );
+    let (_, got) = call(&app, Function::Validate, &req).await;
+    assert_eq!(got["identity"]["remainingUses"], 70, "{got}");
+    let lease = got["lease"]["id"].as_str().expect("a lease").to_owned();
+    assert_eq!(remaining(format!("/identities/{id}")).await, 70);
+    assert_eq!(remaining(format!("/tokens/{token_id}")).await, 20);
+    for _ in 0..3 {
+        let mut release = api_request(
+            "DELETE",
+            &format!("/validate/leases/{lease}"),
+            None,
+            json!({"token": token, "used": 10}),
+        );
+        release.path_id = Some(lease.clone());
+        assert_eq!(call(&app, Function::Validate, &release).await.0, 204);
+    }
+    assert_eq!(
+        remaining(format!("/identities/{id}")).await,
+        90,
+        "20 back, once"
+    );
+    assert_eq!(remaining(format!("/tokens/{token_id}")).await, 40);
+}
+
 macro_rules! over {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -402,6 +448,10 @@ macro_rules! over {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn racing_tokens_never_overrun_their_identitys_rate_limit() {
                 super::racing_tokens_never_overrun_their_identitys_rate_limit(app().await).await
+            }
+            #[tokio::test]
+            async fn a_settle_gives_back_to_the_identity_once() {
+                super::a_settle_gives_back_to_the_identity_once(app().await).await
             }
             #[tokio::test]
             async fn the_authorizer_names_the_identity() {

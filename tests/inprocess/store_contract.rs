@@ -425,6 +425,7 @@ fn lease_move<'a>(
         first_bucket: first,
         to,
         refund: None,
+        identity_refund: None,
         seen_version,
         purge: Vec::new(),
         now,

@@ -12,6 +12,7 @@ const OWNER: &str = "events-user-7f3a";
 const PLACEHOLDER_ID: &str = "0000000000000000000000000a";
 const PLACEHOLDER_TOKEN: &str = "tgl_replace_with_a_token_from_create";
 const PLACEHOLDER_LEASE: &str = "00000000000000000000000000";
+const PLACEHOLDER_IDENTITY: &str = "id_00000000000000000000000000";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -186,6 +187,17 @@ fn every_event_through_cargo_lambda_invoke() {
     let denied = invoke_raw("authorize", &ev("authorize-rest-request", ""));
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(denied["context"], json!({"reason": "NOT_FOUND"}));
+
+    // An identity, created and deleted through its own events.
+    let (s, identity) = invoke("create", &event("identity-create", "", "", ""));
+    assert_eq!(s, 201, "{identity}");
+    assert_eq!(identity["remainingUses"], 1000, "{identity}");
+    let delete = event("identity-delete", "", "", "");
+    let (s, _) = invoke("delete", &delete);
+    assert_eq!(s, 404, "the placeholder names no identity");
+    let identity_id = identity["id"].as_str().unwrap();
+    let (s, _) = invoke("delete", &delete.replace(PLACEHOLDER_IDENTITY, identity_id));
+    assert_eq!(s, 204);
 
     // Its holder revokes a second token (revoke.json): the next validate
     // does not find it.

@@ -6,8 +6,9 @@ use crate::credentials::Keyring;
 use crate::dates;
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::limits::leases;
+use crate::limits::Limits;
 use crate::store::{LeaseMove, MoveOutcome, Refund, StoreError};
-use crate::token::{LeaseId, TokenRecord};
+use crate::token::LeaseId;
 use crate::validate::{self, answer, checks, Presented, Reason};
 
 impl App {
@@ -51,6 +52,7 @@ impl App {
                 first_bucket: lease.first_bucket(),
                 to: Some(to),
                 refund: None,
+                identity_refund: None,
                 seen_version: Some(rec.version),
                 purge: rec.leases.lapsed(now),
                 now,
@@ -90,12 +92,21 @@ impl App {
                 Err(Reason::NotFound) => return Ok(ApiResponse::empty(204)),
                 Err(_) => return Err(ApiError::NotFound),
             };
+            // The reserve was spent from the token's identity too.
+            let identity = match &rec.identity_id {
+                Some(id) if unused > 0 => self.store.get_identity(id).await?,
+                _ => None,
+            };
+            let identity_refund = identity
+                .as_ref()
+                .and_then(|i| Some((i.id.as_str(), refund(&i.limits, unused)?)));
             let release = LeaseMove {
                 id: &rec.id,
                 lease: lease.as_str(),
                 first_bucket: lease.first_bucket(),
                 to: None,
-                refund: refund(&rec, unused),
+                refund: refund(&rec.limits, unused),
+                identity_refund,
                 seen_version: None,
                 purge: rec.leases.lapsed(now),
                 now,
@@ -126,10 +137,10 @@ fn unused_reserve(lease: &LeaseId, used: Option<u64>) -> Result<u64> {
     }
 }
 
-/// The refund of `unused` uses to `rec` (see `Uses::refundable`), with the
-/// ceiling its write is pinned under.
-fn refund(rec: &TokenRecord, unused: u64) -> Option<Refund> {
-    let uses = rec.limits.uses();
+/// The refund of `unused` uses to a holder's `limits` (see
+/// `Uses::refundable`), with the ceiling its write is pinned under.
+fn refund(limits: &Limits, unused: u64) -> Option<Refund> {
+    let uses = limits.uses();
     uses.refundable(unused).map(|give| Refund {
         uses: give,
         ceiling: uses.ceiling(),

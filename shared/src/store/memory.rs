@@ -458,6 +458,7 @@ impl Store for MemoryStore {
         let State {
             tokens,
             lease_moves,
+            identities,
             ..
         } = &mut *s;
         let key = (m.id.to_owned(), m.lease.to_owned());
@@ -469,6 +470,14 @@ impl Store for MemoryStore {
         let Some(t) = tokens.get_mut(m.id) else {
             return Ok(MoveOutcome::Gone);
         };
+        if let Some((id, r)) = m.identity_refund {
+            let room = identities.get(id).is_some_and(|i| {
+                i.limits.remaining_uses.unwrap_or(0) <= r.ceiling.saturating_sub(r.uses)
+            });
+            if !room {
+                return Ok(MoveOutcome::Stale);
+            }
+        }
         if m.seen_version.is_some_and(|v| v != t.version) {
             return Ok(MoveOutcome::Stale);
         }
@@ -484,6 +493,12 @@ impl Store for MemoryStore {
                 return Ok(MoveOutcome::Stale);
             }
             t.limits.remaining_uses = Some(remaining + r.uses);
+        }
+        if let Some((id, r)) = m.identity_refund {
+            if let Some(identity) = identities.get_mut(id) {
+                let remaining = identity.limits.remaining_uses.unwrap_or(0);
+                identity.limits.remaining_uses = Some(remaining + r.uses);
+            }
         }
         let to = m.to.map(|to| to.max(from));
         t.leases.purge(&m.purge);

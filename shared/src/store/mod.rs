@@ -219,6 +219,9 @@ pub struct LeaseMove<'a> {
     /// never lifting `remainingUses` above `ceiling`: the write is pinned
     /// to `remainingUses` at most `ceiling - refund`.
     pub refund: Option<Refund>,
+    /// The same for the token's identity, which the reserve spent too
+    /// (its id and refund), in the same transaction.
+    pub identity_refund: Option<(&'a str, Refund)>,
     /// A renewal applies only to the version its checks were made on.
     pub seen_version: Option<u64>,
     pub purge: Vec<(i64, u32)>,

@@ -108,9 +108,13 @@ pub async fn admit(
     shared: Option<Shared<'_>>,
 ) -> Result<Outcome, StoreError> {
     let spend = input.spend();
+    // The lease id carries the reserve when a holder counts uses.
+    let identity_counts_uses = shared
+        .as_ref()
+        .is_some_and(|s| s.identity.limits.max_uses.is_some());
     let reserved = input
         .reserve
-        .filter(|_| rec.limits.max_uses.is_some())
+        .filter(|_| rec.limits.max_uses.is_some() || identity_counts_uses)
         .unwrap_or(0);
     let lease = match rec.max_concurrent {
         cap @ Some(_) if input.acquire => Some(cap),

@@ -375,11 +375,15 @@ impl DynamoStore {
                 return Ok(MoveOutcome::Gone); // released (0) or lapsed
             }
             let to = m.to.map(|to| to.max(from));
-            let r = self
+            let mut tx = self
                 .client
                 .transact_write_items()
                 .transact_items(self.ledger_move(m, from, to)?)
-                .transact_items(self.lease_record(m, from, recorded, to)?)
+                .transact_items(self.lease_record(m, from, recorded, to)?);
+            if let Some((identity, r)) = m.identity_refund {
+                tx = tx.transact_items(self.identity_refund(identity, r)?);
+            }
+            let r = tx
                 .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
                 .send()
                 .await;
@@ -403,6 +407,10 @@ impl DynamoStore {
                     // A lapsed bucket seen changed meanwhile.
                     Some(_) => MoveOutcome::Stale,
                 });
+            }
+            if failed_condition(reasons.get(2)) {
+                // The identity's uses moved since they were read.
+                return Ok(MoveOutcome::Stale);
             }
             // The lease moved meanwhile, or another transaction held the
             // token: look again.
@@ -476,6 +484,27 @@ impl DynamoStore {
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 )
+                .build(),
+        )?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// A settling release's refund to the token's identity, within its
+    /// ceiling and pinned to what remains, as the token's own.
+    fn identity_refund(
+        &self,
+        identity: &str,
+        r: crate::store::Refund,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(identity_key(identity)))
+                .update_expression("SET #rem = #rem + :refund")
+                .condition_expression("attribute_exists(pk) AND #rem <= :refundmax")
+                .expression_attribute_names("#rem", "remainingUses")
+                .expression_attribute_values(":refund", n(r.uses))
+                .expression_attribute_values(":refundmax", n(r.ceiling.saturating_sub(r.uses)))
                 .build(),
         )?;
         Ok(TransactWriteItem::builder().update(update).build())
