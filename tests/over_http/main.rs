@@ -13,6 +13,7 @@ mod credits;
 mod e2e;
 mod events;
 mod gateway;
+mod identities;
 mod leaks;
 mod lifecycle;
 mod rate;
