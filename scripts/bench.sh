@@ -91,6 +91,11 @@ cat <<TABLE
 | **acquire_vs_update** (acquire against one raw conditional UpdateItem) | **$(val acquire_vs_update "$OUT/ratios.txt")** | ≤ 1.15 |
 | 200 concurrent acquires at maxConcurrent 12, p50 / p99 µs (5 rounds; calls not answered 200) | $(val contended_p50_us "$OUT/ratios.txt") / $(val contended_p99_us "$OUT/ratios.txt") ($(val contended_not_answered "$OUT/ratios.txt")) | |
 | **contended_p99_over_p50** | **$(val contended_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
+| validate of a token of an identity (both limited), median µs (one TransactWriteItems of two conditional updates) | $(val identity_admit_median_us "$OUT/ratios.txt") | |
+| raw TransactWriteItems of two conditional updates, median µs | $(val transact_median_us "$OUT/ratios.txt") | |
+| **identity_admit_vs_transact** | **$(val identity_admit_vs_transact "$OUT/ratios.txt")** | ≤ 1.15 |
+| 200 concurrent validates over 3 tokens of one identity, p50 / p99 µs (5 rounds; not admitted) | $(val contended_identity_p50_us "$OUT/ratios.txt") / $(val contended_identity_p99_us "$OUT/ratios.txt") ($(val contended_identity_not_admitted "$OUT/ratios.txt")) | |
+| **contended_identity_p99_over_p50** | **$(val contended_identity_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
 | emf_us (one request's metrics line, CloudWatch EMF, built and serialised) | $emf_us | |
@@ -115,6 +120,8 @@ echo "spend_vs_update $spend_ratio"
 echo "acquire_vs_raw $acquire_ratio"
 echo "acquire_vs_update $(val acquire_vs_update "$OUT/ratios.txt")"
 echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
+echo "identity_admit_vs_transact $(val identity_admit_vs_transact "$OUT/ratios.txt")"
+echo "contended_identity_p99_over_p50 $(val contended_identity_p99_over_p50 "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
 echo "emf_us $emf_us"

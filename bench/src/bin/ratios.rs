@@ -1,5 +1,5 @@
 //! validate_vs_getitem, capability_vs_getitem, authorize_vs_getitem,
-//! revoke_vs_deleteitem,
+//! revoke_vs_deleteitem, identity_admit_vs_transact,
 //! spend_vs_update and acquire_vs_update: the
 //! validate handler driven in-process with an API Gateway event, against
 //! the raw DynamoDB request of the same shape through the same SDK client,
@@ -33,6 +33,21 @@ fn key(id: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
+/// Creates an identity of the bench's owner; returns its id.
+async fn identity(app: &App, body: Value) -> String {
+    let mut req = ApiRequest {
+        method: "POST".parse().unwrap(),
+        path: "/identities".into(),
+        body: body.to_string().into_bytes(),
+        ..Default::default()
+    };
+    req.identity.jwt_sub = Some("bench-owner".into());
+    let (_, resp) = app.handle(Function::Create, &req).await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let v: Value = serde_json::from_slice(&resp.body).unwrap();
+    v["id"].as_str().unwrap().into()
+}
+
 async fn mint(app: &App, body: Value) -> (String, String) {
     let mut req = ApiRequest {
         method: "POST".parse().unwrap(),
@@ -59,6 +74,7 @@ async fn release(app: &App, token_id: &str, lease: &str) {
         first_bucket,
         to: None,
         refund: None,
+        identity_refund: None,
         seen_version: None,
         purge: Vec::new(),
         now: tollgate::dates::now(),
@@ -362,6 +378,96 @@ async fn main() {
     }
     let p50 = tollgate_bench::percentile(&mut storm_times, 0.5);
     let p99 = tollgate_bench::percentile(&mut storm_times, 0.99);
+
+    // identity_admit_vs_transact: a token of an identity with a quota and a
+    // rate limit; once the function has seen both, validate = one
+    // TransactWriteItems of the token's and the identity's conditional
+    // updates, against the raw transaction of two conditional updates.
+    let stamp = tollgate::dates::millis(tollgate::dates::now());
+    let iid = identity(
+        &app,
+        json!({"externalId": format!("bench-{stamp}"), "maxUses": 1_000_000_000u64,
+               "rateLimits": [{"name": "month", "limit": 1_000_000, "periodSeconds": 2_592_000}]}),
+    )
+    .await;
+    let (itid, itoken) = mint(&app, json!({"identityId": iid})).await;
+    let identity_event = validate_event(&json!({"token": itoken}));
+    let counted = |k: HashMap<String, AttributeValue>| {
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .update(
+                aws_sdk_dynamodb::types::Update::builder()
+                    .table_name(&table)
+                    .set_key(Some(k))
+                    .update_expression("SET #raw = if_not_exists(#raw, :zero) + :one")
+                    .condition_expression("attribute_exists(pk) AND #ver = :ver")
+                    .expression_attribute_names("#raw", "rawCount")
+                    .expression_attribute_names("#ver", "version")
+                    .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                    .expression_attribute_values(":ver", AttributeValue::N("1".into()))
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let identity_key = HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(format!("D#{iid}"))),
+        ("sk".to_owned(), AttributeValue::S("D".into())),
+    ]);
+    let (mut it_times, mut tx_times) = (Vec::new(), Vec::new());
+    for i in 0..iterations / 2 + 100 {
+        let t = Instant::now();
+        assert_eq!(validate(&app, &identity_event).await["active"], true);
+        let it = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        client
+            .transact_write_items()
+            .transact_items(counted(key(&itid)))
+            .transact_items(counted(identity_key.clone()))
+            .send()
+            .await
+            .unwrap();
+        let tx = t.elapsed().as_secs_f64() * 1e6;
+        if i >= 100 {
+            it_times.push(it);
+            tx_times.push(tx);
+        }
+    }
+    let (it_med, tx_med) = (median(&mut it_times), median(&mut tx_times));
+
+    // contended_identity_p99_over_p50: rounds of 200 concurrent validates
+    // over 3 tokens of one identity, every one contending for its item.
+    let cid_identity = identity(
+        &app,
+        json!({"externalId": format!("bench-contended-{stamp}"), "maxUses": 1_000_000_000u64}),
+    )
+    .await;
+    let mut shared_events = Vec::new();
+    for _ in 0..3 {
+        let (_, t) = mint(&app, json!({"identityId": cid_identity})).await;
+        shared_events.push(validate_event(&json!({"token": t})));
+    }
+    let (mut shared_times, mut shared_refused) = (Vec::new(), 0);
+    for _ in 0..5 {
+        let answers = futures::future::join_all((0..200).map(|i| {
+            let event = &shared_events[i % 3];
+            let app = &app;
+            async move {
+                let t = Instant::now();
+                let v = validate(app, event).await;
+                (t.elapsed().as_secs_f64() * 1e6, v)
+            }
+        }))
+        .await;
+        for (us, v) in answers {
+            shared_times.push(us);
+            if v["active"] != true {
+                shared_refused += 1;
+            }
+        }
+    }
+    let ip50 = tollgate_bench::percentile(&mut shared_times, 0.5);
+    let ip99 = tollgate_bench::percentile(&mut shared_times, 0.99);
     println!("validate_median_us {v_med:.0}");
     println!("getitem_median_us {g_med:.0}");
     println!("spend_median_us {s_med:.0}");
@@ -384,4 +490,11 @@ async fn main() {
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_update {:.3}", a_med / au_med);
     println!("contended_p99_over_p50 {:.2}", p99 / p50);
+    println!("identity_admit_median_us {it_med:.0}");
+    println!("transact_median_us {tx_med:.0}");
+    println!("identity_admit_vs_transact {:.3}", it_med / tx_med);
+    println!("contended_identity_p50_us {ip50:.0}");
+    println!("contended_identity_p99_us {ip99:.0}");
+    println!("contended_identity_not_admitted {shared_refused}");
+    println!("contended_identity_p99_over_p50 {:.2}", ip99 / ip50);
 }
