@@ -193,8 +193,8 @@ fn every_event_through_cargo_lambda_invoke() {
     assert_eq!(s, 201, "{identity}");
     assert_eq!(identity["remainingUses"], 1000, "{identity}");
     // Read as shipped: its placeholder is the identity's own.
-    let delete = std::fs::read_to_string(root().join("events/identity-delete.json"))
-        .expect("event file");
+    let delete =
+        std::fs::read_to_string(root().join("events/identity-delete.json")).expect("event file");
     let (s, _) = invoke("delete", &delete);
     assert_eq!(s, 404, "the placeholder names no identity");
     let identity_id = identity["id"].as_str().unwrap();
