@@ -42,6 +42,8 @@ pub struct Config {
     /// How long DynamoDB keeps an item after its end of life before TTL
     /// removes it (expired tokens stay listable as `state=expired`).
     pub retention_seconds: i64,
+    /// How long audit records are kept before TTL removes them.
+    pub audit_retention_days: i64,
     /// The `iss` of capabilities (`TOLLGATE_ISSUER`, default `tollgate`).
     pub issuer: String,
     /// Where GitHub's secret-scanning public keys are read (the validate
@@ -62,6 +64,7 @@ impl std::fmt::Debug for Config {
             .field("lifetimes", &self.lifetimes)
             .field("lease_seconds", &self.lease_seconds)
             .field("retention_seconds", &self.retention_seconds)
+            .field("audit_retention_days", &self.audit_retention_days)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
     }
@@ -100,6 +103,23 @@ fn seconds(
                     "{name} must be a number of seconds from 1 to {MAX_SECONDS}"
                 ))
             }),
+    }
+}
+
+/// A number of days from the environment: 1 to 100 years' worth.
+fn days(
+    name: &str,
+    default: i64,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<i64, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=36_500).contains(n))
+            .ok_or_else(|| ConfigError(format!("{name} must be a number of days from 1 to 36500"))),
     }
 }
 
@@ -148,6 +168,7 @@ impl Config {
             },
             lease_seconds: seconds("TOLLGATE_LEASE_SECONDS", 300, &get)?,
             retention_seconds: seconds("TOLLGATE_RETENTION_SECONDS", 30 * 86_400, &get)?,
+            audit_retention_days: days("TOLLGATE_AUDIT_RETENTION_DAYS", 400, &get)?,
             metrics: crate::metrics::Emf::new(
                 &name(
                     "TOLLGATE_METRICS_NAMESPACE",

@@ -19,6 +19,7 @@
 // Tests slice strings they built themselves.
 #![cfg_attr(test, allow(clippy::string_slice))]
 
+pub mod audit;
 pub mod codec;
 pub mod config;
 pub mod credentials;

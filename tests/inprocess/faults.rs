@@ -396,9 +396,10 @@ impl CloneReq for (Function, ApiRequest) {
 }
 
 /// A write whose answer is lost after it applied is sent again by the SDK:
-/// create, roll and delete each recognise their own first send and answer
-/// as applied, once (no second roll, no 500 after creating, no 404 after
-/// deleting).
+/// create, roll and delete (each a transaction with its audit record)
+/// carry an idempotency token, so the resend answers as applied, once (no
+/// second roll, no 500 after creating, no 404 after deleting, no second
+/// audit record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     let (proxy, endpoint) = start_proxy().await;
@@ -406,8 +407,8 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     let o = owner("resend");
     let lost = || proxy.answers_lost.load(Ordering::SeqCst);
 
-    // Create (PutItem): 201 with the secret, and the token validates.
-    proxy.lose_next_answer_of("PutItem");
+    // Create: 201 with the secret, and the token validates.
+    proxy.lose_next_answer_of("TransactWriteItems");
     let (s, v, _) = call(
         &app,
         Function::Create,
@@ -440,9 +441,9 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
         .to_owned();
     record_minted(&keyed_token);
 
-    // Roll (UpdateItem) with a grace: rolled once, so the first secret is
-    // the previous one, in its grace, and the answered secret is current.
-    proxy.lose_next_answer_of("UpdateItem");
+    // Roll with a grace: rolled once, so the first secret is the previous
+    // one, in its grace, and the answered secret is current.
+    proxy.lose_next_answer_of("TransactWriteItems");
     let (s, v, _) = call(
         &app,
         Function::Patch,
@@ -463,8 +464,8 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     assert_eq!(v["active"], true, "the first secret keeps its grace: {v}");
     assert!(v["secretExpiresAt"].is_string(), "{v}");
 
-    // Delete (DeleteItem): 204, and the token is gone.
-    proxy.lose_next_answer_of("DeleteItem");
+    // Delete: 204, and the token is gone.
+    proxy.lose_next_answer_of("TransactWriteItems");
     let (s, v, _) = call(
         &app,
         Function::Delete,
@@ -482,4 +483,13 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     )
     .await;
     assert_eq!(s, 404);
+    // One record per change, none for a resend.
+    let query = tollgate::audit::AuditQuery {
+        token_id: Some(id.clone()),
+        limit: 10,
+        ..Default::default()
+    };
+    let trail = app.store.audit(&o, &query).await.unwrap();
+    let actions: Vec<&str> = trail.records.iter().map(|r| r.action).collect();
+    assert_eq!(actions, ["token.deleted", "token.rolled", "token.created"]);
 }

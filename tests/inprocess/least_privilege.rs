@@ -10,15 +10,17 @@ use tollgate::validate::binding::{Binding, Owners};
 use async_trait::async_trait;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
+use tollgate::audit::{AuditQuery, AuditRecord};
 use tollgate::config::Config;
 use tollgate::http::ApiRequest;
 use tollgate::identity::IdentityRecord;
 use tollgate::service::authorize::Question;
-use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX};
+use tollgate::store::dynamo::iam::{iam_actions, QUERY_INDEX, QUERY_TARGET_INDEX};
 use tollgate::store::memory::MemoryStore;
 use tollgate::store::{
-    Admission, AdmitOutcome, CreateOutcome, Deletion, IdempotencyRecord, IdentityDeletion,
-    IdentityPage, JointOutcome, LeaseMove, MoveOutcome, Page, Replaced, Store, StoreError,
+    Admission, AdmitOutcome, AuditPage, CreateOutcome, Deletion, IdempotencyRecord,
+    IdentityDeletion, IdentityPage, JointOutcome, LeaseMove, MoveOutcome, Page, Replaced, Store,
+    StoreError,
 };
 use tollgate::token::TokenRecord;
 use tollgate::{App, Function};
@@ -42,9 +44,10 @@ impl Store for Recording {
         &self,
         rec: &TokenRecord,
         idem: Option<&IdempotencyRecord>,
+        audit: &AuditRecord,
     ) -> Result<CreateOutcome, StoreError> {
         self.note("put_new");
-        self.inner.put_new(rec, idem).await
+        self.inner.put_new(rec, idem, audit).await
     }
     async fn idempotency(
         &self,
@@ -71,17 +74,27 @@ impl Store for Recording {
         self.note("list");
         self.inner.list(owner, limit, after).await
     }
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
+    async fn replace(
+        &self,
+        seen: &TokenRecord,
+        new: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<Replaced, StoreError> {
         self.note("replace");
-        self.inner.replace(seen, new).await
+        self.inner.replace(seen, new, audit).await
     }
-    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+    async fn roll(
+        &self,
+        seen: &TokenRecord,
+        rolled: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         self.note("roll");
-        self.inner.roll(seen, rolled).await
+        self.inner.roll(seen, rolled, audit).await
     }
-    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, seen: &TokenRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
         self.note("delete");
-        self.inner.delete(id, owner).await
+        self.inner.delete(seen, audit).await
     }
     async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
         self.note("delete_by_secret");
@@ -112,9 +125,13 @@ impl Store for Recording {
         self.note("admit_joint");
         self.inner.admit_joint(token, identity).await
     }
-    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+    async fn put_identity(
+        &self,
+        rec: &IdentityRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         self.note("put_identity");
-        self.inner.put_identity(rec).await
+        self.inner.put_identity(rec, audit).await
     }
     async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, StoreError> {
         self.note("get_identity");
@@ -141,13 +158,23 @@ impl Store for Recording {
         &self,
         seen: &IdentityRecord,
         new: &IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         self.note("replace_identity");
-        self.inner.replace_identity(seen, new).await
+        self.inner.replace_identity(seen, new, audit).await
     }
-    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
+    async fn delete_identity(
+        &self,
+        id: &str,
+        owner: &str,
+        audit: &AuditRecord,
+    ) -> Result<IdentityDeletion, StoreError> {
         self.note("delete_identity");
-        self.inner.delete_identity(id, owner).await
+        self.inner.delete_identity(id, owner, audit).await
+    }
+    async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+        self.note("audit");
+        self.inner.audit(owner, q).await
     }
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
         self.note("move_lease");
@@ -288,6 +315,8 @@ async fn exercise() -> HashMap<Function, BTreeSet<&'static str>> {
                 req("GET", "/tokens", Value::Null, &[]),
                 req("GET", "/identities", Value::Null, &[]),
                 req("GET", "/identities?externalId=c1", Value::Null, &[]),
+                req("GET", "/audit", Value::Null, &[]),
+                req("GET", &format!("/audit?tokenId={id}"), Value::Null, &[]),
             ],
             Function::Create => vec![
                 req(
@@ -529,11 +558,14 @@ async fn each_policy_names_exactly_the_actions_its_code_calls() {
                     "{name}: broad action {a}"
                 );
                 if resource.contains("/index/") {
-                    assert!(
-                        resource.ends_with("/index/byOwner") && a == "dynamodb:Query",
-                        "{name}: only Query on the index"
-                    );
-                    granted.insert(QUERY_INDEX.to_owned());
+                    let index = if resource.ends_with("/index/byOwner") {
+                        QUERY_INDEX
+                    } else {
+                        assert!(resource.ends_with("/index/byTarget"), "{name}: {resource}");
+                        QUERY_TARGET_INDEX
+                    };
+                    assert_eq!(a, "dynamodb:Query", "{name}: only Query on an index");
+                    granted.insert(index.to_owned());
                 } else {
                     granted.insert(a.to_owned());
                 }

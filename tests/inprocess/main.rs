@@ -5,6 +5,7 @@
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
 
+mod audit;
 mod capabilities;
 mod credits;
 mod faults;

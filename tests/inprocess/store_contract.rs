@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::json;
 use time::Duration;
+use tollgate::audit::{Actor, AuditQuery, AuditRecord, Target};
 use tollgate::credentials::Keyring;
 use tollgate::dates;
 use tollgate::store::memory::MemoryStore;
@@ -18,6 +19,28 @@ use tollgate::token::TokenRecord;
 use tollgate::validate::checks::Standings;
 use tollgate::validate::{checks, Reason, ValidateInput};
 use tollgate_tests::{dynamo_store, owner};
+
+/// A record for a change of `rec` (the store writes it; what it says is
+/// the service's business).
+fn audit_of(rec: &TokenRecord) -> AuditRecord {
+    let actor = Actor {
+        owner: rec.owner.clone(),
+        sub: None,
+        source_ip: None,
+        user_agent: None,
+        request_id: None,
+        kind: "user",
+    };
+    AuditRecord::new(
+        "token.updated",
+        Target::Token(rec.id.clone()),
+        actor,
+        None,
+        None,
+        dates::now(),
+        1,
+    )
+}
 
 fn record(owner: &str, body: serde_json::Value) -> TokenRecord {
     let keys = Keyring::single(&[9u8; 32]);
@@ -151,7 +174,7 @@ async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
         "enabled": false, "scopes": ["scope:client:incoming?clientName=alice"]}),
     );
     assert!(matches!(
-        s.put_new(&rec, None).await.unwrap(),
+        s.put_new(&rec, None, &audit_of(&rec)).await.unwrap(),
         CreateOutcome::Created
     ));
     assert_eq!(s.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
@@ -160,13 +183,13 @@ async fn round_trip_and_no_overwrite(s: Arc<dyn Store>) {
     other.secret_hash = "another secret's hash".into();
     other.description = "other".into();
     assert!(
-        s.put_new(&other, None).await.is_err(),
+        s.put_new(&other, None, &audit_of(&other)).await.is_err(),
         "create never overwrites"
     );
     // The same write again (a resend whose first answer was lost): applied
     // once, answered as created.
     assert!(matches!(
-        s.put_new(&rec, None).await.unwrap(),
+        s.put_new(&rec, None, &audit_of(&rec)).await.unwrap(),
         CreateOutcome::Created
     ));
     assert_eq!(s.get(&rec.id).await.unwrap().as_ref(), Some(&rec));
@@ -185,7 +208,9 @@ async fn idempotency_replays(s: Arc<dyn Store>) {
         expires_at: now + 86_400,
     };
     assert!(matches!(
-        s.put_new(&first, Some(&idem)).await.unwrap(),
+        s.put_new(&first, Some(&idem), &audit_of(&first))
+            .await
+            .unwrap(),
         CreateOutcome::Created
     ));
     let second = record(&o, json!({}));
@@ -193,7 +218,11 @@ async fn idempotency_replays(s: Arc<dyn Store>) {
         token_id: second.id.clone(),
         ..idem.clone()
     };
-    match s.put_new(&second, Some(&idem2)).await.unwrap() {
+    match s
+        .put_new(&second, Some(&idem2), &audit_of(&second))
+        .await
+        .unwrap()
+    {
         CreateOutcome::Replay(prev) => assert_eq!(prev.token_id, first.id),
         other => panic!("expected replay, got {other:?}"),
     }
@@ -222,12 +251,11 @@ async fn list_newest_first_paged_per_owner(s: Arc<dyn Store>) {
     for i in 0..5 {
         let mut r = record(&o, json!({}));
         r.created_at += Duration::milliseconds(i);
-        s.put_new(&r, None).await.unwrap();
+        s.put_new(&r, None, &audit_of(&r)).await.unwrap();
         ids.push(r.id);
     }
-    s.put_new(&record(&owner("other"), json!({})), None)
-        .await
-        .unwrap();
+    let other = record(&owner("other"), json!({}));
+    s.put_new(&other, None, &audit_of(&other)).await.unwrap();
     ids.reverse();
     let mut seen = Vec::new();
     let mut after = None;
@@ -245,7 +273,7 @@ async fn list_newest_first_paged_per_owner(s: Arc<dyn Store>) {
 async fn replace_is_conditional(s: Arc<dyn Store>) {
     let o = owner("rep");
     let rec = record(&o, json!({"maxUses": 5}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let lifetimes = Lifetimes {
         default_ttl_seconds: 3600,
         max_ttl_seconds: 86_400,
@@ -259,12 +287,15 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert_eq!(s.replace(&rec, &new).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&rec, &new, &audit_of(&rec)).await.unwrap(),
+        Replaced::Done
+    );
     let stored = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(stored.description, "x");
     assert_eq!(stored.version, 2);
     assert_eq!(
-        s.replace(&rec, &new).await.unwrap(),
+        s.replace(&rec, &new, &audit_of(&rec)).await.unwrap(),
         Replaced::Moved,
         "stale version is refused"
     );
@@ -280,7 +311,12 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         admit_use(&*s, &rec.id).await,
         Got::Admitted { .. }
     ));
-    assert_eq!(s.replace(&stored, &raise).await.unwrap(), Replaced::Moved);
+    assert_eq!(
+        s.replace(&stored, &raise, &audit_of(&stored))
+            .await
+            .unwrap(),
+        Replaced::Moved
+    );
     let fresh = s.get(&rec.id).await.unwrap().unwrap();
     let raise = rules::patch(
         &fresh,
@@ -289,7 +325,10 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert_eq!(s.replace(&fresh, &raise).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&fresh, &raise, &audit_of(&fresh)).await.unwrap(),
+        Replaced::Done
+    );
     assert_eq!(
         s.get(&rec.id).await.unwrap().unwrap().limits.remaining_uses,
         Some(9)
@@ -303,7 +342,10 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert_eq!(s.replace(&cur, &cleared).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&cur, &cleared, &audit_of(&cur)).await.unwrap(),
+        Replaced::Done
+    );
     let after = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(
         (
@@ -315,20 +357,34 @@ async fn replace_is_conditional(s: Arc<dyn Store>) {
     );
 }
 
-async fn delete_checks_owner(s: Arc<dyn Store>) {
+async fn delete_is_pinned_to_the_version_read(s: Arc<dyn Store>) {
     let o = owner("del");
     let rec = record(&o, json!({}));
-    s.put_new(&rec, None).await.unwrap();
-    assert!(!s.delete(&rec.id, "someone-else").await.unwrap());
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
+    let mut moved = rec.clone();
+    moved.version += 1;
+    assert!(!s.delete(&moved, &audit_of(&rec)).await.unwrap());
     assert!(s.get(&rec.id).await.unwrap().is_some());
-    assert!(s.delete(&rec.id, &o).await.unwrap());
-    assert!(!s.delete(&rec.id, &o).await.unwrap());
+    assert!(s.delete(&rec, &audit_of(&rec)).await.unwrap());
+    assert!(!s.delete(&rec, &audit_of(&rec)).await.unwrap());
     assert_eq!(s.get(&rec.id).await.unwrap(), None);
+    // Each applied change left its one record, and the refused ones none.
+    let trail = s
+        .audit(
+            &o,
+            &AuditQuery {
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(trail.records.len(), 2, "the create and the delete");
 }
 
 async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let rec = record(&owner("uses"), json!({"maxUses": 2}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let adm = Admission {
         id: &rec.id,
         seen_version: rec.version,
@@ -357,7 +413,10 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
     let mut patched = t.clone();
     patched.description = "narrowed".into();
     patched.version += 1;
-    assert_eq!(s.replace(&t, &patched).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&t, &patched, &audit_of(&t)).await.unwrap(),
+        Replaced::Done
+    );
     match s.admit(&adm).await.unwrap() {
         AdmitOutcome::Changed(Some(now)) => assert_eq!(now.version, patched.version),
         other => panic!("expected the token as it is now, got {other:?}"),
@@ -383,7 +442,7 @@ async fn uses_are_counted_once(s: Arc<dyn Store>) {
 
 async fn racing_uses_never_overspend(s: Arc<dyn Store>) {
     let rec = record(&owner("race"), json!({"maxUses": 5}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let results = race_uses(&s, &rec.id, 40).await;
     let admitted = results
         .iter()
@@ -434,7 +493,7 @@ fn lease_move<'a>(
 
 async fn leases_take_renew_release(s: Arc<dyn Store>) {
     let rec = record(&owner("lease"), json!({"maxConcurrent": 2}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let now = dates::now();
     let sec = now.unix_timestamp();
     let ledger =
@@ -572,7 +631,7 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
     );
     assert_eq!(ledger(s.clone(), rec.id.clone()).await.held(), 1);
     // Deleting the token ends its leases.
-    assert!(s.delete(&rec.id, &rec.owner).await.unwrap());
+    assert!(s.delete(&rec, &audit_of(&rec)).await.unwrap());
     assert_eq!(
         s.move_lease(&release("l5", live)).await.unwrap(),
         MoveOutcome::Gone
@@ -584,7 +643,7 @@ async fn leases_take_renew_release(s: Arc<dyn Store>) {
 /// a holder's lapsed count behind a heap of empty buckets).
 async fn moves_remove_lapsed_buckets(s: Arc<dyn Store>) {
     let rec = record(&owner("move"), json!({"maxConcurrent": 1}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let base = dates::now().unix_timestamp() - 200;
     let at = |sec: i64| dates::from_millis(sec * 1000);
     let first = base + 10;
@@ -614,7 +673,7 @@ async fn moves_remove_lapsed_buckets(s: Arc<dyn Store>) {
 
 async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
     let rec = record(&owner("cap"), json!({"maxConcurrent": 12, "maxUses": 100}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let bucket = dates::now().unix_timestamp() + 60;
     let results = join_all((0..60).map(|_| {
         let s = s.clone();
@@ -654,7 +713,7 @@ async fn racing_acquires_never_exceed_cap(s: Arc<dyn Store>) {
 /// exactly twelve win, and the lapsed bucket is removed exactly once.
 async fn racing_acquires_reuse_lapsed_slots_exactly(s: Arc<dyn Store>) {
     let rec = record(&owner("lapse"), json!({"maxConcurrent": 12}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let sec = dates::now().unix_timestamp();
     // Taken ten seconds ago (the store has no clock: what has lapsed is
     // what the caller's checks say).
@@ -685,7 +744,7 @@ async fn racing_acquires_reuse_lapsed_slots_exactly(s: Arc<dyn Store>) {
 
 async fn touch_is_rate_limited(s: Arc<dyn Store>) {
     let rec = record(&owner("touch"), json!({}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let t0 = dates::now();
     s.touch(&rec.id, t0, t0 - Duration::minutes(1))
         .await
@@ -728,7 +787,7 @@ async fn racing_rate_limits_never_over_admit(s: Arc<dyn Store>) {
             {"name": "hour", "limit": 5, "periodSeconds": 3600},
             {"name": "day", "limit": 7, "periodSeconds": 86400}]}),
     );
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let results = race_uses(&s, &rec.id, 40).await;
     let mut used: Vec<Vec<u32>> = results
         .iter()
@@ -763,7 +822,7 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
         &owner("window"),
         json!({"rateLimits": [{"name": "day", "limit": 2, "periodSeconds": 86400}]}),
     );
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let now = dates::now();
     let yesterday = now - Duration::days(1);
     // Two admissions in yesterday's window fill it...
@@ -815,7 +874,10 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert_eq!(s.replace(&cur, &lowered).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&cur, &lowered, &audit_of(&cur)).await.unwrap(),
+        Replaced::Done
+    );
     let after = s.get(&rec.id).await.unwrap().unwrap();
     assert_eq!(after.limits.rate_counts["day"].count, 2);
     assert!(matches!(
@@ -833,7 +895,10 @@ async fn rate_windows_start_over(s: Arc<dyn Store>) {
         lifetimes,
     )
     .unwrap();
-    assert_eq!(s.replace(&cur, &hourly).await.unwrap(), Replaced::Done);
+    assert_eq!(
+        s.replace(&cur, &hourly, &audit_of(&cur)).await.unwrap(),
+        Replaced::Done
+    );
     assert_eq!(
         admit(&*s, &rec.id, None).await,
         Got::Admitted {
@@ -863,7 +928,7 @@ fn admitted(results: &[Got]) -> usize {
 
 async fn racing_costs_never_overspend(s: Arc<dyn Store>) {
     let rec = record(&owner("cost"), json!({"maxUses": 100}));
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let results = race_costs(&s, &rec.id, 30, 7, dates::now()).await;
     assert_eq!(admitted(&results), 14, "{results:?}");
     assert!(results.iter().all(|r| matches!(
@@ -905,7 +970,7 @@ async fn a_refill_applies_once_under_racing_admissions(s: Arc<dyn Store>) {
         &owner("refill"),
         json!({"maxUses": 100, "refill": {"amount": 40, "interval": "daily"}}),
     );
-    s.put_new(&rec, None).await.unwrap();
+    s.put_new(&rec, None, &audit_of(&rec)).await.unwrap();
     let today = rec
         .limits
         .refilled_at
@@ -996,8 +1061,8 @@ macro_rules! contract {
                 super::replace_is_conditional(store().await).await
             }
             #[tokio::test]
-            async fn delete_checks_owner() {
-                super::delete_checks_owner(store().await).await
+            async fn delete_is_pinned_to_the_version_read() {
+                super::delete_is_pinned_to_the_version_read(store().await).await
             }
             #[tokio::test]
             async fn uses_are_counted_once() {

@@ -140,6 +140,13 @@ fn every_event_through_cargo_lambda_invoke() {
         .any(|t| t["id"] == id.as_str()));
     let (s, detail) = invoke("detail", &ev("detail", ""));
     assert_eq!((s, detail["id"].as_str()), (200, Some(id.as_str())));
+    let (s, history) = invoke("list", &ev("audit", ""));
+    assert_eq!(s, 200, "{history}");
+    assert_eq!(
+        history["records"][0]["action"], "token.created",
+        "{history}"
+    );
+    assert_eq!(history["records"][0]["actor"]["sub"], OWNER, "{history}");
     let (s, patched) = invoke("patch", &ev("patch", ""));
     assert_eq!(s, 200, "{patched}");
     assert_eq!(patched["description"], "patched");

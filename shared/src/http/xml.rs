@@ -15,6 +15,7 @@ fn item_name(list: &str) -> &str {
     match list {
         "tokens" => "token",
         "identities" => "identity",
+        "records" => "record",
         "audiences" => "audience",
         "allowedAddresses" => "address",
         "scopes" => "scope",

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::tokens::{check_if_match, require_json};
 use super::{App, Result};
+use crate::audit::{Actor, Target};
 use crate::dates;
 use crate::http::{json_object, ApiError, ApiRequest, ApiResponse};
 use crate::identity::{rules, IdentityId, IdentityQuery, IdentityRecord};
@@ -63,7 +64,14 @@ impl App {
             &body,
             dates::now(),
         )?;
-        if !self.store.put_identity(&rec).await? {
+        let audit = self.audit_record(
+            "identity.created",
+            Target::Identity(rec.id.clone()),
+            Actor::of(req, owner.as_str()),
+            None,
+            Some(&rec.to_json(dates::now())),
+        );
+        if !self.store.put_identity(&rec, &audit).await? {
             return Err(ApiError::IdentityExists);
         }
         Ok(identity_response(201, req, &rec)
@@ -94,20 +102,42 @@ impl App {
             let current = self.owned_identity(owner, id).await?;
             check_if_match(req, &current.etag())?;
             let new = rules::patch(&current, &body, dates::now())?;
-            if new == current || self.store.replace_identity(&current, &new).await? {
+            if new == current {
+                return Ok(identity_response(200, req, &new));
+            }
+            let now = dates::now();
+            let audit = self.audit_record(
+                "identity.updated",
+                Target::Identity(current.id.clone()),
+                Actor::of(req, owner.as_str()),
+                Some(&current.to_json(now)),
+                Some(&new.to_json(now)),
+            );
+            if self.store.replace_identity(&current, &new, &audit).await? {
                 return Ok(identity_response(200, req, &new));
             }
         }
         Err(ApiError::Unavailable)
     }
 
-    pub(super) async fn delete_identity(&self, owner: &Owner, id: &str) -> Result<ApiResponse> {
-        let id = IdentityId::parse(id).ok_or(ApiError::NotFound)?;
-        match self
+    pub(super) async fn delete_identity(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<ApiResponse> {
+        let current = self.owned_identity(owner, id).await?;
+        let audit = self.audit_record(
+            "identity.deleted",
+            Target::Identity(current.id.clone()),
+            Actor::of(req, owner.as_str()),
+            Some(&current.to_json(dates::now())),
+            None,
+        );
+        let deleted = self
             .store
-            .delete_identity(id.as_str(), owner.as_str())
-            .await?
-        {
+            .delete_identity(&current.id, owner.as_str(), &audit);
+        match deleted.await? {
             IdentityDeletion::Deleted => Ok(ApiResponse::empty(204)),
             IdentityDeletion::NotFound => Err(ApiError::NotFound),
             IdentityDeletion::InUse => Err(ApiError::IdentityInUse),

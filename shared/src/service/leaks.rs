@@ -9,6 +9,7 @@
 use time::OffsetDateTime;
 
 use super::{App, Result};
+use crate::audit::{Actor, Target};
 use crate::http::{ApiError, ApiRequest, ApiResponse, Format};
 use crate::leaks::{github, OnLeak};
 use crate::store::{Replaced, StoreError};
@@ -35,7 +36,7 @@ impl App {
         let now = crate::dates::now();
         let mut labels = Vec::with_capacity(found.len());
         for f in &found {
-            labels.push(self.leaked(&f.token, now).await?);
+            labels.push(self.leaked(req, &f.token, now).await?);
         }
         let answer = github::answer(&found, &labels);
         Ok(ApiResponse::document(200, Format::Json, "leaks", &answer))
@@ -44,6 +45,7 @@ impl App {
     /// Applies the token's `onLeak` if `text` is one of its live secrets.
     async fn leaked(
         &self,
+        req: &ApiRequest,
         text: &str,
         now: OffsetDateTime,
     ) -> std::result::Result<bool, StoreError> {
@@ -65,7 +67,15 @@ impl App {
                 }
                 OnLeak::Disable if !rec.enabled => true,
                 OnLeak::Disable => {
-                    self.store.replace(&rec, &disabled(&rec, now)).await? == Replaced::Done
+                    let off = disabled(&rec, now);
+                    let audit = self.audit_record(
+                        "token.updated",
+                        Target::Token(rec.id.clone()),
+                        Actor::service(&rec.owner, "github", req),
+                        Some(&rec.to_json(now)),
+                        Some(&off.to_json(now)),
+                    );
+                    self.store.replace(&rec, &off, &audit).await? == Replaced::Done
                 }
                 OnLeak::Notify => true,
             };

@@ -16,6 +16,7 @@ use crate::http::{ApiError, ApiRequest, ApiResponse, MAX_BODY};
 use crate::store::Store;
 use crate::validate::Snapshots;
 
+mod audit;
 pub mod authorize;
 mod capabilities;
 mod identities;
@@ -87,6 +88,28 @@ const MAX_AGE_ROUNDS: i64 = 5;
 type Result<T> = std::result::Result<T, ApiError>;
 
 impl App {
+    /// The audit record of `action` on `target` by `actor` now, its changes
+    /// from the public objects before and after it.
+    pub(crate) fn audit_record(
+        &self,
+        action: &'static str,
+        target: crate::audit::Target,
+        actor: crate::audit::Actor,
+        before: Option<&serde_json::Value>,
+        after: Option<&serde_json::Value>,
+    ) -> crate::audit::AuditRecord {
+        crate::audit::AuditRecord::new(
+            action,
+            target,
+            actor,
+            before,
+            after,
+            // Full precision: the trail is ordered by it.
+            time::OffsetDateTime::now_utc(),
+            self.config.audit_retention_days,
+        )
+    }
+
     pub fn new(config: Config, keyring: Keyring, store: Arc<dyn Store>) -> Self {
         App {
             config,
@@ -212,12 +235,13 @@ impl App {
             Route::Detail(id) => self.detail(req, &owner()?, id).await,
             Route::Patch(id) => self.patch(req, &owner()?, id).await,
             Route::Roll(id) => self.roll(req, &owner()?, id).await,
-            Route::Delete(id) => self.delete(&owner()?, id).await,
+            Route::Delete(id) => self.delete(req, &owner()?, id).await,
             Route::IdentityList => self.list_identities(req, &owner()?).await,
+            Route::Audit => self.audit(req, &owner()?).await,
             Route::IdentityCreate => self.create_identity(req, &owner()?).await,
             Route::IdentityDetail(id) => self.identity_detail(req, &owner()?, id).await,
             Route::IdentityPatch(id) => self.patch_identity(req, &owner()?, id).await,
-            Route::IdentityDelete(id) => self.delete_identity(&owner()?, id).await,
+            Route::IdentityDelete(id) => self.delete_identity(req, &owner()?, id).await,
         }
     }
 }

@@ -24,6 +24,7 @@ pub enum Route {
     IdentityDetail(String),
     IdentityPatch(String),
     IdentityDelete(String),
+    Audit,
 }
 
 impl Route {
@@ -47,6 +48,7 @@ impl Route {
             Route::IdentityDetail(_) => "GET /identities/{id}",
             Route::IdentityPatch(_) => "PATCH /identities/{id}",
             Route::IdentityDelete(_) => "DELETE /identities/{id}",
+            Route::Audit => "GET /audit",
         }
     }
 }
@@ -61,7 +63,7 @@ fn segments(path: &str) -> Vec<&str> {
     let first = |s: &&str| {
         matches!(
             *s,
-            "tokens" | "identities" | "validate" | "leaks" | ".well-known"
+            "tokens" | "identities" | "audit" | "validate" | "leaks" | ".well-known"
         )
     };
     match segs.iter().position(first) {
@@ -104,6 +106,10 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
         // Each management function serves the identities' route of its verb.
         (Function::List, ["identities"]) => (m == M::GET)
             .then_some(Route::IdentityList)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        // The audit trail is read by the reading function.
+        (Function::List, ["audit"]) => (m == M::GET)
+            .then_some(Route::Audit)
             .ok_or(ApiError::MethodNotAllowed("GET")),
         (Function::Create, ["identities"]) => (m == M::POST)
             .then_some(Route::IdentityCreate)

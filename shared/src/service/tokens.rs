@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 use time::Duration;
 
 use super::{App, Result};
+use crate::audit::{Actor, Target};
 use crate::credentials::request_fingerprint;
 use crate::dates;
 use crate::http::{canonical_json, json_object, ApiError, ApiRequest, ApiResponse};
@@ -79,7 +80,14 @@ impl App {
             snapshot: rec.to_json(now).to_string(),
             expires_at: (now + IDEMPOTENCY_WINDOW).unix_timestamp(),
         });
-        match self.store.put_new(&rec, idem_rec.as_ref()).await? {
+        let audit = self.audit_record(
+            "token.created",
+            Target::Token(rec.id.clone()),
+            Actor::of(req, owner.as_str()),
+            None,
+            Some(&rec.to_json(now)),
+        );
+        match self.store.put_new(&rec, idem_rec.as_ref(), &audit).await? {
             CreateOutcome::Created => Ok(self
                 .token_response(201, req, &rec, Some(("token", json!(minted.token))))
                 .with_header("location", format!("/tokens/{}", rec.id))),
@@ -139,7 +147,15 @@ impl App {
             if new == current {
                 return Ok(self.token_response(200, req, &new, None));
             }
-            match self.store.replace(&current, &new).await? {
+            let now = dates::now();
+            let audit = self.audit_record(
+                "token.updated",
+                Target::Token(current.id.clone()),
+                Actor::of(req, owner.as_str()),
+                Some(&current.to_json(now)),
+                Some(&new.to_json(now)),
+            );
+            match self.store.replace(&current, &new, &audit).await? {
                 Replaced::Done => return Ok(self.token_response(200, req, &new, None)),
                 Replaced::NoSuchIdentity => return Err(no_such_identity()),
                 Replaced::Moved => {}
@@ -170,7 +186,15 @@ impl App {
             let id = TokenId::parse(&current.id).ok_or(ApiError::NotFound)?;
             let minted = keyring.mint_for(id);
             let rolled = rules::roll(&current, &minted, grace, dates::now());
-            if self.store.roll(&current, &rolled).await? {
+            let now = dates::now();
+            let audit = self.audit_record(
+                "token.rolled",
+                Target::Token(current.id.clone()),
+                Actor::of(req, owner.as_str()),
+                Some(&current.to_json(now)),
+                Some(&rolled.to_json(now)),
+            );
+            if self.store.roll(&current, &rolled, &audit).await? {
                 return Ok(self.token_response(
                     200,
                     req,
@@ -182,13 +206,28 @@ impl App {
         Err(ApiError::Unavailable)
     }
 
-    pub(super) async fn delete(&self, owner: &Owner, id: &str) -> Result<ApiResponse> {
-        let id = TokenId::parse(id).ok_or(ApiError::NotFound)?;
-        if self.store.delete(id.as_str(), owner.as_str()).await? {
-            Ok(ApiResponse::empty(204))
-        } else {
-            Err(ApiError::NotFound)
+    /// Deletes the token as read, with its record: a token changed in
+    /// between is read again, one gone is 404.
+    pub(super) async fn delete(
+        &self,
+        req: &ApiRequest,
+        owner: &Owner,
+        id: &str,
+    ) -> Result<ApiResponse> {
+        for _ in 0..5 {
+            let current = self.owned(owner, id).await?;
+            let audit = self.audit_record(
+                "token.deleted",
+                Target::Token(current.id.clone()),
+                Actor::of(req, owner.as_str()),
+                Some(&current.to_json(dates::now())),
+                None,
+            );
+            if self.store.delete(&current, &audit).await? {
+                return Ok(ApiResponse::empty(204));
+            }
         }
+        Err(ApiError::Unavailable)
     }
 
     /// The owner's token `id`: another owner's answers exactly like an

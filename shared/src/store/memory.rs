@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::audit::{AuditQuery, AuditRecord};
 use crate::identity::IdentityRecord;
 use crate::limits::{leases, Limits, RateCount};
 
@@ -21,6 +22,8 @@ struct State {
     identities: BTreeMap<String, IdentityRecord>,
     /// (owner, externalId) → identity id: the claim that keeps it unique.
     external_ids: HashMap<(String, String), String>,
+    /// The audit trail, in the order written.
+    audit: Vec<AuditRecord>,
 }
 
 impl State {
@@ -123,6 +126,7 @@ impl Store for MemoryStore {
         &self,
         rec: &TokenRecord,
         idem: Option<&IdempotencyRecord>,
+        audit: &AuditRecord,
     ) -> Result<CreateOutcome, StoreError> {
         let mut s = self.lock()?;
         if let Some(i) = idem {
@@ -149,6 +153,7 @@ impl Store for MemoryStore {
         if let Some(i) = idem {
             s.idempotency.insert(i.key.clone(), i.clone());
         }
+        s.audit.push(audit.clone());
         Ok(CreateOutcome::Created)
     }
 
@@ -202,7 +207,12 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
+    async fn replace(
+        &self,
+        seen: &TokenRecord,
+        new: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<Replaced, StoreError> {
         let mut s = self.lock()?;
         if new.identity_id != seen.identity_id
             && !s.owns_identity(&new.owner, new.identity_id.as_deref())
@@ -232,12 +242,23 @@ impl Store for MemoryStore {
         if !uses_change {
             (cur.limits.remaining_uses, cur.limits.refilled_at) = (remaining, refilled_at);
         }
+        s.audit.push(audit.clone());
         Ok(Replaced::Done)
     }
 
-    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+    async fn roll(
+        &self,
+        seen: &TokenRecord,
+        rolled: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        match s.tokens.get_mut(&seen.id) {
+        let State {
+            tokens,
+            audit: trail,
+            ..
+        } = &mut *s;
+        match tokens.get_mut(&seen.id) {
             Some(cur) if cur.version == seen.version => {
                 cur.secret_hash = rolled.secret_hash.clone();
                 cur.prev_secret_hash = rolled.prev_secret_hash.clone();
@@ -246,16 +267,21 @@ impl Store for MemoryStore {
                 cur.start = rolled.start.clone();
                 cur.version = rolled.version;
                 cur.updated_at = rolled.updated_at;
+                trail.push(audit.clone());
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
+    async fn delete(&self, seen: &TokenRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        if s.tokens.get(id).is_some_and(|t| t.owner == owner) {
-            s.tokens.remove(id);
+        if s.tokens
+            .get(&seen.id)
+            .is_some_and(|t| t.version == seen.version)
+        {
+            s.tokens.remove(&seen.id);
+            s.audit.push(audit.clone());
             Ok(true)
         } else {
             Ok(false)
@@ -356,7 +382,11 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+    async fn put_identity(
+        &self,
+        rec: &IdentityRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
         let claim = (rec.owner.clone(), rec.external_id.clone());
         match s.external_ids.get(&claim) {
@@ -367,6 +397,7 @@ impl Store for MemoryStore {
         }
         s.external_ids.insert(claim, rec.id.clone());
         s.identities.insert(rec.id.clone(), rec.clone());
+        s.audit.push(audit.clone());
         Ok(true)
     }
 
@@ -415,9 +446,15 @@ impl Store for MemoryStore {
         &self,
         seen: &IdentityRecord,
         new: &IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock()?;
-        let Some(cur) = s.identities.get_mut(&seen.id) else {
+        let State {
+            identities,
+            audit: trail,
+            ..
+        } = &mut *s;
+        let Some(cur) = identities.get_mut(&seen.id) else {
             return Ok(false);
         };
         let uses_change = seen.limits.uses_differ(&new.limits);
@@ -433,10 +470,16 @@ impl Store for MemoryStore {
             (cur.limits.remaining_uses, cur.limits.refilled_at) =
                 (kept.remaining_uses, kept.refilled_at);
         }
+        trail.push(audit.clone());
         Ok(true)
     }
 
-    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
+    async fn delete_identity(
+        &self,
+        id: &str,
+        owner: &str,
+        audit: &AuditRecord,
+    ) -> Result<IdentityDeletion, StoreError> {
         let mut s = self.lock()?;
         let Some(rec) = s.identities.get(id).filter(|i| i.owner == owner) else {
             return Ok(IdentityDeletion::NotFound);
@@ -450,7 +493,35 @@ impl Store for MemoryStore {
         }
         s.identities.remove(id);
         s.external_ids.remove(&claim);
+        s.audit.push(audit.clone());
         Ok(IdentityDeletion::Deleted)
+    }
+
+    async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+        let s = self.lock()?;
+        let mut mine: Vec<(String, &AuditRecord)> = s
+            .audit
+            .iter()
+            .filter(|r| r.actor.owner == owner)
+            .filter(|r| q.target().is_none_or(|t| r.target.id() == t))
+            .filter(|r| q.since.is_none_or(|since| r.at >= since))
+            .map(|r| (r.position(), r))
+            .filter(|(p, _)| q.after.as_deref().is_none_or(|a| p.as_str() < a))
+            .collect();
+        mine.sort_by(|a, b| b.0.cmp(&a.0));
+        // As DynamoDB's: a page is `limit` records read, the action
+        // filtered after.
+        let more = mine.len() > q.limit;
+        mine.truncate(q.limit);
+        let next = more.then(|| mine.last().map(|(p, _)| p.clone())).flatten();
+        Ok(AuditPage {
+            records: mine
+                .into_iter()
+                .filter(|(_, r)| q.action.is_none_or(|a| r.action == a))
+                .map(|(_, r)| r.clone())
+                .collect(),
+            next,
+        })
     }
 
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {

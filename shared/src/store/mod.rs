@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::audit::{AuditQuery, AuditRecord};
 use crate::identity::IdentityRecord;
 use crate::limits::rate::Standing;
 use crate::limits::uses::UsesStanding;
@@ -64,6 +65,14 @@ pub enum Replaced {
     Moved,
     /// The identity the patch names is not the owner's (or none).
     NoSuchIdentity,
+}
+
+/// One page of an owner's audit records, newest first.
+#[derive(Debug)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecord>,
+    /// Position of the last record when more may follow.
+    pub next: Option<String>,
 }
 
 /// One page of an owner's identities, newest first.
@@ -302,12 +311,13 @@ pub fn list_position(rec: &TokenRecord) -> String {
 
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Writes a new token (never overwriting), with its idempotency record
-    /// in the same atomic write when given.
+    /// Writes a new token (never overwriting) and its audit record, with
+    /// its idempotency record in the same atomic write when given.
     async fn put_new(
         &self,
         rec: &TokenRecord,
         idem: Option<&IdempotencyRecord>,
+        audit: &AuditRecord,
     ) -> Result<CreateOutcome, StoreError>;
     async fn idempotency(
         &self,
@@ -329,14 +339,27 @@ pub trait Store: Send + Sync {
     /// Writes `new`'s client fields if the token is still at `seen`'s
     /// version (and remaining uses, when `maxUses` changes). A change of
     /// identity moves the token's link in the same write, the new
-    /// identity checked to be the owner's.
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError>;
+    /// identity checked to be the owner's. Its audit record is written in
+    /// the same transaction.
+    async fn replace(
+        &self,
+        seen: &TokenRecord,
+        new: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<Replaced, StoreError>;
     /// Writes `rolled`'s secrets (current and previous), `start`, version
     /// and `updatedAt` if the token is still at `seen`'s version.
-    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError>;
-    /// Deletes the owner's token; `false` if there was none. Its leases
-    /// end with it: every lease call reads the token first.
-    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError>;
+    async fn roll(
+        &self,
+        seen: &TokenRecord,
+        rolled: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
+    /// Deletes the token if it is still at `seen`'s version, with its
+    /// audit record (and its identity link) in the same transaction;
+    /// `false`: it moved or is gone. Its leases end with it: every lease
+    /// call reads the token first.
+    async fn delete(&self, seen: &TokenRecord, audit: &AuditRecord) -> Result<bool, StoreError>;
     /// Deletes the token if its current secret is the one whose hash is
     /// `secret_hash`, in one conditional write: a holder's revocation.
     async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError>;
@@ -363,7 +386,11 @@ pub trait Store: Send + Sync {
     ) -> Result<JointOutcome, StoreError>;
     /// Writes a new identity and claims its `externalId` for its owner in
     /// one atomic write; `false` when the owner already has that `externalId`.
-    async fn put_identity(&self, rec: &IdentityRecord) -> Result<bool, StoreError>;
+    async fn put_identity(
+        &self,
+        rec: &IdentityRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError>;
     /// Strongly consistent read of one identity.
     async fn get_identity(&self, id: &str) -> Result<Option<IdentityRecord>, StoreError>;
     /// The owner's identity of that `externalId`, if any.
@@ -385,10 +412,19 @@ pub trait Store: Send + Sync {
         &self,
         seen: &IdentityRecord,
         new: &IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError>;
     /// Deletes the owner's identity unless a token points at it, with its
-    /// `externalId`'s claim, in one atomic write.
-    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError>;
+    /// `externalId`'s claim and its audit record, in one atomic write.
+    async fn delete_identity(
+        &self,
+        id: &str,
+        owner: &str,
+        audit: &AuditRecord,
+    ) -> Result<IdentityDeletion, StoreError>;
+    /// One page of the owner's audit records, newest first: a token's or
+    /// an identity's history when the query names one, else the owner's.
+    async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError>;
     /// Renews or releases a live lease (see `LeaseMove`). A lapsed lease
     /// is `Gone`: its bucket may already have been removed by an acquire.
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError>;

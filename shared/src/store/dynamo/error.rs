@@ -42,11 +42,6 @@ where
     }
 }
 
-/// Whether a service error is a failed condition (for any operation).
-pub fn is_condition_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
-    matches!(e, SdkError::ServiceError(se) if se.err().code() == Some("ConditionalCheckFailedException"))
-}
-
 /// Whether DynamoDB refused the request for throughput, or because a
 /// transaction (a lease renewal or release) was in flight on the item: it
 /// did not apply and may be sent again.

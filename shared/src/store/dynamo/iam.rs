@@ -2,6 +2,8 @@
 
 /// A `Query` on the `byOwner` index, told apart from one on the table.
 pub const QUERY_INDEX: &str = "dynamodb:Query@index/byOwner";
+/// A `Query` on the `byTarget` index (a token's or identity's history).
+pub const QUERY_TARGET_INDEX: &str = "dynamodb:Query@index/byTarget";
 
 /// The IAM actions each `Store` method issues against the table, for the
 /// least-privilege test of `template.yaml` (a transaction needs the actions
@@ -19,16 +21,19 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
         "list" | "list_identities" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
         // Read first (a resend after a lost answer finds nothing), then
         // the token and its link deleted.
-        "delete" | "delete_by_secret" => &["dynamodb:GetItem", "dynamodb:DeleteItem"],
+        "delete_by_secret" => &["dynamodb:GetItem", "dynamodb:DeleteItem"],
+        // The token (and its link) deleted at the version read, with its
+        // audit record, in one transaction.
+        "delete" => &["dynamodb:DeleteItem", "dynamodb:PutItem"],
         // A change of identity moves the token's link in the same write.
         "replace" => &[
             "dynamodb:UpdateItem",
             "dynamodb:DeleteItem",
             "dynamodb:PutItem",
         ],
-        "roll" | "touch" | "end_grace" | "revoke_capabilities" | "replace_identity" => {
-            &["dynamodb:UpdateItem"]
-        }
+        // With its audit record, in one transaction.
+        "roll" | "replace_identity" => &["dynamodb:UpdateItem", "dynamodb:PutItem"],
+        "touch" | "end_grace" | "revoke_capabilities" => &["dynamodb:UpdateItem"],
         "admit" | "admit_joint" => &["dynamodb:UpdateItem"],
         // The identity and its `externalId` claim, in one transaction.
         "put_identity" => &["dynamodb:PutItem"],
@@ -38,7 +43,10 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
             "dynamodb:Query",
             "dynamodb:BatchGetItem",
             "dynamodb:DeleteItem",
+            "dynamodb:PutItem",
         ],
+        // An owner's trail on the table; a token's or identity's on the index.
+        "audit" => &["dynamodb:Query", QUERY_TARGET_INDEX],
         // The lease's own item read, then a transaction of the token's
         // update and the lease item's put.
         "move_lease" => &[

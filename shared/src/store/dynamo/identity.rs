@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use super::error::store_error;
 use super::item::{bad, date, get_n, get_s, insert_limits, limits_of, n, req_s, s, Item};
 use super::DynamoStore;
+use crate::audit::AuditRecord;
 use crate::dates;
 use crate::identity::{list_position, IdentityRecord};
 use crate::store::{IdentityDeletion, IdentityPage, Store, StoreError};
@@ -175,7 +176,11 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
-    pub(super) async fn put_identity_item(&self, rec: &IdentityRecord) -> Result<bool, StoreError> {
+    pub(super) async fn put_identity_item(
+        &self,
+        rec: &IdentityRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let mut claim = claim_key(&rec.owner, &rec.external_id);
         claim.insert("identityId".into(), s(&rec.id));
         let put_claim = build(
@@ -198,6 +203,7 @@ impl DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put_claim).build())
             .transact_items(TransactWriteItem::builder().put(put_identity).build())
+            .transact_items(self.audit_put(audit)?)
             .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
             .send()
             .await;
@@ -345,6 +351,7 @@ impl DynamoStore {
         &self,
         seen: &IdentityRecord,
         new: &IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
         let uses_change = seen.limits.uses_differ(&new.limits);
         let e = super::PinnedReplace::of(
@@ -352,22 +359,32 @@ impl DynamoStore {
             seen.version,
             uses_change.then_some(&seen.limits),
         );
-        let outcome = self
-            .conditional_update(
-                identity_key(&seen.id),
-                e.update,
-                e.condition,
-                e.names,
-                e.values,
-            )
-            .await?;
-        Ok(outcome.is_ok())
+        let update = build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(identity_key(&seen.id)))
+                .update_expression(e.update)
+                .condition_expression(format!("attribute_exists(pk) AND {}", e.condition))
+                .set_expression_attribute_names(Some(e.names))
+                .set_expression_attribute_values(Some(e.values))
+                .build(),
+        )?;
+        let writes = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_put(audit)?,
+        ];
+        match self.write_all(writes).await? {
+            Ok(()) => Ok(true),
+            Err(reasons) if super::admit::failed_condition(reasons.first()) => Ok(false),
+            Err(_) => Err(StoreError::Unavailable("the patch conflicted".into())),
+        }
     }
 
     pub(super) async fn delete_identity_item(
         &self,
         id: &str,
         owner: &str,
+        audit: &AuditRecord,
     ) -> Result<IdentityDeletion, StoreError> {
         for _ in 0..8 {
             // The identity and its links, in one consistent read.
@@ -424,7 +441,8 @@ impl DynamoStore {
                 .client
                 .transact_write_items()
                 .transact_items(TransactWriteItem::builder().delete(delete_identity).build())
-                .transact_items(TransactWriteItem::builder().delete(delete_claim).build());
+                .transact_items(TransactWriteItem::builder().delete(delete_claim).build())
+                .transact_items(self.audit_put(audit)?);
             for t in &tokens {
                 tx = tx.transact_items(self.unlink(id, t)?);
             }

@@ -24,9 +24,11 @@ use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use super::*;
+use crate::audit::{AuditQuery, AuditRecord};
 use crate::dates;
 
 mod admit;
+mod audit;
 mod client;
 mod error;
 #[cfg(any(test, feature = "testing"))]
@@ -35,7 +37,7 @@ mod identity;
 mod item;
 
 pub use client::sdk_config;
-use error::{is_condition_failure, store_error};
+use error::store_error;
 use item::{bad, client_attrs, from_item, get_n, get_s, n, req_s, s, to_item, token_key, Item};
 
 pub const INDEX: &str = "byOwner";
@@ -117,6 +119,27 @@ impl DynamoStore {
                     t => Ok(Deletion::Kept(t.map(Box::new))),
                 }
             }
+        }
+    }
+
+    /// One transaction of `writes`, under an idempotency token of its own,
+    /// so the SDK's resend after a lost answer applies it once:
+    /// `Err(reasons)` when it was cancelled (a condition failed, or
+    /// another transaction held an item).
+    pub(super) async fn write_all(
+        &self,
+        writes: Vec<TransactWriteItem>,
+    ) -> Result<Result<(), Vec<aws_sdk_dynamodb::types::CancellationReason>>, StoreError> {
+        let r = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(Ok(())),
+            Err(e) => admit::cancelled(e).map(Err),
         }
     }
 
@@ -268,25 +291,6 @@ impl PinnedReplace {
     }
 }
 
-/// Whether a token item holds the secret whose hash is `hash`.
-fn holds_secret(item: &Item, hash: &str) -> bool {
-    get_s(item, "secretHash") == Some(hash)
-}
-
-/// Whether a failed `attribute_not_exists` put met the item it was
-/// writing (same secret hash): its own earlier send, applied.
-fn own_write(e: &aws_sdk_dynamodb::operation::put_item::PutItemError, hash: &str) -> bool {
-    match e {
-        aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(
-            ex,
-        ) => ex
-            .item
-            .as_ref()
-            .is_some_and(|item| holds_secret(item, hash)),
-        _ => false,
-    }
-}
-
 fn names(pairs: &[(&str, &str)]) -> HashMap<String, String> {
     pairs
         .iter()
@@ -300,67 +304,42 @@ impl Store for DynamoStore {
         &self,
         rec: &TokenRecord,
         idem: Option<&IdempotencyRecord>,
+        audit: &AuditRecord,
     ) -> Result<CreateOutcome, StoreError> {
-        let item = to_item(rec, self.retention_seconds);
-        if idem.is_none() && rec.identity_id.is_none() {
-            let r = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .return_values_on_condition_check_failure(
-                    ReturnValuesOnConditionCheckFailure::AllOld,
-                )
-                .send()
-                .await;
-            return match r {
-                Ok(_) => Ok(CreateOutcome::Created),
-                // Sent again after a lost answer: the first send created it.
-                Err(SdkError::ServiceError(se)) if own_write(se.err(), &rec.secret_hash) => {
-                    Ok(CreateOutcome::Created)
-                }
-                Err(e) => Err(store_error(e)),
-            };
-        }
-        let build = |p: aws_sdk_dynamodb::types::builders::PutBuilder| {
-            p.build().map_err(|e| StoreError::Internal(e.to_string()))
-        };
-        let token_put = build(
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)"),
-        )?;
-        let mut tx = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(token_put).build());
+        let token_put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(rec, self.retention_seconds)))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut writes = vec![
+            TransactWriteItem::builder().put(token_put).build(),
+            self.audit_put(audit)?,
+        ];
         if let Some(idem) = idem {
-            tx = tx.transact_items(self.idempotency_put(rec, idem)?);
+            writes.push(self.idempotency_put(rec, idem)?);
         }
         if let Some(identity) = &rec.identity_id {
-            for w in self.link(identity, &rec.owner, &rec.id)? {
-                tx = tx.transact_items(w);
-            }
+            writes.extend(self.link(identity, &rec.owner, &rec.id)?);
         }
-        // Its own idempotency token: a resend after a lost answer applies once.
-        let r = tx
-            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-            .send()
-            .await;
-        let reasons = match r {
-            Ok(_) => return Ok(CreateOutcome::Created),
-            Err(e) => admit::cancelled(e)?,
+        let reasons = match self.write_all(writes).await? {
+            Ok(()) => return Ok(CreateOutcome::Created),
+            Err(reasons) => reasons,
         };
+        // The same create sent again: the token already holds this very
+        // secret, and nothing of this send applied.
+        let existing = reasons.first().and_then(|r| r.item.as_ref());
+        if existing.is_some_and(|item| item::get_s(item, "secretHash") == Some(&rec.secret_hash)) {
+            return Ok(CreateOutcome::Created);
+        }
         if rec.identity_id.is_some() && admit::failed_condition(reasons.last()) {
             return Ok(CreateOutcome::NoSuchIdentity);
         }
         let Some(idem) = idem else {
             return Err(StoreError::Unavailable("the create conflicted".into()));
         };
-        // A concurrent create with the same key won the race, or this very
-        // create, sent again after its answer was lost.
+        // A concurrent create with the same key won the race.
         match self
             .idempotency(&idem.key, rec.created_at.unix_timestamp())
             .await?
@@ -499,30 +478,18 @@ impl Store for DynamoStore {
         })
     }
 
-    async fn replace(&self, seen: &TokenRecord, new: &TokenRecord) -> Result<Replaced, StoreError> {
+    async fn replace(
+        &self,
+        seen: &TokenRecord,
+        new: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<Replaced, StoreError> {
         let uses_change = seen.limits.uses_differ(&new.limits);
         let e = PinnedReplace::of(
             client_attrs(new, self.retention_seconds, uses_change),
             seen.version,
             uses_change.then_some(&seen.limits),
         );
-        if new.identity_id == seen.identity_id {
-            let outcome = self
-                .conditional_update(
-                    token_key(&seen.id),
-                    e.update,
-                    e.condition,
-                    e.names,
-                    e.values,
-                )
-                .await?;
-            return Ok(if outcome.is_ok() {
-                Replaced::Done
-            } else {
-                Replaced::Moved
-            });
-        }
-        // The identity changes: the token's link moves in the same write.
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(token_key(&seen.id)))
@@ -532,39 +499,36 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(Some(e.values))
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let mut tx = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build());
-        if let Some(old) = &seen.identity_id {
-            tx = tx.transact_items(self.unlink(old, &seen.id)?);
-        }
-        let linking = new.identity_id.is_some();
-        if let Some(identity) = &new.identity_id {
-            for w in self.link(identity, &new.owner, &seen.id)? {
-                tx = tx.transact_items(w);
+        let mut writes = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_put(audit)?,
+        ];
+        // A change of identity moves the token's link in the same write.
+        let linking = new.identity_id != seen.identity_id && new.identity_id.is_some();
+        if new.identity_id != seen.identity_id {
+            if let Some(old) = &seen.identity_id {
+                writes.push(self.unlink(old, &seen.id)?);
+            }
+            if let Some(identity) = &new.identity_id {
+                writes.extend(self.link(identity, &new.owner, &seen.id)?);
             }
         }
-        let r = tx
-            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(Replaced::Done),
-            Err(e) => {
-                let reasons = admit::cancelled(e)?;
-                if admit::failed_condition(reasons.first()) {
-                    Ok(Replaced::Moved)
-                } else if linking && admit::failed_condition(reasons.last()) {
-                    Ok(Replaced::NoSuchIdentity)
-                } else {
-                    Err(StoreError::Unavailable("the patch conflicted".into()))
-                }
+        match self.write_all(writes).await? {
+            Ok(()) => Ok(Replaced::Done),
+            Err(reasons) if admit::failed_condition(reasons.first()) => Ok(Replaced::Moved),
+            Err(reasons) if linking && admit::failed_condition(reasons.last()) => {
+                Ok(Replaced::NoSuchIdentity)
             }
+            Err(_) => Err(StoreError::Unavailable("the patch conflicted".into())),
         }
     }
 
-    async fn roll(&self, seen: &TokenRecord, rolled: &TokenRecord) -> Result<bool, StoreError> {
+    async fn roll(
+        &self,
+        seen: &TokenRecord,
+        rolled: &TokenRecord,
+        audit: &AuditRecord,
+    ) -> Result<bool, StoreError> {
         let nm = names(&[
             ("#hash", "secretHash"),
             ("#gen", item::SECRET_GENERATION),
@@ -589,62 +553,46 @@ impl Store for DynamoStore {
             }
             _ => format!("{set} REMOVE #prev, #prevEnd"),
         };
-        let outcome = self.update_at_version(seen, update, nm, vals).await?;
-        // The SDK sends a write again when its answer is lost: if that
-        // first send applied, the token already holds this very secret.
-        Ok(match outcome {
-            Ok(_) => true,
-            Err(now) => now.is_some_and(|item| holds_secret(&item, &rolled.secret_hash)),
-        })
+        let mut nm = nm;
+        nm.insert("#ver".into(), "version".into());
+        vals.insert(":seen".into(), n(seen.version));
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(token_key(&seen.id)))
+            .update_expression(update)
+            .condition_expression("attribute_exists(pk) AND #ver = :seen")
+            .set_expression_attribute_names(Some(nm))
+            .set_expression_attribute_values(Some(vals))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let writes = vec![
+            TransactWriteItem::builder().update(update).build(),
+            self.audit_put(audit)?,
+        ];
+        Ok(self.write_all(writes).await?.is_ok())
     }
 
-    async fn delete(&self, id: &str, owner: &str) -> Result<bool, StoreError> {
-        // Read first: a delete whose answer was lost is sent again by the
-        // SDK and then finds nothing; the token that was there, the
-        // owner's, is gone either way, so that is a success.
-        let Some(existing) = self.get(id).await?.filter(|t| t.owner == owner) else {
-            return Ok(false);
-        };
-        if let Some(identity) = &existing.identity_id {
-            // Its link goes with it, in one write.
-            let delete = aws_sdk_dynamodb::types::Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(token_key(id)))
-                .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
-                .expression_attribute_names("#owner", "owner")
-                .expression_attribute_values(":owner", s(owner))
-                .build()
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
-            let r = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().delete(delete).build())
-                .transact_items(self.unlink(identity, id)?)
-                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-                .send()
-                .await;
-            return match r {
-                Ok(_) => Ok(true),
-                Err(e) => {
-                    admit::cancelled(e)?;
-                    Ok(false)
-                }
-            };
-        }
-        let r = self
-            .client
-            .delete_item()
+    async fn delete(&self, seen: &TokenRecord, audit: &AuditRecord) -> Result<bool, StoreError> {
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(token_key(id)))
-            .condition_expression("attribute_not_exists(pk) OR #owner = :owner")
-            .expression_attribute_names("#owner", "owner")
-            .expression_attribute_values(":owner", s(owner))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(store_error(e)),
+            .set_key(Some(token_key(&seen.id)))
+            .condition_expression("attribute_exists(pk) AND #ver = :seen")
+            .expression_attribute_names("#ver", "version")
+            .expression_attribute_values(":seen", n(seen.version))
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut writes = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.audit_put(audit)?,
+        ];
+        // Its link goes with it.
+        if let Some(identity) = &seen.identity_id {
+            writes.push(self.unlink(identity, &seen.id)?);
+        }
+        match self.write_all(writes).await? {
+            Ok(()) => Ok(true),
+            Err(reasons) if admit::failed_condition(reasons.first()) => Ok(false),
+            Err(_) => Err(StoreError::Unavailable("the delete conflicted".into())),
         }
     }
 
@@ -744,8 +692,9 @@ impl Store for DynamoStore {
     async fn put_identity(
         &self,
         rec: &crate::identity::IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.put_identity_item(rec).await
+        self.put_identity_item(rec, audit).await
     }
 
     async fn get_identity(
@@ -776,12 +725,22 @@ impl Store for DynamoStore {
         &self,
         seen: &crate::identity::IdentityRecord,
         new: &crate::identity::IdentityRecord,
+        audit: &AuditRecord,
     ) -> Result<bool, StoreError> {
-        self.replace_identity_item(seen, new).await
+        self.replace_identity_item(seen, new, audit).await
     }
 
-    async fn delete_identity(&self, id: &str, owner: &str) -> Result<IdentityDeletion, StoreError> {
-        self.delete_identity_item(id, owner).await
+    async fn delete_identity(
+        &self,
+        id: &str,
+        owner: &str,
+        audit: &AuditRecord,
+    ) -> Result<IdentityDeletion, StoreError> {
+        self.delete_identity_item(id, owner, audit).await
+    }
+
+    async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
+        self.audit_page(owner, q).await
     }
 
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
