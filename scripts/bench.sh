@@ -96,6 +96,9 @@ cat <<TABLE
 | **identity_admit_vs_transact** | **$(val identity_admit_vs_transact "$OUT/ratios.txt")** | ≤ 1.15 |
 | 200 concurrent validates over 3 tokens of one identity, p50 / p99 µs (5 rounds; not admitted) | $(val contended_identity_p50_us "$OUT/ratios.txt") / $(val contended_identity_p99_us "$OUT/ratios.txt") ($(val contended_identity_not_admitted "$OUT/ratios.txt")) | |
 | **contended_identity_p99_over_p50** | **$(val contended_identity_p99_over_p50 "$OUT/ratios.txt")** | ≤ 10 |
+| a patch's write with its audit record, median µs (one TransactWriteItems: the token's update and the record's put) / the whole PATCH route (its read first) | $(val mgmt_write_median_us "$OUT/ratios.txt") / $(val patch_route_median_us "$OUT/ratios.txt") | |
+| raw TransactWriteItems of a conditional update and a put, median µs | $(val mgmt_transact_median_us "$OUT/ratios.txt") | |
+| **mgmt_write_vs_transact** | **$(val mgmt_write_vs_transact "$OUT/ratios.txt")** | ≤ 1.15 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
 | emf_us (one request's metrics line, CloudWatch EMF, built and serialised) | $emf_us | |
@@ -122,6 +125,7 @@ echo "acquire_vs_update $(val acquire_vs_update "$OUT/ratios.txt")"
 echo "contended_p99_over_p50 $(val contended_p99_over_p50 "$OUT/ratios.txt")"
 echo "identity_admit_vs_transact $(val identity_admit_vs_transact "$OUT/ratios.txt")"
 echo "contended_identity_p99_over_p50 $(val contended_identity_p99_over_p50 "$OUT/ratios.txt")"
+echo "mgmt_write_vs_transact $(val mgmt_write_vs_transact "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
 echo "emf_us $emf_us"

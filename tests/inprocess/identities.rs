@@ -430,6 +430,21 @@ async fn a_settle_gives_back_to_the_identity_once(app: Arc<App>) {
     assert_eq!(remaining(format!("/tokens/{token_id}")).await, 40);
 }
 
+/// A holder's revocation of a token of an identity takes its link with it.
+async fn a_holders_revocation_frees_the_identity(app: Arc<App>) {
+    let o = owner("id-revoke");
+    let id = new_identity(&app, &o, json!({"externalId": "leaky"})).await;
+    let (_, token) = mint_in_process(&app, &o, json!({"identityId": id})).await;
+    let path = format!("/identities/{id}");
+    let (status, _) = send(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
+    assert_eq!(status, 409);
+    let req = api_request("POST", "/validate/revoke", None, json!({ "token": token }));
+    assert_eq!(call(&app, Function::Validate, &req).await.0, 200);
+    assert_eq!(validate(&app, &token).await["reason"], "NOT_FOUND");
+    let (status, _) = send(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
+    assert_eq!(status, 204, "no token points at it any more");
+}
+
 macro_rules! over {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -452,6 +467,10 @@ macro_rules! over {
             #[tokio::test]
             async fn a_settle_gives_back_to_the_identity_once() {
                 super::a_settle_gives_back_to_the_identity_once(app().await).await
+            }
+            #[tokio::test]
+            async fn a_holders_revocation_frees_the_identity() {
+                super::a_holders_revocation_frees_the_identity(app().await).await
             }
             #[tokio::test]
             async fn the_authorizer_names_the_identity() {

@@ -1,5 +1,5 @@
 //! validate_vs_getitem, capability_vs_getitem, authorize_vs_getitem,
-//! revoke_vs_deleteitem, identity_admit_vs_transact,
+//! revoke_vs_deleteitem, identity_admit_vs_transact, mgmt_write_vs_transact,
 //! spend_vs_update and acquire_vs_update: the
 //! validate handler driven in-process with an API Gateway event, against
 //! the raw DynamoDB request of the same shape through the same SDK client,
@@ -468,6 +468,91 @@ async fn main() {
     }
     let ip50 = tollgate_bench::percentile(&mut shared_times, 0.5);
     let ip99 = tollgate_bench::percentile(&mut shared_times, 0.99);
+
+    // mgmt_write_vs_transact: a patch's write with its audit record (one
+    // TransactWriteItems: the token's update pinned to its version and the
+    // record's put), against the raw two-item transaction of that shape.
+    // The patch route reads the token first; its whole time is printed too.
+    let (mid, _) = mint(&app, json!({"description": "m"})).await;
+    let actor = tollgate::audit::Actor {
+        owner: "bench-owner".into(),
+        sub: Some("bench-owner".into()),
+        source_ip: None,
+        user_agent: None,
+        request_id: None,
+        kind: "user",
+    };
+    let patch_req = |i: usize| {
+        let mut req = ApiRequest {
+            method: "PATCH".parse().unwrap(),
+            path: format!("/tokens/{mid}"),
+            path_id: Some(mid.clone()),
+            body: json!({"description": format!("p{i}")})
+                .to_string()
+                .into_bytes(),
+            ..Default::default()
+        };
+        req.identity.jwt_sub = Some("bench-owner".into());
+        req
+    };
+    let raw_record = |i: usize| {
+        aws_sdk_dynamodb::types::TransactWriteItem::builder()
+            .put(
+                aws_sdk_dynamodb::types::Put::builder()
+                    .table_name(&table)
+                    .item("pk", AttributeValue::S("A#bench-raw".into()))
+                    .item("sk", AttributeValue::S(format!("{stamp}#{i}")))
+                    .item("action", AttributeValue::S("token.updated".into()))
+                    .item("changes", AttributeValue::S("{}".into()))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    };
+    let (mut w_times, mut wt_times, mut p_times) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..iterations / 4 + 50 {
+        let seen = app.store.get(&mid).await.unwrap().unwrap();
+        let mut new = seen.clone();
+        new.description = format!("w{i}");
+        new.version += 1;
+        let record = tollgate::audit::AuditRecord::new(
+            "token.updated",
+            tollgate::audit::Target::Token(mid.clone()),
+            actor.clone(),
+            Some(&seen.to_json(tollgate::dates::now())),
+            Some(&new.to_json(tollgate::dates::now())),
+            tollgate::dates::now(),
+            400,
+        );
+        let t = Instant::now();
+        let replaced = app.store.replace(&seen, &new, &record).await.unwrap();
+        let w = t.elapsed().as_secs_f64() * 1e6;
+        assert_eq!(replaced, tollgate::store::Replaced::Done);
+        let t = Instant::now();
+        client
+            .transact_write_items()
+            .transact_items(counted(key(&itid)))
+            .transact_items(raw_record(i))
+            .send()
+            .await
+            .unwrap();
+        let wt = t.elapsed().as_secs_f64() * 1e6;
+        let t = Instant::now();
+        let (_, resp) = app.handle(Function::Patch, &patch_req(i)).await;
+        let p = t.elapsed().as_secs_f64() * 1e6;
+        assert_eq!(resp.status, 200);
+        if i >= 50 {
+            w_times.push(w);
+            wt_times.push(wt);
+            p_times.push(p);
+        }
+    }
+    let (w_med, wt_med, p_med) = (
+        median(&mut w_times),
+        median(&mut wt_times),
+        median(&mut p_times),
+    );
     println!("validate_median_us {v_med:.0}");
     println!("getitem_median_us {g_med:.0}");
     println!("spend_median_us {s_med:.0}");
@@ -497,4 +582,8 @@ async fn main() {
     println!("contended_identity_p99_us {ip99:.0}");
     println!("contended_identity_not_admitted {shared_refused}");
     println!("contended_identity_p99_over_p50 {:.2}", ip99 / ip50);
+    println!("mgmt_write_median_us {w_med:.0}");
+    println!("mgmt_transact_median_us {wt_med:.0}");
+    println!("patch_route_median_us {p_med:.0}");
+    println!("mgmt_write_vs_transact {:.3}", w_med / wt_med);
 }

@@ -21,7 +21,8 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
         "list" | "list_identities" => &[QUERY_INDEX, "dynamodb:BatchGetItem"],
         // Read first (a resend after a lost answer finds nothing), then
         // the token and its link deleted.
-        "delete_by_secret" => &["dynamodb:GetItem", "dynamodb:DeleteItem"],
+        // One conditional delete; for a token of an identity, its link too.
+        "delete_by_secret" => &["dynamodb:DeleteItem"],
         // The token (and its link) deleted at the version read, with its
         // audit record, in one transaction.
         "delete" => &["dynamodb:DeleteItem", "dynamodb:PutItem"],

@@ -597,20 +597,17 @@ impl Store for DynamoStore {
     }
 
     async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
-        if let Some(found) = self.get(id).await? {
-            if let Some(identity) = &found.identity_id {
-                return self
-                    .delete_linked_by_secret(&found, identity, secret_hash)
-                    .await;
-            }
-        }
+        // One conditional delete for a token of no identity; one that
+        // points at an identity fails it, and its link goes with it in a
+        // transaction instead.
         let r = self
             .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(token_key(id)))
-            .condition_expression("#hash = :hash")
+            .condition_expression("#hash = :hash AND attribute_not_exists(#identity)")
             .expression_attribute_names("#hash", "secretHash")
+            .expression_attribute_names("#identity", "identityId")
             .expression_attribute_values(":hash", s(secret_hash))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -618,11 +615,24 @@ impl Store for DynamoStore {
         match r {
             Ok(_) => Ok(Deletion::Deleted),
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
-                match se.into_err() {
-                    DeleteItemError::ConditionalCheckFailedException(ex) => Ok(Deletion::Kept(
-                        ex.item.as_ref().map(from_item).transpose()?.map(Box::new),
-                    )),
-                    _ => Ok(Deletion::Kept(None)),
+                let found = match se.into_err() {
+                    DeleteItemError::ConditionalCheckFailedException(ex) => {
+                        ex.item.as_ref().map(from_item).transpose()?
+                    }
+                    _ => None,
+                };
+                match found {
+                    Some(t) if t.secret_hash == secret_hash => match t.identity_id.clone() {
+                        Some(identity) => {
+                            self.delete_linked_by_secret(&t, &identity, secret_hash)
+                                .await
+                        }
+                        // Its identity went between the two looks.
+                        None => Err(StoreError::Unavailable(
+                            "the token changed during its revocation".into(),
+                        )),
+                    },
+                    found => Ok(Deletion::Kept(found.map(Box::new))),
                 }
             }
             Err(e) => Err(store_error(e)),
