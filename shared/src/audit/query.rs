@@ -4,6 +4,7 @@ use time::OffsetDateTime;
 
 use super::AuditRecord;
 use crate::credentials::Keyring;
+use crate::http::paging::Paging;
 use crate::identity::IdentityId;
 use crate::token::fields::FieldErrors;
 use crate::token::{Owner, TokenId};
@@ -19,8 +20,6 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
-    pub const DEFAULT_LIMIT: usize = 50;
-
     pub fn parse(
         params: &[(String, String)],
         keys: &Keyring,
@@ -33,23 +32,12 @@ impl AuditQuery {
                 .map(|(_, v)| v.as_str())
         };
         let mut errs = FieldErrors::default();
+        let Paging { limit, after } = Paging::parse(one, keys, owner, &mut errs);
         let mut q = AuditQuery {
-            limit: Self::DEFAULT_LIMIT,
+            limit,
+            after,
             ..Default::default()
         };
-        if let Some(l) = one("limit") {
-            match l.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => q.limit = n,
-                _ => errs.add("limit", "must be an integer from 1 to 100"),
-            }
-        }
-        q.after = one("cursor").and_then(|c| {
-            let position = keys.open_cursor(owner, c);
-            if position.is_none() {
-                errs.add("cursor", "is not a cursor this API issued to you");
-            }
-            position
-        });
         q.token_id = one("tokenId").and_then(|t| match TokenId::parse(t) {
             Some(t) => Some(t.as_str().to_owned()),
             None => {

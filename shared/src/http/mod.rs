@@ -1,7 +1,8 @@
 //! The HTTP face of Tollgate without any AWS types: the request
-//! (`request`), responses (`response`), problem documents (`problem`) and
-//! XML (`xml`).
+//! (`request`), responses (`response`), problem documents (`problem`),
+//! XML (`xml`) and the paging every list shares (`paging`).
 
+pub mod paging;
 pub mod problem;
 pub mod request;
 pub mod response;

@@ -4,6 +4,7 @@
 
 use super::ExternalId;
 use crate::credentials::Keyring;
+use crate::http::paging::Paging;
 use crate::token::fields::FieldErrors;
 use crate::token::Owner;
 
@@ -15,8 +16,6 @@ pub struct IdentityQuery {
 }
 
 impl IdentityQuery {
-    pub const DEFAULT_LIMIT: usize = 50;
-
     pub fn parse(
         params: &[(String, String)],
         keys: &Keyring,
@@ -29,23 +28,7 @@ impl IdentityQuery {
                 .map(|(_, v)| v.as_str())
         };
         let mut errs = FieldErrors::default();
-        let limit = match one("limit") {
-            None => Self::DEFAULT_LIMIT,
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => n,
-                _ => {
-                    errs.add("limit", "must be an integer from 1 to 100");
-                    Self::DEFAULT_LIMIT
-                }
-            },
-        };
-        let after = one("cursor").and_then(|c| {
-            let position = keys.open_cursor(owner, c);
-            if position.is_none() {
-                errs.add("cursor", "is not a cursor this API issued to you");
-            }
-            position
-        });
+        let Paging { limit, after } = Paging::parse(one, keys, owner, &mut errs);
         let external_id = one("externalId").and_then(|e| {
             let parsed = ExternalId::parse(e);
             if parsed.is_none() {

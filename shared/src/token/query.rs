@@ -6,6 +6,7 @@ use super::fields::FieldErrors;
 use super::ids::Owner;
 use super::TokenRecord;
 use crate::credentials::Keyring;
+use crate::http::paging::Paging;
 
 /// `GET /tokens` query parameters, parsed.
 #[derive(Debug)]
@@ -27,8 +28,6 @@ pub enum ListState {
 }
 
 impl<'a> ListQuery<'a> {
-    pub const DEFAULT_LIMIT: usize = 50;
-
     /// Parses the query parameters of a list request (name, value pairs);
     /// a cursor must have been issued to this owner.
     pub fn parse(
@@ -45,23 +44,7 @@ impl<'a> ListQuery<'a> {
         };
         let one = |name: &str| all(name).first().copied();
         let mut errs = FieldErrors::default();
-        let limit = match one("limit") {
-            None => Self::DEFAULT_LIMIT,
-            Some(l) => match l.parse::<usize>() {
-                Ok(n) if (1..=100).contains(&n) => n,
-                _ => {
-                    errs.add("limit", "must be an integer from 1 to 100");
-                    Self::DEFAULT_LIMIT
-                }
-            },
-        };
-        let after = one("cursor").and_then(|c| {
-            let position = keys.open_cursor(owner, c);
-            if position.is_none() {
-                errs.add("cursor", "is not a cursor this API issued to you");
-            }
-            position
-        });
+        let Paging { limit, after } = Paging::parse(one, keys, owner, &mut errs);
         let state = match one("state").unwrap_or("all") {
             "active" => ListState::Active,
             "expired" => ListState::Expired,

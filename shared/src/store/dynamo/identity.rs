@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{Delete, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 
 use super::error::store_error;
@@ -302,40 +302,9 @@ impl DynamoStore {
             .collect();
         let mut found: HashMap<String, IdentityRecord> = HashMap::new();
         if !keys.is_empty() {
-            let mut pending = build(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys))
-                    .consistent_read(true)
-                    .build(),
-            )?;
-            let mut rounds = 0;
-            loop {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, pending.clone())
-                    .send()
-                    .await
-                    .map_err(store_error)?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    let rec = from_item(&item)?;
-                    found.insert(rec.id.clone(), rec);
-                }
-                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                    Some(rest) if !rest.keys.is_empty() && rounds < 4 => pending = rest,
-                    Some(rest) if !rest.keys.is_empty() => {
-                        return Err(StoreError::Unavailable(
-                            "batch read left keys unprocessed".into(),
-                        ))
-                    }
-                    _ => break,
-                }
-                rounds += 1;
+            for item in self.batch_get(keys).await? {
+                let rec = from_item(&item)?;
+                found.insert(rec.id.clone(), rec);
             }
         }
         // Newest first, as the index answered; one deleted since is gone.

@@ -122,6 +122,40 @@ impl DynamoStore {
         }
     }
 
+    /// The items of `keys` (distinct), read strongly consistently in one
+    /// `BatchGetItem`. DynamoDB may leave keys unprocessed under load: they
+    /// are asked again, a few times, then the read gives up as unavailable.
+    pub(super) async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut pending = KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .consistent_read(true)
+            .build()
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let mut items = Vec::new();
+        for _ in 0..4 {
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, pending.clone())
+                .send()
+                .await
+                .map_err(store_error)?;
+            items.extend(
+                out.responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default(),
+            );
+            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                Some(rest) if !rest.keys.is_empty() => pending = rest,
+                _ => return Ok(items),
+            }
+        }
+        Err(StoreError::Unavailable(
+            "batch read left keys unprocessed".into(),
+        ))
+    }
+
     /// One transaction of `writes`, under an idempotency token of its own,
     /// so the SDK's resend after a lost answer applies it once:
     /// `Err(reasons)` when it was cancelled (a condition failed, or
@@ -398,39 +432,13 @@ impl Store for DynamoStore {
         let mut unique: Vec<&str> = ids.to_vec();
         unique.sort_unstable();
         unique.dedup();
-        let mut pending = KeysAndAttributes::builder()
-            .set_keys(Some(unique.iter().map(|id| token_key(id)).collect()))
-            .consistent_read(true)
-            .build()
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let keys = unique.iter().map(|id| token_key(id)).collect();
         let mut found: HashMap<String, TokenRecord> = HashMap::new();
-        // DynamoDB may leave keys unprocessed under load: ask again, a few
-        // times, then give up as unavailable.
-        for _ in 0..4 {
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, pending.clone())
-                .send()
-                .await
-                .map_err(store_error)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                let rec = from_item(&item)?;
-                found.insert(rec.id.clone(), rec);
-            }
-            match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
-                Some(rest) if !rest.keys.is_empty() => pending = rest,
-                _ => return Ok(ids.iter().map(|id| found.get(*id).cloned()).collect()),
-            }
+        for item in self.batch_get(keys).await? {
+            let rec = from_item(&item)?;
+            found.insert(rec.id.clone(), rec);
         }
-        Err(StoreError::Unavailable(
-            "batch read left keys unprocessed".into(),
-        ))
+        Ok(ids.iter().map(|id| found.get(*id).cloned()).collect())
     }
 
     async fn list(
