@@ -30,10 +30,30 @@ struct Proxy {
     /// before its answer, and the SDK sends it again.
     lose_answer_of: std::sync::Mutex<Option<&'static str>>,
     answers_lost: AtomicUsize,
+    /// Requests being forwarded right now: a step waits for none, so a
+    /// slow attempt of the step before (one the SDK already gave up on)
+    /// cannot take the loss meant for the next step's write.
+    forwarding: AtomicUsize,
+}
+
+/// Counts a forwarded request until it is done, whichever way it ends.
+struct Forwarding<'a>(&'a AtomicUsize);
+
+impl Drop for Forwarding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Proxy {
-    fn lose_next_answer_of(&self, operation: &'static str) {
+    /// Arms the loss once nothing is being forwarded.
+    async fn lose_next_answer_of(&self, operation: &'static str) {
+        for _ in 0..3000 {
+            if self.forwarding.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         *self.lose_answer_of.lock().unwrap() = Some(operation);
     }
 
@@ -105,6 +125,8 @@ async fn serve(conn: TcpStream, proxy: Arc<Proxy>) {
                 }
             }
             _ => {
+                proxy.forwarding.fetch_add(1, Ordering::SeqCst);
+                let _forwarding = Forwarding(&proxy.forwarding);
                 let Ok(up) = TcpStream::connect(&proxy.upstream).await else {
                     return;
                 };
@@ -145,6 +167,7 @@ async fn start_proxy() -> (Arc<Proxy>, String) {
         upstream,
         lose_answer_of: std::sync::Mutex::new(None),
         answers_lost: AtomicUsize::new(0),
+        forwarding: AtomicUsize::new(0),
     });
     let p = proxy.clone();
     tokio::spawn(async move {
@@ -408,7 +431,7 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     let lost = || proxy.answers_lost.load(Ordering::SeqCst);
 
     // Create: 201 with the secret, and the token validates.
-    proxy.lose_next_answer_of("TransactWriteItems");
+    proxy.lose_next_answer_of("TransactWriteItems").await;
     let (s, v, _) = call(
         &app,
         Function::Create,
@@ -427,7 +450,7 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
 
     // An idempotent create (TransactWriteItems): 201 with the secret, not
     // a replay of itself without one.
-    proxy.lose_next_answer_of("TransactWriteItems");
+    proxy.lose_next_answer_of("TransactWriteItems").await;
     let mut keyed = req("POST", "/tokens", json!({}), &o);
     keyed.headers.insert(
         "idempotency-key",
@@ -443,7 +466,7 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
 
     // Roll with a grace: rolled once, so the first secret is the previous
     // one, in its grace, and the answered secret is current.
-    proxy.lose_next_answer_of("TransactWriteItems");
+    proxy.lose_next_answer_of("TransactWriteItems").await;
     let (s, v, _) = call(
         &app,
         Function::Patch,
@@ -465,7 +488,7 @@ async fn a_write_whose_answer_is_lost_is_answered_as_applied_once() {
     assert!(v["secretExpiresAt"].is_string(), "{v}");
 
     // Delete: 204, and the token is gone.
-    proxy.lose_next_answer_of("TransactWriteItems");
+    proxy.lose_next_answer_of("TransactWriteItems").await;
     let (s, v, _) = call(
         &app,
         Function::Delete,
