@@ -148,6 +148,41 @@ async fn a_signed_report_applies_each_tokens_on_leak() {
     assert!(!log.contains(&marker), "a report's url reached the logs");
 }
 
+/// An identity's `onLeak`, when set, is its tokens' policy: its disabled
+/// token is recorded in the audit trail with the scanner as the actor.
+#[tokio::test]
+async fn an_identitys_on_leak_applies_to_its_tokens() {
+    let api = Api::new();
+    let o = owner("leaks-identity");
+    let created = api
+        .send(
+            api.request("POST", "/identities")
+                .header("x-owner", &o)
+                .header("content-type", "application/json")
+                .body(json!({"externalId": "careful", "onLeak": "disable"}).to_string()),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let identity = created.json()["id"].as_str().unwrap().to_owned();
+    // The token's own policy is the default, revoke: the identity's wins.
+    let (id, token) = api.mint(&o, json!({"identityId": identity})).await;
+    let answer = signed_report(&api, &body_of(&[token.as_str()], "identity-leak")).await;
+    assert_eq!(labels(&answer), ["true_positive"], "{}", answer.text);
+    assert_eq!(reason(&api, &token).await, "DISABLED");
+    let trail = api
+        .send(
+            api.request("GET", &format!("/audit?tokenId={id}&action=token.updated"))
+                .header("x-owner", &o),
+        )
+        .await;
+    let record = &trail.json()["records"][0];
+    assert_eq!(record["actor"]["type"], "github", "{}", trail.text);
+    assert_eq!(
+        record["changes"]["enabled"],
+        json!({"from": true, "to": false})
+    );
+}
+
 #[tokio::test]
 async fn unsigned_or_badly_signed_reports_are_401_and_change_nothing() {
     let api = Api::new();

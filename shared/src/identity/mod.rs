@@ -78,6 +78,9 @@ pub struct IdentityRecord {
     pub audiences: Option<Vec<String>>,
     /// Shared by every token pointing at it (see `limits`).
     pub limits: Limits,
+    /// When set, what a secret scanner's report of any of its tokens does,
+    /// instead of the token's own `onLeak`.
+    pub on_leak: Option<crate::leaks::OnLeak>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     /// Bumped by every change a client makes; the ETag.
@@ -104,6 +107,9 @@ impl IdentityRecord {
             m.insert("audiences".into(), json!(a));
         }
         self.limits.show(&mut m, now);
+        if let Some(o) = self.on_leak {
+            m.insert("onLeak".into(), json!(o.as_str()));
+        }
         m.insert("createdAt".into(), json!(dates::format(self.created_at)));
         m.insert("updatedAt".into(), json!(dates::format(self.updated_at)));
         Value::Object(m)

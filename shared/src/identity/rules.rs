@@ -19,6 +19,7 @@ const FIELDS: &[&str] = &[
     "maxUses",
     "refill",
     "rateLimits",
+    "onLeak",
 ];
 const SERVER_FIELDS: &[&str] = &[
     "id",
@@ -75,6 +76,7 @@ fn apply(
     c.description.apply(&mut description);
     rec.description = description.unwrap_or_default();
     c.tags.merge_tags(&mut rec.tags);
+    c.on_leak.apply(&mut rec.on_leak);
     c.audiences.apply(&mut rec.audiences);
     if rec.audiences.as_ref().is_some_and(Vec::is_empty) {
         rec.audiences = None;
@@ -106,6 +108,7 @@ pub fn create(
         tags: BTreeMap::new(),
         audiences: None,
         limits: Limits::default(),
+        on_leak: None,
         created_at: now,
         updated_at: now,
         version: 1,

@@ -60,7 +60,13 @@ impl App {
             if token_secret_state(&keys, &token, &rec, now).is_none() {
                 return Ok(false);
             }
-            let applied = match rec.on_leak {
+            // An identity's `onLeak`, when set, is its tokens' policy.
+            let identity = match &rec.identity_id {
+                Some(id) => self.store.get_identity(id).await?,
+                None => None,
+            };
+            let on_leak = identity.and_then(|i| i.on_leak).unwrap_or(rec.on_leak);
+            let applied = match on_leak {
                 OnLeak::Revoke => {
                     self.revoke_token(&keys, &token, now).await?;
                     true
@@ -84,7 +90,7 @@ impl App {
                     action = "token.leaked",
                     actor = "github",
                     token_id = %rec.id,
-                    on_leak = rec.on_leak.as_str(),
+                    on_leak = on_leak.as_str(),
                     "reported leaked by GitHub secret scanning"
                 );
                 return Ok(true);

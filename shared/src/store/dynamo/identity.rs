@@ -71,6 +71,7 @@ pub fn identity_attrs(
                 .as_ref()
                 .map(|l| AttributeValue::L(l.iter().map(s).collect())),
         ),
+        ("onLeak", rec.on_leak.map(|o| s(o.as_str()))),
         ("updatedAt", Some(n(dates::millis(rec.updated_at)))),
         ("version", Some(n(rec.version))),
     ];
@@ -116,6 +117,7 @@ pub fn from_item(item: &Item) -> Result<IdentityRecord, StoreError> {
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect()),
         limits: limits_of(item),
+        on_leak: get_s(item, "onLeak").and_then(crate::leaks::OnLeak::parse),
         created_at: date(item, "createdAt").ok_or_else(|| bad("createdAt"))?,
         updated_at: date(item, "updatedAt").ok_or_else(|| bad("updatedAt"))?,
         version: get_n(item, "version").ok_or_else(|| bad("version"))?,
