@@ -226,12 +226,11 @@ fn apply(rec: &mut TokenRecord, c: Changes, current: Option<&TokenRecord>, now: 
     c.caller.apply(&mut rec.caller);
     c.callee.apply(&mut rec.callee);
     c.max_concurrent.apply(&mut rec.max_concurrent);
-    let mut identity = rec
-        .identity_id
-        .take()
-        .and_then(|i| crate::identity::IdentityId::parse(&i));
-    c.identity_id.apply(&mut identity);
-    rec.identity_id = identity.map(|i| i.as_str().to_owned());
+    match c.identity_id {
+        Change::Keep => {}
+        Change::Clear => rec.identity_id = None,
+        Change::Set(id) => rec.identity_id = Some(id.as_str().to_owned()),
+    }
     let current_limits = current.map(|c| &c.limits);
     rec.limits
         .apply(c.max_uses, c.refill, c.rate_limits, current_limits, now);

@@ -268,10 +268,7 @@ pub async fn decide(
                 Ok(pair) => shared = Some(pair),
                 // A guessed token never refuses: read it, keep the identity.
                 Err((reason, identity)) if guess => {
-                    fresh_identity = identity;
-                    if reason == Reason::NotFound {
-                        fresh_identity = None;
-                    }
+                    fresh_identity = identity.filter(|_| reason != Reason::NotFound);
                     continue;
                 }
                 Err((reason, _)) => {
