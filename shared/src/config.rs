@@ -89,27 +89,26 @@ fn seconds(
     default: i64,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<i64, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse::<i64>()
-            .ok()
-            // Bounded, so that adding it to a date or to milliseconds can
-            // never overflow.
-            .filter(|n| (1..=MAX_SECONDS).contains(n))
-            .ok_or_else(|| {
-                ConfigError(format!(
-                    "{name} must be a number of seconds from 1 to {MAX_SECONDS}"
-                ))
-            }),
-    }
+    // Bounded, so that adding it to a date or to milliseconds can never
+    // overflow.
+    count(name, default, MAX_SECONDS, "seconds", get)
 }
 
-/// A number of days from the environment: 1 to 100 years' worth.
+/// A number of days: 1 to 100 years' worth.
 fn days(
     name: &str,
     default: i64,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<i64, ConfigError> {
+    count(name, default, 36_500, "days", get)
+}
+
+/// A whole number of `unit` from 1 to `max`, or `default` when unset.
+fn count(
+    name: &str,
+    default: i64,
+    max: i64,
+    unit: &str,
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<i64, ConfigError> {
     match get(name) {
@@ -118,8 +117,10 @@ fn days(
             .trim()
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=36_500).contains(n))
-            .ok_or_else(|| ConfigError(format!("{name} must be a number of days from 1 to 36500"))),
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ConfigError(format!("{name} must be a number of {unit} from 1 to {max}"))
+            }),
     }
 }
 

@@ -51,6 +51,30 @@ fn limits_hold(l: &Limits, a: &Admission<'_>) -> bool {
     uses_ok && rates_ok
 }
 
+/// Whether the token still meets its admission's conditions: its
+/// version, its limits and a lease slot (as DynamoDB's, see `dynamo::admit`).
+fn token_holds(t: &TokenRecord, a: &Admission<'_>) -> bool {
+    let lease_ok = a.lease.as_ref().is_none_or(|l| {
+        l.limit()
+            .is_none_or(|limit| u64::from(t.leases.held()) < limit)
+            && t.leases.still_holds(&l.purge)
+    });
+    t.version == a.seen_version && limits_hold(&t.limits, a) && lease_ok
+}
+
+/// Writes an admission to the token: its uses and counts, a lease slot,
+/// `lastUsedAt`; what it wrote of the limits.
+fn admit_token(t: &mut TokenRecord, a: &Admission<'_>) -> Spent {
+    let spent = spend(&mut t.limits, a);
+    if let Some(l) = &a.lease {
+        t.leases.take(l.bucket, &l.purge);
+    }
+    if let Some(now) = a.touch {
+        t.last_used_at = Some(now);
+    }
+    spent
+}
+
 /// Spends an admission's uses and counts from `l`: what it wrote.
 fn spend(l: &mut Limits, a: &Admission<'_>) -> Spent {
     if let Some(u) = &a.uses {
@@ -320,21 +344,10 @@ impl Store for MemoryStore {
         let Some(t) = s.tokens.get_mut(a.id) else {
             return Ok(AdmitOutcome::Changed(None));
         };
-        let lease_ok = a.lease.as_ref().is_none_or(|l| {
-            l.limit()
-                .is_none_or(|limit| u64::from(t.leases.held()) < limit)
-                && t.leases.still_holds(&l.purge)
-        });
-        if t.version != a.seen_version || !limits_hold(&t.limits, a) || !lease_ok {
+        if !token_holds(t, a) {
             return Ok(AdmitOutcome::Changed(Some(Box::new(t.clone()))));
         }
-        let spent = spend(&mut t.limits, a);
-        if let Some(l) = &a.lease {
-            t.leases.take(l.bucket, &l.purge);
-        }
-        if let Some(now) = a.touch {
-            t.last_used_at = Some(now);
-        }
+        let spent = admit_token(t, a);
         Ok(AdmitOutcome::Admitted {
             remaining: spent.remaining,
             rate_used: spent.rate_used,
@@ -353,12 +366,7 @@ impl Store for MemoryStore {
         let Some(t) = tokens.get_mut(token.id) else {
             return Ok(JointOutcome::TokenChanged(None));
         };
-        let lease_ok = token.lease.as_ref().is_none_or(|l| {
-            l.limit()
-                .is_none_or(|limit| u64::from(t.leases.held()) < limit)
-                && t.leases.still_holds(&l.purge)
-        });
-        if t.version != token.seen_version || !limits_hold(&t.limits, token) || !lease_ok {
+        if !token_holds(t, token) {
             return Ok(JointOutcome::TokenChanged(Some(Box::new(t.clone()))));
         }
         let Some(i) = identities.get_mut(identity.id) else {
@@ -367,14 +375,8 @@ impl Store for MemoryStore {
         if i.version != identity.seen_version || !limits_hold(&i.limits, identity) {
             return Ok(JointOutcome::IdentityChanged(Some(Box::new(i.clone()))));
         }
-        spend(&mut t.limits, token);
+        admit_token(t, token);
         spend(&mut i.limits, identity);
-        if let Some(l) = &token.lease {
-            t.leases.take(l.bucket, &l.purge);
-        }
-        if let Some(now) = token.touch {
-            t.last_used_at = Some(now);
-        }
         // As DynamoDB's transaction answers: what the admission decided.
         Ok(JointOutcome::Admitted {
             token: token.as_decided(),

@@ -295,14 +295,12 @@ pub async fn decide(
                 capability: cap.cloned(),
             }));
         }
-        let mut identity = shared.as_ref().map(|(i, _)| i.clone());
-        let shared = match (&mut identity, &shared) {
-            (Some(identity), Some((_, standings))) => Some(admission::Shared {
+        let joint = shared
+            .as_mut()
+            .map(|(identity, standings)| admission::Shared {
                 identity,
                 standings,
-            }),
-            _ => None,
-        };
+            });
         let admission = admission::admit(
             store,
             keys,
@@ -312,12 +310,12 @@ pub async fn decide(
             input,
             lease_seconds,
             now,
-            shared,
+            joint,
         );
         match admission.await? {
             Outcome::Admitted(admitted) => {
                 snapshots.keep(&rec);
-                if let Some(identity) = &identity {
+                if let Some((identity, _)) = &shared {
                     snapshots.keep_identity(identity);
                 }
                 return Ok(Ok(Accepted {

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use sha2::{Digest, Sha256};
 
@@ -200,19 +199,14 @@ impl DynamoStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .build(),
         )?;
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put_claim).build())
-            .transact_items(TransactWriteItem::builder().put(put_identity).build())
-            .transact_items(self.audit_put(audit)?)
-            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let reasons = super::admit::cancelled(e)?;
+        let writes = vec![
+            TransactWriteItem::builder().put(put_claim).build(),
+            TransactWriteItem::builder().put(put_identity).build(),
+            self.audit_put(audit)?,
+        ];
+        match self.write_all(writes).await? {
+            Ok(()) => Ok(true),
+            Err(reasons) => {
                 if super::admit::failed_condition(reasons.first()) {
                     return Ok(false);
                 }
@@ -271,37 +265,10 @@ impl DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<IdentityPage, StoreError> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(super::INDEX)
-            .scan_index_forward(false)
-            .limit(limit as i32)
-            .expression_attribute_values(":o", s(format!("OD#{owner}")));
-        q = match after {
-            Some(pos) => q
-                .key_condition_expression("gsi1pk = :o AND gsi1sk < :after")
-                .expression_attribute_values(":after", s(pos)),
-            None => q.key_condition_expression("gsi1pk = :o"),
-        };
-        let out = q.send().await.map_err(store_error)?;
-        let items = out.items.unwrap_or_default();
-        let next = out
-            .last_evaluated_key
-            .is_some()
-            .then(|| {
-                items
-                    .last()
-                    .and_then(|i| get_s(i, "gsi1sk"))
-                    .map(str::to_owned)
-            })
-            .flatten();
-        let keys: Vec<Item> = items
-            .iter()
-            .filter_map(|i| get_s(i, "id"))
-            .map(identity_key)
-            .collect();
+        let (ids, next) = self
+            .owner_index_page(format!("OD#{owner}"), limit, after)
+            .await?;
+        let keys: Vec<Item> = ids.iter().map(|id| identity_key(id)).collect();
         let mut found: HashMap<String, IdentityRecord> = HashMap::new();
         if !keys.is_empty() {
             for item in self.batch_get(keys).await? {
@@ -310,11 +277,7 @@ impl DynamoStore {
             }
         }
         // Newest first, as the index answered; one deleted since is gone.
-        let items = items
-            .iter()
-            .filter_map(|i| get_s(i, "id"))
-            .filter_map(|id| found.remove(id))
-            .collect();
+        let items = ids.iter().filter_map(|id| found.remove(id)).collect();
         Ok(IdentityPage { items, next })
     }
 
@@ -408,26 +371,18 @@ impl DynamoStore {
                     .set_key(Some(claim_key(owner, &rec.external_id)))
                     .build(),
             )?;
-            let mut tx = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().delete(delete_identity).build())
-                .transact_items(TransactWriteItem::builder().delete(delete_claim).build())
-                .transact_items(self.audit_put(audit)?);
+            let mut writes = vec![
+                TransactWriteItem::builder().delete(delete_identity).build(),
+                TransactWriteItem::builder().delete(delete_claim).build(),
+                self.audit_put(audit)?,
+            ];
             for t in &tokens {
-                tx = tx.transact_items(self.unlink(id, t)?);
+                writes.push(self.unlink(id, t)?);
             }
-            let r = tx
-                .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-                .send()
-                .await;
-            match r {
-                Ok(_) => return Ok(IdentityDeletion::Deleted),
-                // A token was linked meanwhile (or the write conflicted):
-                // look again.
-                Err(SdkError::ServiceError(se)) if se.err().is_transaction_canceled_exception() => {
-                }
-                Err(e) => return Err(store_error(e)),
+            // Cancelled: a token was linked meanwhile (or the write
+            // conflicted): look again.
+            if self.write_all(writes).await?.is_ok() {
+                return Ok(IdentityDeletion::Deleted);
             }
         }
         Err(StoreError::Unavailable(

@@ -98,18 +98,13 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
-        let r = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(self.unlink(identity, &found.id)?)
-            .client_request_token(crate::codec::encode(&crate::codec::random_bytes::<10>()))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(Deletion::Deleted),
-            Err(e) => {
-                let reasons = admit::cancelled(e)?;
+        let writes = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            self.unlink(identity, &found.id)?,
+        ];
+        match self.write_all(writes).await? {
+            Ok(()) => Ok(Deletion::Deleted),
+            Err(reasons) => {
                 let now = reasons.first().and_then(|r| r.item.as_ref());
                 match now.map(from_item).transpose()? {
                     // Changed meanwhile: the caller decides again on it.
@@ -120,6 +115,50 @@ impl DynamoStore {
                 }
             }
         }
+    }
+
+    /// One page of the `byOwner` index under `partition` (an owner's
+    /// tokens or identities), newest first, after the position `after`:
+    /// the ids it holds, and the position to go on from when more may
+    /// follow.
+    pub(super) async fn owner_index_page(
+        &self,
+        partition: String,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let mut q = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX)
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .expression_attribute_values(":o", s(partition));
+        q = match after {
+            Some(pos) => q
+                .key_condition_expression("gsi1pk = :o AND gsi1sk < :after")
+                .expression_attribute_values(":after", s(pos)),
+            None => q.key_condition_expression("gsi1pk = :o"),
+        };
+        let out = q.send().await.map_err(store_error)?;
+        let items = out.items.unwrap_or_default();
+        let next = out
+            .last_evaluated_key
+            .is_some()
+            .then(|| {
+                items
+                    .last()
+                    .and_then(|i| get_s(i, "gsi1sk"))
+                    .map(str::to_owned)
+            })
+            .flatten();
+        let ids = items
+            .iter()
+            .filter_map(|i| get_s(i, "id"))
+            .map(str::to_owned)
+            .collect();
+        Ok((ids, next))
     }
 
     /// The items of `keys` (distinct), read strongly consistently in one
@@ -447,33 +486,12 @@ impl Store for DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<Page, StoreError> {
-        let mut q = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(INDEX)
-            .scan_index_forward(false)
-            .limit(limit as i32)
-            .expression_attribute_values(":o", s(format!("O#{owner}")));
-        q = match after {
-            Some(pos) => q
-                .key_condition_expression("gsi1pk = :o AND gsi1sk < :after")
-                .expression_attribute_values(":after", s(pos)),
-            None => q.key_condition_expression("gsi1pk = :o"),
-        };
-        let out = q.send().await.map_err(store_error)?;
-        let items = out.items.unwrap_or_default();
-        let next = if out.last_evaluated_key.is_some() {
-            items
-                .last()
-                .and_then(|i| get_s(i, "gsi1sk"))
-                .map(str::to_owned)
-        } else {
-            None
-        };
+        let (ids, next) = self
+            .owner_index_page(format!("O#{owner}"), limit, after)
+            .await?;
         // The index holds only list's filter attributes: the page's tokens
         // are read whole from the table, in one consistent batch.
-        let ids: Vec<&str> = items.iter().filter_map(|i| get_s(i, "id")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let records = if ids.is_empty() {
             Vec::new()
         } else {
