@@ -307,6 +307,35 @@ pub async fn call(
     )
 }
 
+/// An in-process app over `store`, configured as `make test`'s stack.
+pub fn app_over(store: Arc<dyn tollgate::store::Store>) -> Arc<tollgate::App> {
+    Arc::new(tollgate::App::new(config(300), keyring(), store))
+}
+
+/// A management request as the gateway hands it over, served in-process:
+/// the JWT's `sub` (`owner`), a user agent, a request id, and the path's
+/// id as its path parameter.
+pub async fn manage(
+    app: &tollgate::App,
+    function: tollgate::Function,
+    method: &str,
+    path: &str,
+    owner: &str,
+    body: Value,
+) -> (u16, Value) {
+    let mut req = api_request(method, path, Some(owner), body);
+    req.headers.insert(
+        "user-agent",
+        reqwest::header::HeaderValue::from_static("tollgate-tests/1"),
+    );
+    req.request_id = format!("req-{method}-{}", path.len());
+    let route = path.split('?').next().unwrap_or(path);
+    if let Some(id) = route.split('/').nth(2) {
+        req.path_id = Some(id.to_owned());
+    }
+    call(app, function, &req).await
+}
+
 /// Creates a token in-process for `owner`; returns (id, token string), the
 /// string recorded for the secret scan.
 pub async fn mint_in_process(app: &tollgate::App, owner: &str, body: Value) -> (String, String) {

@@ -10,37 +10,11 @@ use std::sync::Arc;
 use futures::future::join_all;
 use serde_json::{json, Value};
 use tollgate::store::memory::MemoryStore;
-use tollgate::store::Store;
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, call, config, dynamo_store, keyring, owner, record_minted};
-
-fn app_over(store: Arc<dyn Store>) -> Arc<App> {
-    Arc::new(App::new(config(300), keyring(), store))
-}
-
-/// A management request as the gateway hands it over: the JWT's `sub`,
-/// a user agent and a request id.
-async fn send(
-    app: &App,
-    f: Function,
-    method: &str,
-    path: &str,
-    o: &str,
-    body: Value,
-) -> (u16, Value) {
-    let mut req = api_request(method, path, Some(o), body);
-    req.headers
-        .insert("user-agent", "audit-test/1".parse().unwrap());
-    req.request_id = format!("req-{method}-{}", path.len());
-    let clean = path.split('?').next().unwrap_or(path);
-    if let Some(id) = clean.split('/').nth(2) {
-        req.path_id = Some(id.to_owned());
-    }
-    call(app, f, &req).await
-}
+use tollgate_tests::{api_request, app_over, call, dynamo_store, manage, owner, record_minted};
 
 async fn trail(app: &App, o: &str, query: &str) -> Value {
-    let (status, v) = send(
+    let (status, v) = manage(
         app,
         Function::List,
         "GET",
@@ -64,7 +38,7 @@ fn actions(page: &Value) -> Vec<String> {
 
 async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
     let o = owner("audit");
-    let (status, created) = send(
+    let (status, created) = manage(
         &app,
         Function::Create,
         "POST",
@@ -80,7 +54,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
     // Refused changes: 400, 404, 412 and a 409 leave nothing.
     let path = format!("/tokens/{id}");
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Patch,
             "PATCH",
@@ -93,7 +67,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
         400
     );
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Patch,
             "PATCH",
@@ -118,7 +92,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
     );
     // A patch, a disable, a roll, a delete; an identity's create, patch, delete.
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Patch,
             "PATCH",
@@ -131,7 +105,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
         200
     );
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Patch,
             "PATCH",
@@ -143,7 +117,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
         .0,
         200
     );
-    let (status, rolled) = send(
+    let (status, rolled) = manage(
         &app,
         Function::Patch,
         "POST",
@@ -155,12 +129,12 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
     assert_eq!(status, 200);
     record_minted(rolled["token"].as_str().unwrap());
     assert_eq!(
-        send(&app, Function::Delete, "DELETE", &path, &o, Value::Null)
+        manage(&app, Function::Delete, "DELETE", &path, &o, Value::Null)
             .await
             .0,
         204
     );
-    let (_, identity) = send(
+    let (_, identity) = manage(
         &app,
         Function::Create,
         "POST",
@@ -172,7 +146,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
     let iid = identity["id"].as_str().unwrap().to_owned();
     let ipath = format!("/identities/{iid}");
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Patch,
             "PATCH",
@@ -185,7 +159,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
         200
     );
     assert_eq!(
-        send(
+        manage(
             &app,
             Function::Create,
             "POST",
@@ -198,7 +172,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
         409
     );
     assert_eq!(
-        send(&app, Function::Delete, "DELETE", &ipath, &o, Value::Null)
+        manage(&app, Function::Delete, "DELETE", &ipath, &o, Value::Null)
             .await
             .0,
         204
@@ -244,7 +218,7 @@ async fn every_change_leaves_one_record_and_a_refusal_none(app: Arc<App>) {
             "{r}"
         );
         assert_eq!(actor["sourceIp"], "127.0.0.1");
-        assert_eq!(actor["userAgent"], "audit-test/1");
+        assert_eq!(actor["userAgent"], "tollgate-tests/1");
         assert!(
             actor["requestId"]
                 .as_str()
@@ -270,7 +244,7 @@ async fn the_trail_is_the_owners_filtered_and_paged(app: Arc<App>) {
     let (alice, bob) = (owner("audit-alice"), owner("audit-bob"));
     let mut ids = Vec::new();
     for i in 0..5 {
-        let (_, t) = send(
+        let (_, t) = manage(
             &app,
             Function::Create,
             "POST",
@@ -283,7 +257,7 @@ async fn the_trail_is_the_owners_filtered_and_paged(app: Arc<App>) {
         ids.push(t["id"].as_str().unwrap().to_owned());
     }
     let path = format!("/tokens/{}", ids[0]);
-    send(
+    manage(
         &app,
         Function::Patch,
         "PATCH",
@@ -327,7 +301,7 @@ async fn the_trail_is_the_owners_filtered_and_paged(app: Arc<App>) {
         ("?tokenId=nope".to_owned(), "tokenId"),
         ("?limit=0".to_owned(), "limit"),
     ] {
-        let (status, v) = send(
+        let (status, v) = manage(
             &app,
             Function::List,
             "GET",
@@ -342,7 +316,7 @@ async fn the_trail_is_the_owners_filtered_and_paged(app: Arc<App>) {
             "{query}: {v}"
         );
     }
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::List,
         "GET",
@@ -358,14 +332,14 @@ async fn the_trail_is_the_owners_filtered_and_paged(app: Arc<App>) {
 /// record, and the token's version moved once per record.
 async fn racing_patches_leave_one_record_each(app: Arc<App>) {
     let o = owner("audit-race");
-    let (_, t) = send(&app, Function::Create, "POST", "/tokens", &o, json!({})).await;
+    let (_, t) = manage(&app, Function::Create, "POST", "/tokens", &o, json!({})).await;
     record_minted(t["token"].as_str().unwrap());
     let id = t["id"].as_str().unwrap().to_owned();
     let path = format!("/tokens/{id}");
     let answers = join_all((0..30).map(|i| {
         let (app, o, path) = (app.clone(), o.clone(), path.clone());
         tokio::spawn(async move {
-            send(
+            manage(
                 &app,
                 Function::Patch,
                 "PATCH",

@@ -10,32 +10,12 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use tollgate::service::authorize::{Question, Verdict};
 use tollgate::store::memory::MemoryStore;
-use tollgate::store::Store;
 use tollgate::validate::binding::Binding;
 use tollgate::{App, Function};
-use tollgate_tests::{api_request, call, config, dynamo_store, keyring, mint_in_process, owner};
-
-fn app_over(store: Arc<dyn Store>) -> Arc<App> {
-    Arc::new(App::new(config(300), keyring(), store))
-}
-
-async fn send(
-    app: &App,
-    f: Function,
-    method: &str,
-    path: &str,
-    o: &str,
-    body: Value,
-) -> (u16, Value) {
-    let mut req = api_request(method, path, Some(o), body);
-    if let Some(id) = path.split('/').nth(2) {
-        req.path_id = Some(id.split('?').next().unwrap_or(id).to_owned());
-    }
-    call(app, f, &req).await
-}
+use tollgate_tests::{api_request, app_over, call, dynamo_store, manage, mint_in_process, owner};
 
 async fn new_identity(app: &App, o: &str, body: Value) -> String {
-    let (status, v) = send(app, Function::Create, "POST", "/identities", o, body).await;
+    let (status, v) = manage(app, Function::Create, "POST", "/identities", o, body).await;
     assert_eq!(status, 201, "{v}");
     v["id"].as_str().expect("an id").to_owned()
 }
@@ -57,7 +37,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     // `externalId` is unique per owner, not across owners.
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Create,
         "POST",
@@ -72,7 +52,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         "{v}"
     );
     new_identity(&app, &bob, json!({"externalId": "cust-1"})).await;
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Create,
         "POST",
@@ -90,7 +70,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         .collect();
     assert_eq!(fields, ["externalId", "maxUses"], "{v}");
     // Read, list, find by externalId; another owner sees none of it.
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Detail,
         "GET",
@@ -105,7 +85,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         "{v}"
     );
     assert!(v["nextRefillAt"].is_string(), "{v}");
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Detail,
         "GET",
@@ -115,7 +95,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     assert_eq!(status, 404);
-    let (_, v) = send(
+    let (_, v) = manage(
         &app,
         Function::List,
         "GET",
@@ -125,7 +105,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     assert_eq!(v["identities"][0]["id"], json!(id), "{v}");
-    let (_, v) = send(
+    let (_, v) = manage(
         &app,
         Function::List,
         "GET",
@@ -137,7 +117,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     assert_eq!(v["identities"].as_array().map(Vec::len), Some(1));
     assert_ne!(v["identities"][0]["id"], json!(id));
     // A patch keeps what was spent; `externalId` stays.
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Patch,
         "PATCH",
@@ -151,7 +131,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         (200, Some(120)),
         "{v}"
     );
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Patch,
         "PATCH",
@@ -182,7 +162,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     assert_eq!(answer["identity"]["externalId"], "cust-1", "{answer}");
     assert_eq!(answer["identity"]["remainingUses"], 119, "{answer}");
     // No delete while a token points at it; moving the token frees it.
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Delete,
         "DELETE",
@@ -197,7 +177,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         "{v}"
     );
     let other = new_identity(&app, &alice, json!({"externalId": "cust-2"})).await;
-    let (status, v) = send(
+    let (status, v) = manage(
         &app,
         Function::Patch,
         "PATCH",
@@ -211,7 +191,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
         (200, Some(other.as_str())),
         "{v}"
     );
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Patch,
         "PATCH",
@@ -221,7 +201,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     assert_eq!(status, 400, "another owner's identity");
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Delete,
         "DELETE",
@@ -231,7 +211,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Delete,
         "DELETE",
@@ -243,7 +223,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     assert_eq!(status, 409);
     // Deleting the token frees its identity, and a deleted identity's
     // `externalId` can be used again.
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Delete,
         "DELETE",
@@ -253,7 +233,7 @@ async fn the_routes_keep_identities_consistent(app: Arc<App>) {
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _) = send(
+    let (status, _) = manage(
         &app,
         Function::Delete,
         "DELETE",
@@ -305,7 +285,7 @@ async fn race_three_tokens(app: Arc<App>, limits: Value, token_limits: Value, re
     // Read back: each token's own counters hold its admissions exactly.
     let mut counted = 0;
     for (token_id, _) in &tokens {
-        let (_, t) = send(
+        let (_, t) = manage(
             &app,
             Function::Detail,
             "GET",
@@ -328,7 +308,7 @@ async fn race_three_tokens(app: Arc<App>, limits: Value, token_limits: Value, re
         counted += per_token.get(token_id.as_str()).copied().unwrap_or(0);
     }
     assert_eq!(counted, 40);
-    let (_, i) = send(
+    let (_, i) = manage(
         &app,
         Function::Detail,
         "GET",
@@ -395,7 +375,7 @@ async fn a_settle_gives_back_to_the_identity_once(app: Arc<App>) {
         let app = app.clone();
         let o = o.clone();
         async move {
-            send(&app, Function::Detail, "GET", &path, &o, Value::Null)
+            manage(&app, Function::Detail, "GET", &path, &o, Value::Null)
                 .await
                 .1["remainingUses"]
                 .clone()
@@ -436,12 +416,12 @@ async fn a_holders_revocation_frees_the_identity(app: Arc<App>) {
     let id = new_identity(&app, &o, json!({"externalId": "leaky"})).await;
     let (_, token) = mint_in_process(&app, &o, json!({"identityId": id})).await;
     let path = format!("/identities/{id}");
-    let (status, _) = send(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
+    let (status, _) = manage(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
     assert_eq!(status, 409);
     let req = api_request("POST", "/validate/revoke", None, json!({ "token": token }));
     assert_eq!(call(&app, Function::Validate, &req).await.0, 200);
     assert_eq!(validate(&app, &token).await["reason"], "NOT_FOUND");
-    let (status, _) = send(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
+    let (status, _) = manage(&app, Function::Delete, "DELETE", &path, &o, Value::Null).await;
     assert_eq!(status, 204, "no token points at it any more");
 }
 
