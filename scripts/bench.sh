@@ -21,7 +21,7 @@ export TOLLGATE_HASH_KEY
 TOLLGATE_HASH_KEY="$(new_hash_key)"
 # The keyring in a local Secrets Manager too, for the init figure with the
 # secret read at init (the deployed way).
-start_secrets $((DDB_PORT + 50)) "$RUN/bench-secrets.pid"
+start_local_aws $((DDB_PORT + 50)) "$RUN/bench-secrets.pid"
 export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$((DDB_PORT + 50))" TOLLGATE_BENCH_SECRET=tollgate/bench-key
 printf '{"current": "v1", "keys": {"v1": "%s"}}' "$TOLLGATE_HASH_KEY" | put_secret "$AWS_ENDPOINT_URL_SECRETS_MANAGER" "$TOLLGATE_BENCH_SECRET"
 

@@ -115,14 +115,15 @@ start_dynamodb() {
   wait_port 127.0.0.1 "$port" 60 || die "DynamoDB Local did not start; see .run/dynamodb-$port.log"
 }
 
-# start_secrets PORT PIDFILE: a local Secrets Manager API (moto in server
-# mode) on 127.0.0.1, for the keyring the functions read at init.
-start_secrets() {
+# start_local_aws PORT PIDFILE: moto in server mode on 127.0.0.1, the
+# stack's other AWS APIs: Secrets Manager (the keyring the functions read
+# at init), EventBridge and SQS (lifecycle events), S3 (the deploy check).
+start_local_aws() {
   local port=$1 pidfile=$2
   port_free "$port" || die "port $port is taken: stop what uses it, or set another port"
-  ("$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN/secrets-$port.log" 2>&1) &
+  ("$VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$RUN/local-aws-$port.log" 2>&1) &
   echo $! >"$pidfile"
-  wait_port 127.0.0.1 "$port" 30 || die "the local Secrets Manager did not start; see .run/secrets-$port.log"
+  wait_port 127.0.0.1 "$port" 30 || die "moto (the local AWS APIs) did not start; see .run/local-aws-$port.log"
 }
 
 # put_secret ENDPOINT NAME < value: creates or replaces a secret.

@@ -40,6 +40,9 @@ def main():
         "KeySchema": props["KeySchema"],
         "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
     }
+    stream = props.get("StreamSpecification")
+    if stream:
+        spec["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     if props.get("GlobalSecondaryIndexes"):
         spec["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
     if args.table in ddb.list_tables()["TableNames"]:

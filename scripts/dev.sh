@@ -22,7 +22,9 @@ Tollgate is running: the API and the example app at their real routes on $U
 (a local API Gateway: routes and authorizers from template.yaml and
 examples/protected-api/template.yaml), the functions under cargo lambda watch
 on 127.0.0.1:$API_PORT (function URLs under /lambda-url/<name>/), DynamoDB Local on
-127.0.0.1:$DDB_PORT and the keyring in a local Secrets Manager on 127.0.0.1:$((DDB_PORT + 50)).
+127.0.0.1:$DDB_PORT, and moto on 127.0.0.1:$((DDB_PORT + 50)) (the keyring in Secrets Manager;
+EventBridge and SQS for lifecycle events, which a poller of the table's stream
+delivers through the events function as Lambda would).
 
 The management routes sit behind the JWT authorizer, played against a local
 development issuer (key: .run/dev-issuer.pem). A JWT for alice, valid 24 hours:
@@ -73,6 +75,13 @@ on the very next call:
   curl -s -X DELETE $U/tokens/\$DEMO_ID -H 'X-Owner: alice' -w '%{http_code}\\n'   # revoke: 204
   curl -s $U/demo/hello -H "Authorization: Bearer \$DEMO" -w ' %{http_code}\\n'    # {"message":"Forbidden"} 403
 
-Logs: .run/dev-functions.log, .run/dev-gateway.log   Ctrl-C stops everything.
+Who did what, and the lifecycle events it made (each change's audit record
+goes to EventBridge; a rule sends them all to a local SQS queue):
+
+  curl -s "$U/audit?limit=5" -H 'X-Owner: alice'               # alice's audit trail, newest first
+  $VENV/bin/python scripts/local_events.py show $AWS_ENDPOINT_URL_EVENTBRIDGE   # the events so far (and clears them)
+
+Logs: .run/dev-functions.log, .run/dev-gateway.log, .run/dev-stream.log (the
+events function's invocations)   Ctrl-C stops everything.
 MSG
 wait

@@ -1,11 +1,15 @@
 # start_stack DDB_PORT API_PORT NAME [extra env lines]: DynamoDB Local, the
-# table, a local Secrets Manager holding the keyring, and every function
-# under `cargo lambda watch`, all on loopback. The functions read the
-# keyring from the secret at init, as deployed; no key material is in their
-# environment. Sets STACK_PIDS, TOLLGATE_URL, TOLLGATE_TABLE,
-# AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SECRETS_MANAGER,
+# table and its stream, moto (Secrets Manager holding the keyring,
+# EventBridge and SQS), every function under `cargo lambda watch`, and the
+# stream poller that plays the events function's event source mapping, all
+# on loopback. The functions read the keyring from the secret at init, as
+# deployed; no key material is in their environment. Sets STACK_PIDS,
+# TOLLGATE_URL, TOLLGATE_TABLE, AWS_ENDPOINT_URL_DYNAMODB,
+# AWS_ENDPOINT_URL_SECRETS_MANAGER (and _EVENTBRIDGE, _SQS: the same moto),
 # TOLLGATE_HASH_KEY_SECRET, TOLLGATE_HASH_KEY (the ring's `v1` key, for
-# in-process apps) and TOLLGATE_KEYRING (the secret's value, for the scan).
+# in-process apps), TOLLGATE_KEYRING (the secret's value, for the scan),
+# EVENTS_QUEUE_URL (every event, see scripts/local_events.py),
+# DEAD_LETTER_QUEUE_URL and TOLLGATE_STREAM_LOG (the poller's invocations).
 start_stack() {
   local ddb_port=$1 api_port=$2 name=$3 extra=${4:-}
   port_free "$api_port" || die "port $api_port is taken: stop what uses it first"
@@ -15,9 +19,12 @@ start_stack() {
   export TOLLGATE_TABLE=tollgate-tokens
   create_table "$AWS_ENDPOINT_URL_DYNAMODB" "$TOLLGATE_TABLE" >/dev/null
   local sm_port=$((ddb_port + 50))
-  start_secrets "$sm_port" "$RUN/$name-secrets.pid"
-  STACK_PIDS="$STACK_PIDS $RUN/$name-secrets.pid"
+  start_local_aws "$sm_port" "$RUN/$name-local-aws.pid"
+  STACK_PIDS="$STACK_PIDS $RUN/$name-local-aws.pid"
   export AWS_ENDPOINT_URL_SECRETS_MANAGER="http://127.0.0.1:$sm_port"
+  export AWS_ENDPOINT_URL_EVENTBRIDGE="$AWS_ENDPOINT_URL_SECRETS_MANAGER" AWS_ENDPOINT_URL_SQS="$AWS_ENDPOINT_URL_SECRETS_MANAGER"
+  export EVENTS_QUEUE_URL DEAD_LETTER_QUEUE_URL
+  eval "$("$VENV/bin/python" "$ROOT/scripts/local_events.py" setup "$AWS_ENDPOINT_URL_EVENTBRIDGE")"
   export TOLLGATE_HASH_KEY TOLLGATE_KEYRING TOLLGATE_HASH_KEY_SECRET=tollgate/hash-key
   TOLLGATE_HASH_KEY="$(new_hash_key)"
   TOLLGATE_KEYRING="{\"current\": \"k1\", \"keys\": {\"v1\": \"$TOLLGATE_HASH_KEY\", \"k1\": \"$(new_hash_key)\"}}"
@@ -28,6 +35,8 @@ start_stack() {
     echo "TOLLGATE_HASH_KEY_SECRET=$TOLLGATE_HASH_KEY_SECRET"
     echo "AWS_ENDPOINT_URL_SECRETS_MANAGER=$AWS_ENDPOINT_URL_SECRETS_MANAGER"
     echo "AWS_ENDPOINT_URL_DYNAMODB=$AWS_ENDPOINT_URL_DYNAMODB"
+    echo "AWS_ENDPOINT_URL_EVENTBRIDGE=$AWS_ENDPOINT_URL_EVENTBRIDGE"
+    echo "TOLLGATE_EVENT_BUS=default"
     echo "AWS_ACCESS_KEY_ID=local"
     echo "AWS_SECRET_ACCESS_KEY=local"
     echo "AWS_REGION=us-east-1"
@@ -44,6 +53,16 @@ start_stack() {
   STACK_PIDS="$STACK_PIDS $RUN/$name-functions.pid"
   wait_port 127.0.0.1 "$api_port" 120 || die "cargo lambda watch did not start; see .run/$name-functions.log"
   export TOLLGATE_INVOKE_PORT="$api_port"
+  # The events function's event source mapping, played on DynamoDB Local's
+  # stream with the template's filters (scripts/stream_poller.py).
+  export TOLLGATE_STREAM_LOG="$RUN/$name-stream.log"
+  : >"$TOLLGATE_STREAM_LOG"
+  ("$VENV/bin/python" "$ROOT/scripts/stream_poller.py" --endpoint "$AWS_ENDPOINT_URL_DYNAMODB" \
+    --table "$TOLLGATE_TABLE" --template "$ROOT/template.yaml" --invoke-url "http://127.0.0.1:$api_port" \
+    --sqs-endpoint "$AWS_ENDPOINT_URL_SQS" --dead-letter-queue "$DEAD_LETTER_QUEUE_URL" \
+    --log "$TOLLGATE_STREAM_LOG" >"$RUN/$name-stream-poller.log" 2>&1) &
+  echo $! >"$RUN/$name-stream-poller.pid"
+  STACK_PIDS="$STACK_PIDS $RUN/$name-stream-poller.pid"
 }
 
 # start_gateway PORT INVOKE_PORT NAME OWNERS [URL_VAR]: the local API gateway

@@ -16,7 +16,7 @@ step() {
   echo "==> $1"
 }
 # The deploy path, as a machine with only Rust and Python runs it (no Java,
-# Node or Docker on its PATH): the seven functions for arm64 (release, fat
+# Node or Docker on its PATH): the eight functions for arm64 (release, fat
 # LTO), `sam build`, the built template linted and packaged (moto's S3 API
 # in the stack below stands in for the bucket; the check waits for it). The
 # arm64 build is the longest step: it starts first, in the background at the
@@ -123,8 +123,8 @@ static_checks() {
   echo "checkov (a skipped check carries its reason in the template)"
   CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$CHECKOV_VENV/bin/checkov" --framework cloudformation --quiet --compact \
     --skip-download -f template.yaml -f examples/protected-api/template.yaml
-  echo "the local API gateway's own tests (a stub Lambda Invoke API)"
-  "$VENV/bin/python" -m unittest -q tests/gateway_test.py 2>&1
+  echo "the local API gateway's and the stream poller's own tests (stub functions)"
+  "$VENV/bin/python" -m unittest -q tests/gateway_test.py tests/stream_poller_test.py 2>&1
   echo "openapi.yaml (OpenAPI 3.1) and every relative link of the docs"
   openapi-spec-validator --schema 3.1 openapi.yaml
   "$VENV/bin/python" scripts/check_links.py
@@ -190,7 +190,7 @@ if [ "${SKIP_SAM_BUILD:-}" = 1 ]; then
 else
   wait "$DEPLOY_BUILD_PID" || { tail -40 "$RUN/deploy-check.log"; die "the deploy path failed (log: .run/deploy-check.log)"; }
   DEPLOY_BUILD_PID=
-  grep -E "Finished|^seven|^packaged" "$RUN/deploy-check.log"
+  grep -E "Finished|^eight|^packaged" "$RUN/deploy-check.log"
   ensure_arm64_tools
 
   step "arm64: the validate bootstrap that deploy ships, run under qemu-user (make test-arm64)"

@@ -152,3 +152,57 @@ fn metrics_lines_in_the_logs_are_emf() {
         );
     }
 }
+
+/// Every lifecycle event of the run (a rule sends them all to one queue):
+/// no token secret, server key or stored secret hash in any.
+#[tokio::test]
+async fn no_secret_hash_or_key_in_the_events() {
+    let queue = std::env::var("EVENTS_QUEUE_URL").expect("EVENTS_QUEUE_URL set by make test");
+    let events =
+        tollgate_tests::receive(&queue, usize::MAX, std::time::Duration::from_secs(5)).await;
+    assert!(
+        events.len() > 20,
+        "the suite's changes made events ({})",
+        events.len()
+    );
+    let text = serde_json::to_string(&events).unwrap();
+    // The hashes the table holds.
+    let store = tollgate_tests::dynamo_store().await;
+    let mut hashes = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let out = store
+            .client()
+            .scan()
+            .table_name(std::env::var("TOLLGATE_TABLE").unwrap())
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .unwrap();
+        for item in out.items() {
+            for (k, v) in item {
+                if k.to_ascii_lowercase().contains("hash") {
+                    if let Ok(h) = v.as_s() {
+                        hashes.push(h.clone());
+                    }
+                }
+            }
+        }
+        match out.last_evaluated_key {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    assert!(!hashes.is_empty());
+    for h in &hashes {
+        assert!(!text.contains(h.as_str()), "a stored hash is in an event");
+    }
+    for key in server_keys() {
+        assert!(!text.contains(&key), "a server key is in an event");
+    }
+    for t in minted() {
+        for s in secrets(&t) {
+            assert!(!text.contains(&s), "a token secret is in an event");
+        }
+    }
+}

@@ -9,11 +9,14 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use serde_json::Value;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
 use tollgate::config::Config;
 use tollgate::store::dynamo::{sdk_config, DynamoStore};
 
-fn env(name: &str) -> String {
+/// A variable `make test` sets.
+pub fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
         panic!("{name} is not set: run the integration tests through `make test`, which starts the stack")
     })
@@ -417,3 +420,51 @@ pub const HOSTILE_CONTENT_TYPES: &[&str] = &[
     "application/merge-patch+json",
     "",
 ];
+
+/// A call to the local EventBridge or SQS (moto's JSON APIs), as the SDKs
+/// make it: `target` is the `X-Amz-Target` (`AmazonSQS.ReceiveMessage`).
+pub async fn local_aws(target: &str, body: Value) -> Value {
+    let (service, version) = if target.starts_with("AmazonSQS.") {
+        ("sqs", "1.0")
+    } else {
+        ("events", "1.1")
+    };
+    let resp = reqwest::Client::new()
+        .post(env("AWS_ENDPOINT_URL_SQS"))
+        .header("x-amz-target", target)
+        .header("content-type", format!("application/x-amz-json-{version}"))
+        .header(
+            "authorization",
+            format!("AWS4-HMAC-SHA256 Credential=local/20261206/us-east-1/{service}/aws4_request, SignedHeaders=host, Signature=0"),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("moto answers");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "{target}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Messages from a queue (deleted as read), each body as JSON.
+pub async fn receive(queue: &str, want: usize, within: Duration) -> Vec<Value> {
+    let started = Instant::now();
+    let mut got = Vec::new();
+    while got.len() < want && started.elapsed() < within {
+        let out = local_aws(
+            "AmazonSQS.ReceiveMessage",
+            json!({"QueueUrl": queue, "MaxNumberOfMessages": 10, "WaitTimeSeconds": 1}),
+        )
+        .await;
+        for m in out["Messages"].as_array().into_iter().flatten() {
+            got.push(serde_json::from_str(m["Body"].as_str().unwrap_or("null")).unwrap());
+            local_aws(
+                "AmazonSQS.DeleteMessage",
+                json!({"QueueUrl": queue, "ReceiptHandle": m["ReceiptHandle"]}),
+            )
+            .await;
+        }
+    }
+    got
+}

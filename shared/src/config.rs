@@ -192,6 +192,32 @@ impl Config {
     }
 }
 
+/// The `events` function's configuration: it reads no key and serves no
+/// route, so it needs only the table (for `token.expired` records), the
+/// bus and the audit retention.
+#[derive(Debug, Clone)]
+pub struct EventsConfig {
+    pub table: String,
+    /// `TOLLGATE_EVENT_BUS`: a bus name or ARN (default: `default`).
+    pub bus: String,
+    pub audit_retention_days: i64,
+}
+
+impl EventsConfig {
+    pub fn from_env() -> Result<EventsConfig, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<EventsConfig, ConfigError> {
+        Ok(EventsConfig {
+            table: get("TOLLGATE_TABLE")
+                .ok_or_else(|| ConfigError("TOLLGATE_TABLE is not set".into()))?,
+            bus: name("TOLLGATE_EVENT_BUS", "default", &get)?,
+            audit_retention_days: days("TOLLGATE_AUDIT_RETENTION_DAYS", 400, &get)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@
 //!   Secrets Manager;
 //! - `leaks`: what a reported leak does, and GitHub's secret-scanning
 //!   protocol;
+//! - `events`: lifecycle events from the table's stream, for EventBridge;
 //! - `metrics`: CloudWatch Embedded Metric Format lines;
 //! - `config`, `dates`, `codec`: configuration, RFC 3339, base32.
 
@@ -24,6 +25,7 @@ pub mod codec;
 pub mod config;
 pub mod credentials;
 pub mod dates;
+pub mod events;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod http;

@@ -172,6 +172,10 @@ impl Store for Recording {
         self.note("delete_identity");
         self.inner.delete_identity(id, owner, audit).await
     }
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.note("record");
+        self.inner.record(record).await
+    }
     async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
         self.note("audit");
         self.inner.audit(owner, q).await
@@ -580,6 +584,107 @@ async fn each_policy_names_exactly_the_actions_its_code_calls() {
             granted, needed,
             "{name}: policy vs the actions its code calls ({calls:?})"
         );
+    }
+}
+
+/// The events function: the stream it is mapped to, `token.expired`
+/// records (audit items only, by their key), EventBridge's one bus, and
+/// the dead-letter queue; no keyring, no other item of the table.
+#[tokio::test]
+async fn the_events_function_may_read_its_stream_and_put_records_and_events_only() {
+    use tollgate::events::{deliver, Bus, Change, Fact, LifecycleEvent, TokenRef};
+    struct NoBus;
+    #[async_trait]
+    impl Bus for NoBus {
+        async fn put(&self, events: &[LifecycleEvent]) -> Result<Vec<bool>, String> {
+            Ok(vec![true; events.len()])
+        }
+    }
+    let rec = Recording {
+        inner: Arc::new(MemoryStore::new()),
+        calls: Mutex::new(BTreeSet::new()),
+    };
+    let token = TokenRef {
+        id: "0123456789abcdefghjkmnpqrs".into(),
+        owner: "owner-1".into(),
+        identity_id: None,
+    };
+    let changes: Vec<Change> = [
+        Fact::Expired(token.clone()),
+        Fact::Exhausted(token),
+        Fact::Nothing,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, fact)| Change {
+        sequence: i.to_string(),
+        event_id: i.to_string(),
+        at: OffsetDateTime::now_utc(),
+        fact: Ok(fact),
+    })
+    .collect();
+    assert_eq!(deliver(&changes, &NoBus, &rec, 400).await, None);
+    let calls = rec.calls.lock().unwrap().clone();
+    let needed: BTreeSet<&str> = calls
+        .iter()
+        .flat_map(|m| iam_actions(m).iter().copied())
+        .collect();
+    assert_eq!(needed, BTreeSet::from(["dynamodb:PutItem"]));
+
+    let tpl = template();
+    let statements = tpl["Resources"]["EventsFunction"]["Properties"]["Policies"][0]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let granted: Vec<(Vec<String>, String, String)> = statements
+        .iter()
+        .map(|st| {
+            assert_eq!(st["Effect"].as_str(), Some("Allow"));
+            let actions = st["Action"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_owned())
+                .collect();
+            let condition = serde_yaml::to_string(&st["Condition"]).unwrap();
+            (actions, resource_text(&st["Resource"]), condition)
+        })
+        .collect();
+    let put_item: Vec<&(Vec<String>, String, String)> = granted
+        .iter()
+        .filter(|(a, _, _)| {
+            a.iter().any(|a| {
+                a.starts_with("dynamodb:")
+                    && !a.contains("Stream")
+                    && a != "dynamodb:GetRecords"
+                    && a != "dynamodb:GetShardIterator"
+            })
+        })
+        .collect();
+    assert_eq!(put_item.len(), 1, "{granted:?}");
+    let (actions, resource, condition) = put_item[0];
+    assert_eq!(actions, &["dynamodb:PutItem"]);
+    assert_eq!(resource, "!GetAtt TokensTable.Arn");
+    assert!(
+        condition.contains("dynamodb:LeadingKeys") && condition.contains("A#*"),
+        "audit items only: {condition}"
+    );
+    for (actions, resource, _) in &granted {
+        for a in actions {
+            match a.as_str() {
+                "dynamodb:PutItem" => {}
+                "dynamodb:DescribeStream" | "dynamodb:GetRecords" | "dynamodb:GetShardIterator" => {
+                    assert_eq!(resource, "!GetAtt TokensTable.StreamArn")
+                }
+                // Names no resource.
+                "dynamodb:ListStreams" => assert_eq!(resource, "*"),
+                "events:PutEvents" => assert!(
+                    resource.ends_with(":event-bus/${EventBusName}"),
+                    "one bus: {resource}"
+                ),
+                "sqs:SendMessage" => assert_eq!(resource, "!GetAtt EventsDeadLetterQueue.Arn"),
+                other => panic!("EventsFunction may not {other} ({resource})"),
+            }
+        }
     }
 }
 

@@ -195,6 +195,10 @@ fn every_event_through_cargo_lambda_invoke() {
     assert_eq!(denied["policyDocument"]["Statement"][0]["Effect"], "Deny");
     assert_eq!(denied["context"], json!({"reason": "NOT_FOUND"}));
 
+    // A stream batch (stream.json): both records delivered.
+    let batch = invoke_raw("events", &event("stream", PLACEHOLDER_ID, "", ""));
+    assert_eq!(batch, json!({"batchItemFailures": []}));
+
     // An identity, created and deleted through its own events.
     let (s, identity) = invoke("create", &event("identity-create", "", "", ""));
     assert_eq!(s, 201, "{identity}");

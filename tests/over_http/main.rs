@@ -20,3 +20,4 @@ mod rate;
 mod review;
 mod revoke;
 mod security;
+mod stream_events;

@@ -27,15 +27,24 @@ pub struct Actor {
     pub source_ip: Option<String>,
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
-    /// `"user"` for the management API, else the service that acted
-    /// (`"github"`: a secret-scanning report).
+    /// One of [`ACTOR_KINDS`]: `"user"` for the management API, else who
+    /// acted (`"github"`: a secret-scanning report; `"service"`: Tollgate
+    /// itself, recording a TTL removal).
     pub kind: &'static str,
 }
 
 /// At most this many characters of a user agent are kept.
 const MAX_USER_AGENT: usize = 256;
 
+/// Who may act: see [`Actor::kind`].
+pub const ACTOR_KINDS: &[&str] = &["user", "github", "service"];
+
 impl Actor {
+    /// The kind's name as stored, back to its `'static` form.
+    pub fn kind_named(name: &str) -> Option<&'static str> {
+        ACTOR_KINDS.iter().copied().find(|k| *k == name)
+    }
+
     /// The caller of a management request, acting for `owner`.
     pub fn of(req: &ApiRequest, owner: &str) -> Actor {
         Actor {
@@ -90,8 +99,7 @@ impl Target {
 pub struct AuditRecord {
     pub id: String,
     pub at: OffsetDateTime,
-    /// `token.created`, `token.updated`, `token.rolled`, `token.deleted`,
-    /// `identity.created`, `identity.updated`, `identity.deleted`.
+    /// One of [`ACTIONS`].
     pub action: &'static str,
     pub target: Target,
     pub actor: Actor,
@@ -203,6 +211,7 @@ pub const ACTIONS: &[&str] = &[
     "token.updated",
     "token.rolled",
     "token.deleted",
+    "token.expired",
     "identity.created",
     "identity.updated",
     "identity.deleted",

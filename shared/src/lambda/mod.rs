@@ -1,8 +1,10 @@
 //! The AWS Lambda adapter: API Gateway HTTP API (payload 2.0) events in,
 //! responses out, one JSON log line per request. Each function's `main`
-//! is one call to [`run`] (the authorize function's, to [`authorizer::run`]).
+//! is one call to [`run`] (the authorize function's, to [`authorizer::run`];
+//! the events function's, to [`events::run`]).
 
 pub mod authorizer;
+pub mod events;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

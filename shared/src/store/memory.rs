@@ -499,6 +499,14 @@ impl Store for MemoryStore {
         Ok(IdentityDeletion::Deleted)
     }
 
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let mut s = self.lock()?;
+        if !s.audit.iter().any(|r| r.id == record.id) {
+            s.audit.push(record.clone());
+        }
+        Ok(())
+    }
+
     async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
         let s = self.lock()?;
         let mut mine: Vec<(String, &AuditRecord)> = s

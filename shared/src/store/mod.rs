@@ -425,6 +425,10 @@ pub trait Store: Send + Sync {
     /// One page of the owner's audit records, newest first: a token's or
     /// an identity's history when the query names one, else the owner's.
     async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError>;
+    /// Writes a record of a change the service observed rather than made
+    /// (a TTL removal): once, however often it is written (`record.id`
+    /// is derived from the change).
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError>;
     /// Renews or releases a live lease (see `LeaseMove`). A lapsed lease
     /// is `Gone`: its bucket may already have been removed by an acquire.
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError>;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
 use super::error::store_error;
@@ -30,7 +31,7 @@ fn keys(owner: &str, target: &str, position: &str) -> Item {
     ])
 }
 
-fn to_item(a: &AuditRecord) -> Item {
+pub(super) fn to_item(a: &AuditRecord) -> Item {
     let mut item = keys(&a.actor.owner, a.target.id(), &a.position());
     item.insert("recordId".into(), s(&a.id));
     item.insert("at".into(), n(dates::millis(a.at)));
@@ -59,7 +60,7 @@ fn to_item(a: &AuditRecord) -> Item {
     item
 }
 
-fn from_item(item: &Item) -> Result<AuditRecord, StoreError> {
+pub(super) fn from_item(item: &Item) -> Result<AuditRecord, StoreError> {
     let actor = item
         .get("actor")
         .and_then(|v| v.as_m().ok())
@@ -86,10 +87,9 @@ fn from_item(item: &Item) -> Result<AuditRecord, StoreError> {
             source_ip: field("sourceIp"),
             user_agent: field("userAgent"),
             request_id: field("requestId"),
-            kind: match get_s(actor, "type") {
-                Some("github") => "github",
-                _ => "user",
-            },
+            kind: get_s(actor, "type")
+                .and_then(Actor::kind_named)
+                .unwrap_or("user"),
         },
         changes: get_s(item, "changes")
             .and_then(|c| serde_json::from_str(c).ok())
@@ -108,6 +108,26 @@ impl DynamoStore {
             .build()
             .map_err(|e| StoreError::Internal(e.to_string()))?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A record standing alone (see `Store::record`): written once.
+    pub(super) async fn put_record(&self, a: &AuditRecord) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(a)))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            // Written before: the same change redelivered.
+            Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(store_error(e)),
+        }
     }
 
     pub(super) async fn audit_page(

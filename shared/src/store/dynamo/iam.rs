@@ -46,6 +46,8 @@ pub fn iam_actions(store_method: &str) -> &'static [&'static str] {
             "dynamodb:DeleteItem",
             "dynamodb:PutItem",
         ],
+        // A record standing alone (the events function's token.expired).
+        "record" => &["dynamodb:PutItem"],
         // An owner's trail on the table; a token's or identity's on the index.
         "audit" => &["dynamodb:Query", QUERY_TARGET_INDEX],
         // The lease's own item read, then a transaction of the token's

@@ -35,10 +35,12 @@ mod error;
 pub mod iam;
 mod identity;
 mod item;
+pub mod stream;
 
 pub use client::sdk_config;
 use error::store_error;
-use item::{bad, client_attrs, from_item, get_n, get_s, n, req_s, s, to_item, token_key, Item};
+pub use item::Item;
+use item::{bad, client_attrs, from_item, get_n, get_s, n, req_s, s, to_item, token_key};
 
 pub const INDEX: &str = "byOwner";
 
@@ -777,6 +779,10 @@ impl Store for DynamoStore {
 
     async fn audit(&self, owner: &str, q: &AuditQuery) -> Result<AuditPage, StoreError> {
         self.audit_page(owner, q).await
+    }
+
+    async fn record(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.put_record(record).await
     }
 
     async fn move_lease(&self, m: &LeaseMove<'_>) -> Result<MoveOutcome, StoreError> {
