@@ -48,6 +48,14 @@ CARGO_LAMBDA_COMPILER=cargo-zigbuild cargo lambda build --quiet --release --arm6
   --lambda-dir target/lambda-arm64 >"$OUT/zip-arm64.log" 2>&1
 zip_arm64_bytes=$(find target/lambda-arm64 -name bootstrap.zip -printf '%s %h\n' | sort -n | tail -1)
 
+echo "==> events_lag_ms: a change's commit to its event, through the local stack (DynamoDB Local's stream, the poller, the events function, moto)" >&2
+(
+  source "$ROOT/scripts/stack.sh"
+  trap stop_stack EXIT
+  start_stack $((DDB_PORT + 200)) $((DDB_PORT + 1100)) bench-events >/dev/null
+  "$VENV/bin/python" bench/events_lag.py 40
+) >"$OUT/events-lag.txt"
+
 med() { # median of the values of `key` in a file of `key value` lines
   awk -v k="$1" '$1 == k { print $2 }' "$2" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
@@ -108,6 +116,7 @@ cat <<TABLE
 | **authorize_vs_getitem** | **$(val authorize_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
 | a holder's revocation of a token, median µs (one conditional DeleteItem) | $(val revoke_median_us "$OUT/ratios.txt") | |
 | **revoke_vs_deleteitem** (against the raw DeleteItem conditioned on the secret hash) | **$(val revoke_vs_deleteitem "$OUT/ratios.txt")** | ≤ 1.15 |
+| **events_lag_ms** (a change's commit to its event in a queue, median of 40; p90 $(val events_lag_p90_ms "$OUT/events-lag.txt"); the local poller's 0.2 s idle interval dominates) | **$(val events_lag_ms "$OUT/events-lag.txt")** | reported |
 | **init_ms** (x86_64, measured natively: process start → first request for work, median of 5; keyring from TOLLGATE_HASH_KEY; arm64 is measured for size only) | **$init_ms** | ≤ 20 |
 | **init_secret_ms** (the same, keyring read from the local Secrets Manager at init, beside the DynamoDB warm-up) | **$init_secret_ms** | ≤ 20 |
 | first invocation µs, connection opened in init / not (medians of 5) | $first_warm / $first_cold | |
@@ -132,6 +141,7 @@ echo "emf_us $emf_us"
 echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
 echo "authorize_vs_getitem $(val authorize_vs_getitem "$OUT/ratios.txt")"
 echo "revoke_vs_deleteitem $(val revoke_vs_deleteitem "$OUT/ratios.txt")"
+echo "events_lag_ms $(val events_lag_ms "$OUT/events-lag.txt")"
 echo "init_ms $init_ms"
 echo "init_secret_ms $init_secret_ms"
 echo "rss_mb $rss_mb"

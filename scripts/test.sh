@@ -120,6 +120,8 @@ static_checks() {
     cfn-lint "$t"
     sam validate --lint --template "$t" >/dev/null
   done
+  echo "cfn-lint: the templates docs/ shows"
+  "$VENV/bin/python" scripts/doc_snippets.py "$RUN/doc-snippets" | xargs cfn-lint
   echo "checkov (a skipped check carries its reason in the template)"
   CKV_SKIP_PACKAGE_UPDATE_CHECK=true "$CHECKOV_VENV/bin/checkov" --framework cloudformation --quiet --compact \
     --skip-download -f template.yaml -f examples/protected-api/template.yaml

@@ -203,7 +203,11 @@ pub async fn deliver(
         if let Some(k) = failed {
             // Records before the failed entry's are delivered; it and
             // every later one come again.
-            stopped_at = Some(chunk[k].0);
+            let i = chunk[k].0;
+            if let Some(c) = changes.get(i) {
+                tracing::error!(sequence = %c.sequence, "EventBridge did not take the event");
+            }
+            stopped_at = Some(i);
             break;
         }
     }
