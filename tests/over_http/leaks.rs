@@ -100,7 +100,7 @@ async fn a_signed_report_applies_each_tokens_on_leak() {
     let o = owner("leaks");
     let (revoke_id, revoke) = api.mint(&o, json!({"maxUses": 10})).await;
     let (disable_id, disable) = api.mint(&o, json!({"onLeak": "disable"})).await;
-    let (_, notify) = api.mint(&o, json!({"onLeak": "notify"})).await;
+    let (notify_id, notify) = api.mint(&o, json!({"onLeak": "notify"})).await;
     assert_eq!(api.detail(&o, &revoke_id).await.json()["onLeak"], "revoke");
     let marker = format!("leak-marker-{}", o);
     let strings = [
@@ -131,6 +131,29 @@ async fn a_signed_report_applies_each_tokens_on_leak() {
     assert_eq!(reason(&api, &disable).await, "DISABLED");
     assert_eq!(api.detail(&o, &disable_id).await.json()["enabled"], false);
     assert_eq!(reason(&api, &notify).await, "ACTIVE");
+    // Each recorded as token.leaked by the scanner, with what was done and
+    // where the report says the string was found.
+    let url = format!("https://github.com/octo/app/blob/main/{marker}.env");
+    for (id, done) in [
+        (&revoke_id, "enabled"),
+        (&disable_id, "enabled"),
+        (&notify_id, "report"),
+    ] {
+        let trail = api
+            .send(
+                api.request("GET", &format!("/audit?tokenId={id}&action=token.leaked"))
+                    .header("x-owner", &o),
+            )
+            .await;
+        let records = trail.json()["records"].as_array().unwrap().clone();
+        assert_eq!(records.len(), 1, "{}", trail.text);
+        assert_eq!(records[0]["actor"]["type"], "github");
+        assert_eq!(
+            records[0]["changes"]["report"]["to"],
+            json!({"url": url, "source": "content"})
+        );
+        assert!(records[0]["changes"].get(done).is_some(), "{}", trail.text);
+    }
     // Reported again: the revoked one is no longer ours to answer for.
     let again = signed_report(&api, &body_of(&strings[..3], &marker)).await;
     assert_eq!(
@@ -149,7 +172,7 @@ async fn a_signed_report_applies_each_tokens_on_leak() {
 }
 
 /// An identity's `onLeak`, when set, is its tokens' policy: its disabled
-/// token is recorded in the audit trail with the scanner as the actor.
+/// token is recorded in the audit trail as leaked, the scanner its actor.
 #[tokio::test]
 async fn an_identitys_on_leak_applies_to_its_tokens() {
     let api = Api::new();
@@ -171,7 +194,7 @@ async fn an_identitys_on_leak_applies_to_its_tokens() {
     assert_eq!(reason(&api, &token).await, "DISABLED");
     let trail = api
         .send(
-            api.request("GET", &format!("/audit?tokenId={id}&action=token.updated"))
+            api.request("GET", &format!("/audit?tokenId={id}&action=token.leaked"))
                 .header("x-owner", &o),
         )
         .await;

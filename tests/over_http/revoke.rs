@@ -30,6 +30,18 @@ async fn reason(api: &Api, credential: &str) -> Value {
     }
 }
 
+/// The owner's audit records of `action` on the token `id`.
+async fn records(api: &Api, owner: &str, id: &str, action: &str) -> Vec<Value> {
+    let a = api
+        .send(
+            api.request("GET", &format!("/audit?tokenId={id}&action={action}"))
+                .header("x-owner", owner),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.json()["records"].as_array().unwrap().clone()
+}
+
 #[tokio::test]
 async fn a_holder_revokes_a_token_by_json_form_or_bearer() {
     let api = Api::new();
@@ -53,6 +65,17 @@ async fn a_holder_revokes_a_token_by_json_form_or_bearer() {
         assert_eq!(api.detail(&o, &id).await.status, 404, "{how}: deleted");
         // Revoked again: nothing left, the same answer.
         assert_empty_200(&revoke_json(&api, &token).await);
+        // Recorded once, the holder the actor, with where it came from.
+        let revoked = records(&api, &o, &id, "token.revoked").await;
+        assert_eq!(revoked.len(), 1, "{how}: {revoked:?}");
+        assert_eq!(revoked[0]["actor"]["type"], "holder");
+        assert_eq!(revoked[0]["actor"]["owner"], o.as_str());
+        assert!(revoked[0]["actor"]["sourceIp"].is_string(), "{revoked:?}");
+        assert!(revoked[0]["actor"]["sub"].is_null());
+        assert_eq!(
+            revoked[0]["changes"]["maxUses"],
+            json!({"from": 50, "to": null})
+        );
     }
 }
 
@@ -92,13 +115,19 @@ async fn revoking_a_previous_secret_ends_only_its_grace() {
         "{}",
         detail.text
     );
+    let revoked = records(&api, &o, &id, "token.revoked").await;
+    assert_eq!(revoked.len(), 1, "{revoked:?}");
+    assert_eq!(
+        revoked[0]["changes"],
+        json!({"previousSecret": {"from": "in grace", "to": "revoked"}})
+    );
 }
 
 #[tokio::test]
 async fn revoking_a_capability_ends_it_alone_until_its_end() {
     let api = Api::new();
     let o = owner("revoke-capability");
-    let (_, parent) = api.mint(&o, json!({"maxUses": 100})).await;
+    let (parent_id, parent) = api.mint(&o, json!({"maxUses": 100})).await;
     let cap = |ttl: u64| {
         let (api, parent) = (api.clone(), parent.clone());
         async move {
@@ -133,6 +162,14 @@ async fn revoking_a_capability_ends_it_alone_until_its_end() {
     assert!(xml.text.contains("<revocation"), "{}", xml.text);
     assert_eq!(reason(&api, &sibling).await, "NOT_FOUND");
     assert_eq!(reason(&api, &parent).await, "ACTIVE");
+    // Two capabilities revoked, two records on the parent; the repeat none.
+    let revoked = records(&api, &o, &parent_id, "capability.revoked").await;
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    for r in &revoked {
+        assert_eq!(r["actor"]["type"], "holder");
+        assert_eq!(r["changes"]["capability"]["to"]["state"], "revoked");
+        assert!(r["changes"]["capability"]["to"]["jti"].is_string());
+    }
 }
 
 #[tokio::test]

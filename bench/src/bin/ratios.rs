@@ -321,10 +321,13 @@ async fn main() {
     // revoke_vs_deleteitem: a holder's revocation of a token, through the
     // validate function, against the raw request of the same shape on
     // another token: one DeleteItem conditioned on the secret's hash.
+    // revoke_vs_delete_and_put: against that DeleteItem and then the put
+    // of an audit record, what the revocation sends (its record follows
+    // the delete, which names the owner).
     let revoke_event = |token: &str| {
         validate_event(&json!({"token": token})).replace("/validate", "/validate/revoke")
     };
-    let (mut rv_times, mut d_times) = (Vec::new(), Vec::new());
+    let (mut rv_times, mut d_times, mut dp_times) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..iterations / 2 + 50 {
         let (_, doomed) = mint(&app, json!({})).await;
         let (other, _) = mint(&app, json!({})).await;
@@ -341,6 +344,7 @@ async fn main() {
             .condition_expression("#hash = :hash")
             .expression_attribute_names("#hash", "secretHash")
             .expression_attribute_values(":hash", AttributeValue::S(other_hash))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .return_values_on_condition_check_failure(
                 aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld,
             )
@@ -348,12 +352,32 @@ async fn main() {
             .await
             .unwrap();
         let d = t.elapsed().as_secs_f64() * 1e6;
+        let position = format!("{:017}#benchrevoke{i:08}", i);
+        client
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S("A#bench-revoke".into()))
+            .item("sk", AttributeValue::S(position.clone()))
+            .item("gsi2pk", AttributeValue::S(format!("AT#{other}")))
+            .item("gsi2sk", AttributeValue::S(position))
+            .item("action", AttributeValue::S("token.revoked".into()))
+            .item("changes", AttributeValue::S("{}".into()))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .unwrap();
+        let dp = t.elapsed().as_secs_f64() * 1e6;
         if i >= 50 {
             rv_times.push(rv);
             d_times.push(d);
+            dp_times.push(dp);
         }
     }
-    let (rv_med, d_med) = (median(&mut rv_times), median(&mut d_times));
+    let (rv_med, d_med, dp_med) = (
+        median(&mut rv_times),
+        median(&mut d_times),
+        median(&mut dp_times),
+    );
 
     let storm_event = validate_event(&json!({"token": ktoken, "acquire": true}));
     let (mut storm_times, mut unavailable) = (Vec::new(), 0);
@@ -571,6 +595,8 @@ async fn main() {
     println!("authorize_vs_getitem {:.3}", auth_med / ag_med);
     println!("revoke_median_us {rv_med:.0}");
     println!("revoke_vs_deleteitem {:.3}", rv_med / d_med);
+    println!("delete_and_put_median_us {dp_med:.0}");
+    println!("revoke_vs_delete_and_put {:.3}", rv_med / dp_med);
     println!("spend_vs_update {:.3}", s_med / u_med);
     println!("acquire_vs_raw {:.3}", a_med / r_med);
     println!("acquire_vs_update {:.3}", a_med / au_med);

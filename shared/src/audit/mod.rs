@@ -28,8 +28,9 @@ pub struct Actor {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     /// One of [`ACTOR_KINDS`]: `"user"` for the management API, else who
-    /// acted (`"github"`: a secret-scanning report; `"service"`: Tollgate
-    /// itself, recording a TTL removal).
+    /// acted (`"github"`: a secret-scanning report; `"holder"`: whoever
+    /// held the credential, revoking it; `"service"`: Tollgate itself,
+    /// recording a TTL removal).
     pub kind: &'static str,
 }
 
@@ -37,7 +38,7 @@ pub struct Actor {
 const MAX_USER_AGENT: usize = 256;
 
 /// Who may act: see [`Actor::kind`].
-pub const ACTOR_KINDS: &[&str] = &["user", "github", "service"];
+pub const ACTOR_KINDS: &[&str] = &["user", "github", "holder", "service"];
 
 impl Actor {
     /// The kind's name as stored, back to its `'static` form.
@@ -212,6 +213,9 @@ pub const ACTIONS: &[&str] = &[
     "token.rolled",
     "token.deleted",
     "token.expired",
+    "token.revoked",
+    "token.leaked",
+    "capability.revoked",
     "identity.created",
     "identity.updated",
     "identity.deleted",

@@ -6,6 +6,7 @@
 //! the token's `onLeak` and labelled `true_positive`; anything else is
 //! `false_positive`, whether it is noise or a near miss.
 
+use serde_json::json;
 use time::OffsetDateTime;
 
 use super::{App, Result};
@@ -36,20 +37,27 @@ impl App {
         let now = crate::dates::now();
         let mut labels = Vec::with_capacity(found.len());
         for f in &found {
-            labels.push(self.leaked(req, &f.token, now).await?);
+            labels.push(self.leaked(req, f, now).await?);
         }
         let answer = github::answer(&found, &labels);
         Ok(ApiResponse::document(200, Format::Json, "leaks", &answer))
     }
 
-    /// Applies the token's `onLeak` if `text` is one of its live secrets.
+    /// Applies the token's `onLeak` if the reported string is one of its
+    /// live secrets, and records it as `token.leaked` (actor `github`),
+    /// with what was done and where the report says it was found.
     async fn leaked(
         &self,
         req: &ApiRequest,
-        text: &str,
+        found: &github::Found,
         now: OffsetDateTime,
     ) -> std::result::Result<bool, StoreError> {
+        let text = found.token.as_str();
         let keys = self.keyring_for(text).await;
+        let report = (
+            "report".to_owned(),
+            json!({"from": null, "to": {"url": found.url, "source": found.source}}),
+        );
         let Some(token) = keys.parse_token(text) else {
             return Ok(false);
         };
@@ -66,24 +74,37 @@ impl App {
                 None => None,
             };
             let on_leak = identity.and_then(|i| i.on_leak).unwrap_or(rec.on_leak);
+            let actor = Actor::service(&rec.owner, "github", req);
             let applied = match on_leak {
                 OnLeak::Revoke => {
-                    self.revoke_token(&keys, &token, now).await?;
+                    let revoked = self.revoke_token(&keys, &token, now).await?;
+                    if let Some((_, gone, mut changes)) = revoked.changes(now) {
+                        changes.extend([report.clone()]);
+                        self.record_after("token.leaked", gone, actor, changes)
+                            .await;
+                    }
                     true
                 }
-                OnLeak::Disable if !rec.enabled => true,
-                OnLeak::Disable => {
+                OnLeak::Disable if rec.enabled => {
+                    // Disabled with its record, in one transaction.
                     let off = disabled(&rec, now);
-                    let audit = self.audit_record(
-                        "token.updated",
+                    let mut audit = self.audit_record(
+                        "token.leaked",
                         Target::Token(rec.id.clone()),
-                        Actor::service(&rec.owner, "github", req),
+                        actor,
                         Some(&rec.to_json(now)),
                         Some(&off.to_json(now)),
                     );
+                    audit.changes.extend([report.clone()]);
                     self.store.replace(&rec, &off, &audit).await? == Replaced::Done
                 }
-                OnLeak::Notify => true,
+                // Notify, or already disabled: the report alone.
+                OnLeak::Disable | OnLeak::Notify => {
+                    let changes = serde_json::Map::from_iter([report.clone()]);
+                    self.record_after("token.leaked", &rec, actor, changes)
+                        .await;
+                    true
+                }
             };
             if applied {
                 tracing::info!(

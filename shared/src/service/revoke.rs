@@ -12,20 +12,61 @@ use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
 use super::{App, Result};
+use crate::audit::{Actor, Target};
 use crate::credentials::capability::{self, Claims};
 use crate::credentials::{Keyring, TokenString};
 use crate::http::{ApiError, ApiRequest, ApiResponse};
 use crate::store::{Deletion, StoreError};
+use crate::token::TokenRecord;
 use crate::validate::{capability_secret_state, input::bearer, token_secret_state};
 
-/// What a revocation did, for the log (never for the answer).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a revocation ended, with the token as it was, for its audit
+/// record and the log (never for the answer).
+#[derive(Debug, Clone, PartialEq)]
 pub(super) enum Revoked {
-    Token,
-    Grace,
-    Capability,
+    /// The token, deleted.
+    Token(Box<TokenRecord>),
+    /// Only the grace of its previous secret.
+    Grace(Box<TokenRecord>),
+    /// One capability of the token (its `jti` and `exp`).
+    Capability(Box<TokenRecord>, String, i64),
     /// Nothing of ours, or nothing left to end.
     Nothing,
+}
+
+impl Revoked {
+    /// The audit record's action and changes: the deleted token's fields
+    /// to `null`, or what ended.
+    pub(super) fn changes(
+        &self,
+        now: OffsetDateTime,
+    ) -> Option<(&'static str, &TokenRecord, Map<String, Value>)> {
+        let one = |field: &str, from: Value, to: Value| {
+            Map::from_iter([(field.to_owned(), json!({"from": from, "to": to}))])
+        };
+        match self {
+            Revoked::Token(rec) => Some((
+                "token.revoked",
+                rec,
+                crate::audit::changes(Some(&rec.to_json(now)), None),
+            )),
+            Revoked::Grace(rec) => Some((
+                "token.revoked",
+                rec,
+                one("previousSecret", json!("in grace"), json!("revoked")),
+            )),
+            Revoked::Capability(rec, jti, exp) => Some((
+                "capability.revoked",
+                rec,
+                one(
+                    "capability",
+                    Value::Null,
+                    json!({"jti": jti, "exp": exp, "state": "revoked"}),
+                ),
+            )),
+            Revoked::Nothing => None,
+        }
+    }
 }
 
 /// Rounds of read and write before 503: each lost round means the token
@@ -37,25 +78,23 @@ impl App {
         let text = revoke_input(req)?;
         let keys = self.keyring_for(&text).await;
         let now = crate::dates::now();
-        let (revoked, id) = if capability::looks_like_capability(&text) {
+        let revoked = if capability::looks_like_capability(&text) {
             match capability::signed_claims(&keys, &self.config.issuer, &text) {
-                Some(cap) if cap.expires > now.unix_timestamp() => (
-                    self.revoke_capability(&cap, now).await?,
-                    Some(cap.parent.as_str().to_owned()),
-                ),
-                _ => (Revoked::Nothing, None),
+                Some(cap) if cap.expires > now.unix_timestamp() => {
+                    self.revoke_capability(&cap, now).await?
+                }
+                _ => Revoked::Nothing,
             }
         } else {
             match keys.parse_token(&text) {
-                Some(token) => (
-                    self.revoke_token(&keys, &token, now).await?,
-                    Some(token.id.as_str().to_owned()),
-                ),
-                None => (Revoked::Nothing, None),
+                Some(token) => self.revoke_token(&keys, &token, now).await?,
+                None => Revoked::Nothing,
             }
         };
-        if revoked != Revoked::Nothing {
-            log_revocation(revoked, id.as_deref(), req.source_ip);
+        if let Some((action, rec, changes)) = revoked.changes(now) {
+            log_revocation(action, &rec.id, req.source_ip);
+            let actor = Actor::service(&rec.owner, "holder", req);
+            self.record_after(action, rec, actor, changes).await;
         }
         Ok(ApiResponse::document(
             200,
@@ -63,6 +102,25 @@ impl App {
             "revocation",
             &json!({}),
         ))
+    }
+
+    /// Records a change made without its owner's name: a revocation by
+    /// the holder or a scanner's report. The request names no owner, so
+    /// the record is written just after the change, once the change has
+    /// told whose token it was; should that write fail, the change stands
+    /// (it was asked for and made) and one `ERROR` line names the token.
+    pub(super) async fn record_after(
+        &self,
+        action: &'static str,
+        rec: &TokenRecord,
+        actor: Actor,
+        changes: Map<String, Value>,
+    ) {
+        let mut audit = self.audit_record(action, Target::Token(rec.id.clone()), actor, None, None);
+        audit.changes = changes;
+        if let Err(e) = self.store.record(&audit).await {
+            tracing::error!(action, token_id = %rec.id, error = %e, "change not recorded in the audit trail");
+        }
     }
 
     pub(super) async fn revoke_token(
@@ -79,7 +137,7 @@ impl App {
             .delete_by_secret(token.id.as_str(), &hash)
             .await?
         {
-            Deletion::Deleted => return Ok(Revoked::Token),
+            Deletion::Deleted(rec) => return Ok(Revoked::Token(rec)),
             Deletion::Kept(found) => found,
         };
         for _ in 0..MAX_ROUNDS {
@@ -91,7 +149,7 @@ impl App {
                 return Ok(Revoked::Nothing);
             }
             if self.store.end_grace(&rec, now).await? {
-                return Ok(Revoked::Grace);
+                return Ok(Revoked::Grace(rec));
             }
             found = self.store.get(token.id.as_str()).await?.map(Box::new);
         }
@@ -115,7 +173,11 @@ impl App {
             }
             let revoked = rec.revoked_capabilities.with(cap, now.unix_timestamp());
             if self.store.revoke_capabilities(&rec, &revoked, now).await? {
-                return Ok(Revoked::Capability);
+                return Ok(Revoked::Capability(
+                    Box::new(rec),
+                    cap.id.clone(),
+                    cap.expires,
+                ));
             }
         }
         Err(StoreError::Unavailable(
@@ -168,20 +230,14 @@ fn revoke_input(req: &ApiRequest) -> Result<String> {
     }
 }
 
-/// The request log's record of a revocation: what ended, the token's id
+/// The request log's line of a revocation: what ended, the token's id
 /// (never its secret) and where the request came from.
-fn log_revocation(revoked: Revoked, id: Option<&str>, source: Option<IpAddr>) {
-    let what = match revoked {
-        Revoked::Token => "token.revoked",
-        Revoked::Grace => "token.grace_revoked",
-        Revoked::Capability => "capability.revoked",
-        Revoked::Nothing => return,
-    };
+fn log_revocation(action: &str, id: &str, source: Option<IpAddr>) {
     let source = source.map(|ip| ip.to_string());
     tracing::info!(
-        action = what,
+        action,
         actor = "holder",
-        token_id = id.unwrap_or_default(),
+        token_id = id,
         source = source.as_deref().unwrap_or_default(),
         "revoked by its holder"
     );

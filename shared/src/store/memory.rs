@@ -315,10 +315,10 @@ impl Store for MemoryStore {
     async fn delete_by_secret(&self, id: &str, secret_hash: &str) -> Result<Deletion, StoreError> {
         let mut s = self.lock()?;
         match s.tokens.get(id) {
-            Some(t) if t.secret_hash == secret_hash => {
-                s.tokens.remove(id);
-                Ok(Deletion::Deleted)
-            }
+            Some(t) if t.secret_hash == secret_hash => match s.tokens.remove(id) {
+                Some(t) => Ok(Deletion::Deleted(Box::new(t))),
+                None => Ok(Deletion::Kept(None)),
+            },
             found => Ok(Deletion::Kept(found.cloned().map(Box::new))),
         }
     }

@@ -298,7 +298,8 @@ pub enum MoveOutcome {
 /// What a delete by secret found (see `Store::delete_by_secret`).
 #[derive(Debug, PartialEq)]
 pub enum Deletion {
-    Deleted,
+    /// The token as it was.
+    Deleted(Box<TokenRecord>),
     /// Nothing deleted: the token as it is (its current secret is another),
     /// or `None` when there is no such token.
     Kept(Option<Box<TokenRecord>>),

@@ -105,7 +105,7 @@ impl DynamoStore {
             self.unlink(identity, &found.id)?,
         ];
         match self.write_all(writes).await? {
-            Ok(()) => Ok(Deletion::Deleted),
+            Ok(()) => Ok(Deletion::Deleted(Box::new(found.clone()))),
             Err(reasons) => {
                 let now = reasons.first().and_then(|r| r.item.as_ref());
                 match now.map(from_item).transpose()? {
@@ -637,11 +637,16 @@ impl Store for DynamoStore {
             .expression_attribute_names("#hash", "secretHash")
             .expression_attribute_names("#identity", "identityId")
             .expression_attribute_values(":hash", s(secret_hash))
+            // The token as it was: its owner, for the revocation's record.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match r {
-            Ok(_) => Ok(Deletion::Deleted),
+            Ok(out) => match out.attributes.as_ref().map(from_item).transpose()? {
+                Some(t) => Ok(Deletion::Deleted(Box::new(t))),
+                None => Err(StoreError::Internal("a delete returned no item".into())),
+            },
             Err(SdkError::ServiceError(se)) if se.err().is_conditional_check_failed_exception() => {
                 let found = match se.into_err() {
                     DeleteItemError::ConditionalCheckFailedException(ex) => {
