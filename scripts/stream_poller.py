@@ -23,7 +23,6 @@ the tests read to count invocations.
 import argparse
 import json
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,29 +30,13 @@ import uuid
 from datetime import datetime, timezone
 
 import boto3
-import yaml
+from cfn import load_template
 
 MAPPING = "EventsStreamMapping"
 
 
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation's short-form tags (!Ref, !Sub, ...) as plain values."""
-
-
-def _any_tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
-    return loader.construct_mapping(node)
-
-
-CfnLoader.add_multi_constructor("!", _any_tag)
-
-
 def mapping_of(template_path):
-    with open(template_path) as f:
-        tpl = yaml.load(f, Loader=CfnLoader)
+    tpl = load_template(template_path)
     props = tpl["Resources"][MAPPING]["Properties"]
     return {
         "filters": [json.loads(f["Pattern"]) for f in props.get("FilterCriteria", {}).get("Filters", [])],
@@ -172,15 +155,13 @@ class Poller:
         self.mapping = mapping_of(args.template)
         self.interval = args.interval
         self.log = open(args.log, "a", buffering=1)
-        self.lock = threading.Lock()
         self.invocations = 0
 
     def keep_raw(self, http_response, **_):
         self.raw = json.loads(http_response.content or b"{}")
 
     def note(self, entry):
-        with self.lock:
-            self.log.write(json.dumps(entry) + "\n")
+        self.log.write(json.dumps(entry) + "\n")
 
     def invoke(self, records):
         """'ok', ('failed', sequence) or 'error'."""

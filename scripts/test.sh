@@ -88,13 +88,16 @@ start_gateway "$((GATEWAY_PORT + 1))" "$API_PORT" test-unbound "" TOLLGATE_UNBOU
 # Each function's first invocation starts its process under `cargo lambda
 # watch` (cargo's freshness check, then the binary's init): seconds, and
 # beside the deploy build tens of them. Paid here, one function at a time,
-# before the suites start timing their requests (answers are 4xx: nothing
-# is written).
+# before the suites start timing their requests (answers are 4xx, but for
+# one token and one identity of the owner warm-up: the first transactions
+# through the functions and the events path).
 "$VENV/bin/python" - "$TOLLGATE_URL" <<'PY'
 import sys, urllib.error, urllib.request
 base, none = sys.argv[1], "/tokens/0000000000000000000000000a"
 for method, path, body, auth in [
     ("GET", "/tokens", None, None), ("POST", "/tokens", b"[]", None),
+    ("POST", "/tokens", b'{"description": "warm-up"}', None),
+    ("POST", "/identities", b'{"externalId": "warm-up"}', None),
     ("GET", none, None, None), ("PATCH", none, b"{}", None), ("DELETE", none, None, None),
     ("POST", "/validate", b"{}", None), ("GET", "/demo/warm-up", None, "Bearer warm-up"),
 ]:

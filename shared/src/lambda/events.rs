@@ -77,6 +77,7 @@ pub async fn run() -> Result<(), Error> {
         aws_sdk_eventbridge::Client::new(&sdk),
         config.bus.clone(),
     ));
+    // Only audit records are written here: a token's retention is unused.
     let store = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         &config.table,
