@@ -29,7 +29,7 @@ echo "==> validate and acquire against raw DynamoDB requests (interleaved)" >&2
 ./target/release/ratios >"$OUT/ratios.txt"
 
 echo "==> hot path (criterion)" >&2
-cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify|emf_line)$' >"$OUT/criterion.txt" 2>&1
+cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify|capability_verify_es256|emf_line)$' >"$OUT/criterion.txt" 2>&1
 
 echo "==> cold start against a Lambda Runtime API emulator (5 runs each)" >&2
 : >"$OUT/init.txt"; : >"$OUT/init-cold.txt"; : >"$OUT/init-secret.txt"
@@ -66,6 +66,7 @@ micros() { # criterion's median estimate of bench `$1`, in µs
 }
 hot_us=$(micros hot_path)
 capability_us=$(micros capability_verify)
+capability_es256_us=$(micros capability_verify_es256)
 emf_us=$(micros emf_line)
 validate_ratio=$(val validate_vs_getitem "$OUT/ratios.txt")
 acquire_ratio=$(val acquire_vs_raw "$OUT/ratios.txt")
@@ -109,6 +110,7 @@ cat <<TABLE
 | **mgmt_write_vs_transact** | **$(val mgmt_write_vs_transact "$OUT/ratios.txt")** | ≤ 1.15 |
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
+| **capability_verify_es256_us** (the same for an ES256 capability: ECDSA P-256, low-S) | **$capability_es256_us** | ≤ 250 |
 | emf_us (one request's metrics line, CloudWatch EMF, built and serialised) | $emf_us | |
 | validate of a capability, median µs (its parent read: one GetItem) | $(val capability_median_us "$OUT/ratios.txt") | |
 | **capability_vs_getitem** | **$(val capability_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
@@ -139,6 +141,7 @@ echo "contended_identity_p99_over_p50 $(val contended_identity_p99_over_p50 "$OU
 echo "mgmt_write_vs_transact $(val mgmt_write_vs_transact "$OUT/ratios.txt")"
 echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
+echo "capability_verify_es256_us $capability_es256_us"
 echo "emf_us $emf_us"
 echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
 echo "authorize_vs_getitem $(val authorize_vs_getitem "$OUT/ratios.txt")"

@@ -9,7 +9,10 @@ ensure_tools
 trap 'echo; echo "==> stopping"; stop_stack; exit 0' INT TERM
 trap 'stop_stack' EXIT
 port_free "$GATEWAY_PORT" || die "port $GATEWAY_PORT is taken: stop what uses it, or set GATEWAY_PORT"
-start_stack "$DDB_PORT" "$API_PORT" dev
+# Capabilities are issued by the API's URL, as deployed with CapabilityIssuer
+# set to the ApiUrl output: the example app's /verified/* checks them itself.
+export TOLLGATE_ISSUER="http://127.0.0.1:$GATEWAY_PORT"
+start_stack "$DDB_PORT" "$API_PORT" dev "TOLLGATE_ISSUER=$TOLLGATE_ISSUER"
 # The API and the example app at their real routes, as API Gateway serves
 # them (routes and authorizers read from the two templates).
 # The example app accepts alice's tokens (its TollgateOwners).

@@ -42,6 +42,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,10 +61,12 @@ ACCOUNT_ID = "123456789012"
 STAGE = "$default"
 DOMAIN_NAME = "127.0.0.1"
 DEFAULT_STACK_NAMES = ["tollgate", "tollgate-demo"]
-# The example app's TollgateOwners has no Default (a deployment must name
-# its owners); locally it accepts the development issuer's alice.
+# The example app's TollgateOwners and TollgateIssuer have no Default (a
+# deployment names its owners and its Tollgate's URL); locally it accepts
+# the development issuer's alice, and capabilities issued by `make dev`'s
+# gateway (make test passes its own URL).
 GATEWAY_PARAMETER_DEFAULTS = {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE,
-                              "TollgateOwners": "alice"}
+                              "TollgateOwners": "alice", "TollgateIssuer": "http://127.0.0.1:3000"}
 PAYLOAD_LIMIT = 10 * 1024 * 1024  # API Gateway's request payload quota
 DEFAULT_TTL = 300  # SAM's ReauthorizeEvery default
 # Headers about one hop, never passed from a function's answer to the client.
@@ -897,6 +900,72 @@ def token_scopes(claims):
     return None
 
 
+# The algorithms an HTTP API JWT authorizer accepts.
+JWT_AUTHORIZER_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
+
+
+class IssuerKeys:
+    """An issuer's signing keys found as API Gateway finds them: its
+    `/.well-known/openid-configuration`, then the `jwks_uri` it names,
+    fetched over HTTP and cached; a `kid` not in the cache refetches, at
+    most once a minute per issuer."""
+
+    REFRESH_SECONDS = 60
+
+    def __init__(self):
+        self.keys = {}  # issuer -> {kid: jwk}
+        self.fetched = {}  # issuer -> monotonic time of the last fetch
+        self.fetches = 0
+        self.lock = threading.Lock()
+
+    def get(self, issuer, kid):
+        with self.lock:
+            known = self.keys.get(issuer, {})
+            last = self.fetched.get(issuer)
+            if kid not in known and (last is None or time.monotonic() - last >= self.REFRESH_SECONDS):
+                self.fetched[issuer] = time.monotonic()
+                try:
+                    known = self.keys[issuer] = self.fetch(issuer)
+                except (OSError, ValueError, KeyError) as e:
+                    print(f"local_gateway: the keys of {issuer}: {e}", file=sys.stderr)
+            return known.get(kid)
+
+    def fetch(self, issuer):
+        self.fetches += 1
+        discovery = self.read(issuer.rstrip("/") + "/.well-known/openid-configuration")
+        if discovery.get("issuer") != issuer:
+            raise ValueError("the discovery document names another issuer")
+        jwks = self.read(discovery["jwks_uri"])
+        return {k["kid"]: k for k in jwks.get("keys", []) if "kid" in k}
+
+    @staticmethod
+    def read(url):
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return json.loads(resp.read())
+
+
+ISSUER_KEYS = IssuerKeys()
+
+
+def signing_key(authorizer, key, header):
+    """The key that verifies a token of `header` for this authorizer, and
+    its algorithm: the development issuer's own key, or one from the
+    issuer's published keys; raises Denied."""
+    alg = header.get("alg")
+    if alg not in JWT_AUTHORIZER_ALGORITHMS:
+        raise unauthorized_jwt(f"the signing method of the token is not supported: {alg}")
+    if authorizer.issuer == dev_issuer.ISSUER:
+        if alg != dev_issuer.ALGORITHM:
+            raise unauthorized_jwt("the signing method of the token is not RS256")
+        if header.get("kid") != dev_issuer.KEY_ID:
+            raise unauthorized_jwt("no signing key matches the kid of the token")
+        return key, alg
+    jwk = ISSUER_KEYS.get(authorizer.issuer, header.get("kid"))
+    if jwk is None or jwk.get("alg", alg) != alg:
+        raise unauthorized_jwt("no signing key matches the kid of the token")
+    return jwt.PyJWK(jwk).key, alg
+
+
 def verify_jwt(authorizer, key, req):
     """The verified claims of the route's bearer token; raises Denied."""
     credential = identity_value(req, authorizer.source)
@@ -907,12 +976,9 @@ def verify_jwt(authorizer, key, req):
         header = jwt.get_unverified_header(token)
     except jwt.InvalidTokenError:
         raise unauthorized_jwt("the token is not a valid JWT") from None
-    if header.get("alg") != dev_issuer.ALGORITHM:
-        raise unauthorized_jwt("the signing method of the token is not RS256")
-    if header.get("kid") != dev_issuer.KEY_ID:
-        raise unauthorized_jwt("no signing key matches the kid of the token")
+    key, alg = signing_key(authorizer, key, header)
     try:
-        claims = jwt.decode(token, key, algorithms=[dev_issuer.ALGORITHM], issuer=authorizer.issuer,
+        claims = jwt.decode(token, key, algorithms=[alg], issuer=authorizer.issuer,
                             leeway=0, options={"require": ["exp", "iss"], "verify_aud": False})
     except jwt.ExpiredSignatureError:
         raise unauthorized_jwt("the token has expired") from None
@@ -1049,6 +1115,9 @@ def lambda_context(authorizer, req, route, params, invoker, cache):
     if verdict is None:
         event = {"version": "2.0", "type": "REQUEST", "routeArn": route_arn,
                  "identitySource": values, **base_event(req, route, params)}
+        # Counted by the tests: which routes cost an authorizer invocation.
+        print(f"authorizer {authorizer.function} invoked for {route.route_key}",
+              file=sys.stderr, flush=True)
         try:
             payload = invoker.invoke(authorizer.function, event, route.timeout)
         except InvokeTimeout:

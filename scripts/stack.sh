@@ -79,7 +79,7 @@ start_gateway() {
   "$VENV/bin/python" "$ROOT/scripts/dev_issuer.py" init "$TOLLGATE_DEV_ISSUER_KEY" >/dev/null
   ("$VENV/bin/python" "$ROOT/scripts/local_gateway.py" --port "$port" --invoke-port "$invoke_port" \
     --template "$ROOT/template.yaml" --template "$ROOT/examples/protected-api/template.yaml" \
-    --parameter "TollgateOwners=$owners" \
+    --parameter "TollgateOwners=$owners" --parameter "TollgateIssuer=$TOLLGATE_ISSUER" \
     --issuer-key "$TOLLGATE_DEV_ISSUER_KEY" >"$RUN/$name-gateway.log" 2>&1) &
   echo $! >"$RUN/$name-gateway.pid"
   STACK_PIDS="$STACK_PIDS $RUN/$name-gateway.pid"

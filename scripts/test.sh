@@ -70,8 +70,12 @@ step "starting DynamoDB Local, the functions and the local API gateway"
 SCANNER_PORT=$((GATEWAY_PORT + 10))
 export TOLLGATE_SCANNER_KEYS="$RUN/scanner"
 "$VENV/bin/python" scripts/scanner_keys.py init "$TOLLGATE_SCANNER_KEYS"
+# Capabilities are issued by the gateway's URL, so the example app's JWT
+# authorizer finds their keys as API Gateway would (its discovery document).
+export TOLLGATE_ISSUER="http://127.0.0.1:$GATEWAY_PORT"
 start_stack "$DDB_PORT" "$API_PORT" test \
-  "TOLLGATE_GITHUB_KEYS_URL=http://127.0.0.1:$SCANNER_PORT/public_keys.json"
+  "TOLLGATE_GITHUB_KEYS_URL=http://127.0.0.1:$SCANNER_PORT/public_keys.json
+TOLLGATE_ISSUER=$TOLLGATE_ISSUER"
 port_free "$SCANNER_PORT" || die "port $SCANNER_PORT is taken: stop what uses it first"
 ("$VENV/bin/python" scripts/scanner_keys.py serve "$TOLLGATE_SCANNER_KEYS" "$SCANNER_PORT" \
   >"$RUN/scanner-keys.log" 2>&1) &
@@ -84,6 +88,7 @@ wait_port 127.0.0.1 "$SCANNER_PORT" 20 || die "the scanner key server did not st
 # to no one (what an API that states nothing gets).
 export TOLLGATE_DEMO_OWNER=demo-owner
 start_gateway "$GATEWAY_PORT" "$API_PORT" test "$TOLLGATE_DEMO_OWNER"
+export TOLLGATE_GATEWAY_LOG="$RUN/test-gateway.log"
 start_gateway "$((GATEWAY_PORT + 1))" "$API_PORT" test-unbound "" TOLLGATE_UNBOUND_URL
 # Each function's first invocation starts its process under `cargo lambda
 # watch` (cargo's freshness check, then the binary's init): seconds, and

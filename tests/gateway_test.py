@@ -1031,7 +1031,7 @@ class DevIssuerTest(unittest.TestCase):
     def test_defaults_are_the_gateways(self):
         self.assertEqual(local_gateway.GATEWAY_PARAMETER_DEFAULTS,
                          {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE,
-                          "TollgateOwners": "alice"})
+                          "TollgateOwners": "alice", "TollgateIssuer": "http://127.0.0.1:3000"})
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ key = next(k for k in jwks["keys"] if k["kid"] == kid)
 claims = jwt.decode(
     capability,
     key=jwt.PyJWK(key).key,
-    algorithms=["EdDSA"],
+    # The key's algorithm, never the header's: EdDSA or ES256.
+    algorithms=[key["alg"]],
     issuer=issuer,
     options={"require": ["exp", "iat", "nbf", "sub", "jti", "iss", "own"], "verify_aud": False},
 )

@@ -57,6 +57,12 @@ fn hot_path(c: &mut Criterion) {
     c.bench_function("capability_verify", |b| {
         b.iter(|| capability::verify(&keys, "tollgate", black_box(&jws), now).expect("valid"))
     });
+    // capability_verify_es256_us: the same with an ES256 capability (ECDSA
+    // P-256 verification, the low-S check).
+    let es256 = capability::sign_as(capability::Alg::Es256, &keys, "tollgate", &claims);
+    c.bench_function("capability_verify_es256", |b| {
+        b.iter(|| capability::verify(&keys, "tollgate", black_box(&es256), now).expect("valid"))
+    });
     // emf_us: what a request's metrics cost: the EMF document built and
     // serialised (the write to stdout is the log line's cost).
     c.bench_function("emf_line", |b| {

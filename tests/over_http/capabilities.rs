@@ -4,7 +4,7 @@
 //! where a capability may not go.
 
 use serde_json::{json, Value};
-use tollgate_tests::{owner, Answer, Api};
+use tollgate_tests::{env, owner, Answer, Api};
 
 /// The fields a 400 names, sorted.
 fn error_fields(a: &Answer) -> Vec<String> {
@@ -22,7 +22,7 @@ fn error_fields(a: &Answer) -> Vec<String> {
 fn pyjwt_claims(jwks: &str, capability: &str) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pyjwt_verify.py");
     let out = std::process::Command::new("python3")
-        .args([script, jwks, capability, "tollgate"])
+        .args([script, jwks, capability, &env("TOLLGATE_ISSUER")])
         .output()
         .expect("python3 runs (make test puts the tools' venv first on PATH)");
     assert!(
@@ -115,6 +115,39 @@ async fn a_capability_is_its_parent_narrowed_verified_offline_and_revoked_online
     let claims = pyjwt_claims(&jwks.text, &cap);
     assert_eq!(claims["sub"], json!(id));
     assert_eq!(claims["scope"], "scope:client:incoming?clientName=alice");
+    assert_eq!(claims["resource"], "/teams/1");
+
+    // ES256, for verifiers that take only RS*/ES* (API Gateway's JWT
+    // authorizers): online and offline alike, its key found in the JWKS
+    // through the discovery document.
+    let es = api
+        .mint_capability(
+            &token,
+            json!({"alg": "ES256", "resource": "/teams/1", "ttlSeconds": 600}),
+        )
+        .await;
+    assert_eq!(es.status, 201, "{}", es.text);
+    assert_eq!(es.json()["alg"], "ES256");
+    let es = es.json()["capability"].as_str().unwrap().to_owned();
+    assert_eq!(api.validate(json!({"token": es})).await["active"], true);
+    let discovery = api
+        .send(api.request("GET", "/.well-known/openid-configuration"))
+        .await;
+    assert_eq!(discovery.status, 200, "{}", discovery.text);
+    let discovery = discovery.json();
+    // The stack's issuer is the gateway's URL, as a deployment's is its API's.
+    let issuer = env("TOLLGATE_ISSUER");
+    assert_eq!(discovery["issuer"], issuer.as_str());
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{issuer}/.well-known/jwks.json")
+    );
+    assert!(discovery["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("ES256")));
+    let claims = pyjwt_claims(&jwks.text, &es);
+    assert_eq!(claims["sub"], json!(id));
     assert_eq!(claims["resource"], "/teams/1");
 
     // What a capability may not do.
@@ -238,4 +271,102 @@ async fn a_capability_takes_renews_and_releases_its_parents_leases_and_validates
         )
         .await;
     assert_eq!(form.json()["active"], true, "{}", form.text);
+}
+
+/// Authorize invocations the gateway has made for a route, from its log.
+fn authorizer_calls(route: &str) -> usize {
+    std::fs::read_to_string(env("TOLLGATE_GATEWAY_LOG"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("authorizer ") && l.ends_with(&format!(" for {route}")))
+        .count()
+}
+
+/// The example app's `/verified/*` sits behind a JWT authorizer whose
+/// issuer is the stack's: the gateway finds the keys through Tollgate's
+/// discovery document and JWKS, over HTTP, as API Gateway does, and
+/// verifies with PyJWT. ES256 capabilities with the app's audience and
+/// scope pass with no call to `authorize`; anything else is refused.
+#[tokio::test]
+async fn api_gateway_verifies_es256_capabilities_with_no_lambda_call() {
+    let api = Api::new();
+    let o = owner("cap-jwt");
+    let (_, token) = api
+        .mint(
+            &o,
+            json!({"audiences": ["demo"], "scopes": ["scope:demo:read"]}),
+        )
+        .await;
+    let cap = |body: Value| {
+        let (api, token) = (api.clone(), token.clone());
+        async move {
+            let a = api.mint_capability(&token, body).await;
+            assert_eq!(a.status, 201, "{}", a.text);
+            a.json()["capability"].as_str().unwrap().to_owned()
+        }
+    };
+    let call = |credential: String| {
+        let api = api.clone();
+        async move {
+            api.send(
+                api.request("GET", "/verified/reports")
+                    .bearer_auth(credential),
+            )
+            .await
+            .status
+        }
+    };
+    let route = "GET /verified/{proxy+}";
+    let before = authorizer_calls(route);
+    let read = json!(["scope:demo:read"]);
+    let good =
+        cap(json!({"alg": "ES256", "audience": "demo", "scopes": read, "ttlSeconds": 600})).await;
+    assert_eq!(call(good.clone()).await, 200);
+    assert_eq!(call(good).await, 200);
+
+    // Refused: an EdDSA capability (API Gateway takes RS*/ES* only),
+    let eddsa = cap(json!({"audience": "demo", "scopes": read})).await;
+    assert_eq!(call(eddsa).await, 401);
+    // another audience,
+    let (_, elsewhere) = api
+        .mint(
+            &o,
+            json!({"audiences": ["billing"], "scopes": ["scope:demo:read"]}),
+        )
+        .await;
+    let other_aud = api
+        .mint_capability(&elsewhere, json!({"alg": "ES256", "scopes": read}))
+        .await
+        .json()["capability"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(call(other_aud).await, 401);
+    // an expired one,
+    let brief =
+        cap(json!({"alg": "ES256", "audience": "demo", "scopes": read, "ttlSeconds": 1})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(call(brief).await, 401);
+    // one signed by another P-256 key under Tollgate's key id,
+    let real = cap(json!({"alg": "ES256", "audience": "demo", "scopes": read})).await;
+    let (input, _) = real.rsplit_once('.').unwrap();
+    let other = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let sig: p256::ecdsa::Signature =
+        p256::ecdsa::signature::Signer::sign(&other, input.as_bytes());
+    use base64::Engine;
+    let forged = format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.normalize_s().to_bytes())
+    );
+    assert_eq!(call(forged).await, 401);
+    // and one without the route's scope (403).
+    let unscoped = api
+        .mint_capability(&token, json!({"alg": "ES256", "audience": "demo"}))
+        .await
+        .json()["capability"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(call(unscoped).await, 403);
+    assert_eq!(authorizer_calls(route), before, "authorize was invoked");
 }

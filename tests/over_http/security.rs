@@ -106,7 +106,14 @@ async fn a_protected_api_admits_only_the_owners_and_audience_it_states() {
 fn offline(jwks: &str, capability: &str, audience: &str, owners: &str) -> Result<Value, String> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/pyjwt_verify.py");
     let out = std::process::Command::new("python3")
-        .args([script, jwks, capability, "tollgate", audience, owners])
+        .args([
+            script,
+            jwks,
+            capability,
+            &tollgate_tests::env("TOLLGATE_ISSUER"),
+            audience,
+            owners,
+        ])
         .output()
         .expect("python3 runs (make test puts the tools' venv first on PATH)");
     match out.status.success() {

@@ -1,8 +1,10 @@
 //! Capabilities: short-lived, narrowed credentials minted from a token
 //! (Twilio's capability tokens, done so anyone can verify them offline).
 //! A capability is a compact JWS (RFC 7515) signed with Ed25519
-//! (`alg: EdDSA`, RFC 8037) under the capability key of a server ring key
-//! (`kid`), whose public half `GET /.well-known/jwks.json` publishes.
+//! (`alg: EdDSA`, RFC 8037, the default) or, when the mint asks, ECDSA
+//! P-256 (`alg: ES256`, RFC 7518: what API Gateway's JWT authorizers
+//! verify), under a key derived from a server ring key (`kid`), whose
+//! public half `GET /.well-known/jwks.json` publishes.
 //!
 //! Verification here decides signature, format, `nbf` and `exp` with no
 //! read; the parent token is then read and checked as for any validate,
@@ -121,7 +123,13 @@ pub fn kid_of(text: &str) -> Option<String> {
         return None;
     }
     let header = json_part(text.split('.').next()?)?;
-    Some(header.get("kid")?.as_str()?.to_owned())
+    let kid = header.get("kid")?.as_str()?;
+    // An ES256 key is named after its ring key.
+    Some(
+        kid.strip_suffix(super::keyring::ES256_KID_SUFFIX)
+            .unwrap_or(kid)
+            .to_owned(),
+    )
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -278,23 +286,68 @@ pub fn verify_remembered(
     within_window(claims, now)
 }
 
-/// Signs `claims` under the ring's current key: the compact JWS.
+/// A capability's signature algorithm.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Alg {
+    /// Ed25519 (RFC 8037): the default.
+    #[default]
+    EdDSA,
+    /// ECDSA P-256 with SHA-256 (RFC 7518), low-S: what API Gateway's JWT
+    /// authorizers accept.
+    Es256,
+}
+
+impl Alg {
+    pub fn name(self) -> &'static str {
+        match self {
+            Alg::EdDSA => "EdDSA",
+            Alg::Es256 => "ES256",
+        }
+    }
+
+    fn named(name: &str) -> Option<Alg> {
+        [Alg::EdDSA, Alg::Es256]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+}
+
+/// Signs `claims` under the ring's current key with Ed25519: the compact JWS.
 pub fn sign(keys: &Keyring, issuer: &str, claims: &Claims) -> String {
-    let (kid, key) = keys.capability_signer();
-    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    sign_as(Alg::EdDSA, keys, issuer, claims)
+}
+
+/// Signs `claims` under the ring's current key with `alg`.
+pub fn sign_as(alg: Alg, keys: &Keyring, issuer: &str, claims: &Claims) -> String {
+    let kid = match alg {
+        Alg::EdDSA => keys.capability_signer().0.to_owned(),
+        Alg::Es256 => keys.es256_signer().0,
+    };
+    let header = json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
     let mut jws = b64(header.to_string().as_bytes());
     jws.push('.');
     jws.push_str(&b64(claims.to_json(issuer).to_string().as_bytes()));
-    let signature: Signature = key.sign(jws.as_bytes());
+    let signature = match alg {
+        Alg::EdDSA => {
+            let signature: Signature = keys.capability_signer().1.sign(jws.as_bytes());
+            signature.to_bytes().to_vec()
+        }
+        Alg::Es256 => {
+            let signature: p256::ecdsa::Signature = keys.es256_signer().1.sign(jws.as_bytes());
+            // Low-S: the one form `verify` accepts.
+            signature.normalize_s().to_bytes().to_vec()
+        }
+    };
     jws.push('.');
-    jws.push_str(&b64(&signature.to_bytes()));
+    jws.push_str(&b64(&signature));
     jws
 }
 
-/// Verifies a presented capability: the header names `EdDSA` and a key of
-/// the ring (nothing else is accepted: no `none`, no HMAC, no embedded
-/// key), the signature holds (strict Ed25519), the claims are Tollgate's
-/// for this issuer, and `now` is inside `[nbf, exp)`. No read.
+/// Verifies a presented capability: the header names `EdDSA` or `ES256`
+/// and a key of the ring of that kind (nothing else is accepted: no
+/// `none`, no HMAC, no embedded key), the signature holds (strict Ed25519;
+/// ECDSA P-256 in low-S form only), the claims are Tollgate's for this
+/// issuer, and `now` is inside `[nbf, exp)`. No read.
 pub fn verify(
     keys: &Keyring,
     issuer: &str,
@@ -334,31 +387,66 @@ fn verify_signed(keys: &Keyring, issuer: &str, text: &str) -> Option<Claims> {
     let only_known = header
         .keys()
         .all(|k| matches!(k.as_str(), "alg" | "typ" | "kid"));
-    if !only_known
-        || header.get("alg")?.as_str()? != "EdDSA"
-        || header.get("typ").is_some_and(|t| t.as_str() != Some("JWT"))
-    {
+    if !only_known || header.get("typ").is_some_and(|t| t.as_str() != Some("JWT")) {
         return None;
     }
-    let verifier = keys.capability_verifier(header.get("kid")?.as_str()?)?;
+    let kid = header.get("kid")?.as_str()?;
     let signature: [u8; 64] = URL_SAFE_NO_PAD.decode(signature).ok()?.try_into().ok()?;
-    verifier
-        .verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&signature))
-        .ok()?;
+    match Alg::named(header.get("alg")?.as_str()?)? {
+        Alg::EdDSA => keys
+            .capability_verifier(kid)?
+            .verify_strict(signing_input.as_bytes(), &Signature::from_bytes(&signature))
+            .ok()?,
+        Alg::Es256 => {
+            use p256::ecdsa::signature::Verifier;
+            // Zero scalars are refused here; a high S (the same signature
+            // made malleable) below.
+            let signature = p256::ecdsa::Signature::from_slice(&signature).ok()?;
+            if signature.normalize_s() != signature {
+                return None;
+            }
+            keys.es256_verifier(kid)?
+                .verify(signing_input.as_bytes(), &signature)
+                .ok()?
+        }
+    }
     Claims::from_json(&json_part(payload)?, issuer)
 }
 
-/// `GET /.well-known/jwks.json`: every ring key's capability public key
-/// (RFC 8037 `OKP`/`Ed25519`), so any JWT library verifies offline.
+/// `GET /.well-known/jwks.json`: every ring key's capability public keys
+/// (RFC 8037 `OKP`/`Ed25519`, and RFC 7518 `EC`/`P-256` under the
+/// `-es256` key id), so any JWT library, and API Gateway, verifies offline.
 pub fn jwks(keys: &Keyring) -> Value {
-    let keys: Vec<Value> = keys
+    let mut list: Vec<Value> = keys
         .capability_verifiers()
         .map(|(kid, key)| {
             json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.as_bytes()),
                    "kid": kid, "alg": "EdDSA", "use": "sig"})
         })
         .collect();
-    json!({ "keys": keys })
+    for (kid, key) in keys.es256_verifiers() {
+        let point = key.to_sec1_point(false);
+        if let (Some(x), Some(y)) = (point.x(), point.y()) {
+            list.push(
+                json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y),
+                             "kid": kid, "alg": "ES256", "use": "sig"}),
+            );
+        }
+    }
+    json!({ "keys": list })
+}
+
+/// `GET /.well-known/openid-configuration`: where an OpenID-style verifier
+/// (API Gateway's JWT authorizer) finds the keys of `issuer`'s capabilities.
+pub fn discovery(issuer: &str) -> Value {
+    json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
+        "id_token_signing_alg_values_supported": [Alg::EdDSA.name(), Alg::Es256.name()],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "scope", "resource", "write", "addr", "own", "gen"],
+    })
 }
 
 /// A `POST /validate/capabilities` body, parsed (the token aside).
@@ -375,6 +463,8 @@ pub struct MintRequest {
     pub audience: Option<String>,
     /// Uses of the parent the mint spends (default 1).
     pub cost: Option<u64>,
+    /// `alg`: how it is signed (default `EdDSA`).
+    pub alg: Alg,
 }
 
 impl MintRequest {
@@ -408,6 +498,10 @@ impl MintRequest {
                     None => errors.add(k, "must be a path without '..', '//', '?' or '#'"),
                 },
                 ("write", Value::Bool(b)) => req.write = Some(*b),
+                ("alg", v) => match v.as_str().and_then(Alg::named) {
+                    Some(alg) => req.alg = alg,
+                    None => errors.add(k, "must be EdDSA or ES256"),
+                },
                 ("cost", v) => req.cost = crate::limits::uses::parse_cost(k, v, &mut errors),
                 ("audience", Value::String(s)) if audience::is_audience(s) => {
                     req.audience = Some(s.clone())
@@ -612,6 +706,162 @@ mod tests {
         assert_eq!(kid_of(&jws).as_deref(), Some("v1"));
     }
 
+    #[test]
+    fn es256_capabilities_verify_and_their_keys_are_in_the_jwks() {
+        let keys = ring();
+        let c = claims(1_800_000_000);
+        let jws = sign_as(Alg::Es256, &keys, ISSUER, &c);
+        let header = json_part(jws.split('.').next().unwrap()).unwrap();
+        assert_eq!(header["alg"], "ES256");
+        assert_eq!(header["kid"], "v1-es256");
+        assert_eq!(verify(&keys, ISSUER, &jws, at(1_800_000_000)), Ok(c));
+        assert_eq!(
+            kid_of(&jws).as_deref(),
+            Some("v1"),
+            "named after its ring key"
+        );
+        // Always low-S, so verifiers that insist on it take every one.
+        for _ in 0..20 {
+            let jws = sign_as(Alg::Es256, &keys, ISSUER, &claims(1_800_000_000));
+            let sig = URL_SAFE_NO_PAD
+                .decode(jws.rsplit('.').next().unwrap())
+                .unwrap();
+            let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+            assert_eq!(sig.normalize_s(), sig);
+        }
+        let set = jwks(&keys);
+        let ec: Vec<&Value> = set["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["kty"] == "EC")
+            .collect();
+        assert_eq!(ec.len(), 1);
+        assert_eq!(
+            (&ec[0]["crv"], &ec[0]["alg"], &ec[0]["kid"]),
+            (&json!("P-256"), &json!("ES256"), &json!("v1-es256"))
+        );
+        // The published point is the verifying key.
+        let mut sec1 = vec![4u8];
+        sec1.extend(
+            URL_SAFE_NO_PAD
+                .decode(ec[0]["x"].as_str().unwrap())
+                .unwrap(),
+        );
+        sec1.extend(
+            URL_SAFE_NO_PAD
+                .decode(ec[0]["y"].as_str().unwrap())
+                .unwrap(),
+        );
+        assert_eq!(
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap(),
+            keys.es256_verifier("v1-es256").unwrap()
+        );
+        let doc = discovery("https://api.example.com/");
+        assert_eq!(
+            doc["jwks_uri"],
+            "https://api.example.com/.well-known/jwks.json"
+        );
+        assert_eq!(doc["issuer"], "https://api.example.com/");
+    }
+
+    #[test]
+    fn refuses_es256_forgeries() {
+        let keys = ring();
+        let now = 1_800_000_000;
+        let jws = sign_as(Alg::Es256, &keys, ISSUER, &claims(now));
+        let payload = jws.split('.').nth(1).unwrap().to_owned();
+        let real: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(jws.rsplit('.').next().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let p256_sign = |m: &[u8]| {
+            let sig: p256::ecdsa::Signature = keys.es256_signer().1.sign(m);
+            sig.normalize_s().to_bytes().to_vec()
+        };
+        let sound = forge(
+            json!({"alg": "ES256", "typ": "JWT", "kid": "v1-es256"}),
+            &payload,
+            p256_sign,
+        );
+        assert!(verify(&keys, ISSUER, &sound, at(now)).is_ok());
+        let public = keys.es256_verifier("v1-es256").unwrap().to_sec1_bytes();
+        let high_s = {
+            let sig = p256::ecdsa::Signature::from_slice(&real).unwrap();
+            let (r, s) = sig.split_scalars();
+            let flipped =
+                p256::ecdsa::Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+            b64(&flipped.to_bytes())
+        };
+        let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let forgeries = [
+            // HS256 keyed with the EC public key (SEC1 bytes)
+            forge(
+                json!({"alg": "HS256", "typ": "JWT", "kid": "v1-es256"}),
+                &payload,
+                |m| {
+                    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&public).unwrap();
+                    mac.update(m);
+                    mac.finalize().into_bytes().to_vec()
+                },
+            ),
+            // alg none
+            format!(
+                "{}.{payload}.",
+                b64(json!({"alg": "none", "typ": "JWT", "kid": "v1-es256"})
+                    .to_string()
+                    .as_bytes())
+            ),
+            // the same signature made high-S (malleated)
+            format!("{}.{high_s}", jws.rsplit_once('.').unwrap().0),
+            // a zero signature
+            format!("{}.{}", jws.rsplit_once('.').unwrap().0, b64(&[0u8; 64])),
+            // signed by another P-256 key
+            forge(
+                json!({"alg": "ES256", "typ": "JWT", "kid": "v1-es256"}),
+                &payload,
+                |m| {
+                    let sig: p256::ecdsa::Signature = other.sign(m);
+                    sig.normalize_s().to_bytes().to_vec()
+                },
+            ),
+            // an embedded key (an off-curve point) the verifier would use
+            forge(
+                json!({"alg": "ES256", "typ": "JWT", "kid": "v1-es256",
+                       "jwk": {"kty": "EC", "crv": "P-256", "x": b64(&[1u8; 32]), "y": b64(&[2u8; 32])}}),
+                &payload,
+                p256_sign,
+            ),
+            // an ES256 signature under the Ed25519 key's id, and the reverse
+            forge(
+                json!({"alg": "ES256", "typ": "JWT", "kid": "v1"}),
+                &payload,
+                p256_sign,
+            ),
+            forge(
+                json!({"alg": "EdDSA", "typ": "JWT", "kid": "v1-es256"}),
+                &payload,
+                |m| keys.capability_signer().1.sign(m).to_bytes().to_vec(),
+            ),
+            // the ES256 signature presented as EdDSA
+            format!(
+                "{}.{payload}.{}",
+                b64(json!({"alg": "EdDSA", "typ": "JWT", "kid": "v1"})
+                    .to_string()
+                    .as_bytes()),
+                b64(&real)
+            ),
+        ];
+        for f in forgeries {
+            assert_eq!(
+                verify(&keys, ISSUER, &f, at(now)),
+                Err(Refusal::Malformed),
+                "{f}"
+            );
+        }
+    }
+
     fn forge(header: Value, payload: &str, sign_with: impl Fn(&[u8]) -> Vec<u8>) -> String {
         let input = format!("{}.{}", b64(header.to_string().as_bytes()), payload);
         format!("{input}.{}", b64(&sign_with(input.as_bytes())))
@@ -717,8 +967,9 @@ mod tests {
             .iter()
             .map(|k| k["kid"].as_str().unwrap())
             .collect();
-        assert_eq!(kids, ["b", "a"]);
+        assert_eq!(kids, ["b", "a", "b-es256", "a-es256"]);
         assert_eq!(doc["keys"][0]["crv"], "Ed25519");
+        assert_eq!(doc["keys"][2]["crv"], "P-256");
         assert_eq!(doc["keys"][0]["x"].as_str().unwrap().len(), 43);
     }
 

@@ -69,6 +69,14 @@ fn decode_key(what: &str, text: &str) -> Result<Vec<u8>, KeyringError> {
     Ok(key)
 }
 
+/// An `ES256` key's id: its ring key's, with this suffix, so a JWKS holds
+/// one key per id (libraries and API Gateway pick keys by `kid`).
+pub const ES256_KID_SUFFIX: &str = "-es256";
+
+fn es256_kid(ring_kid: &str) -> String {
+    format!("{ring_kid}{ES256_KID_SUFFIX}")
+}
+
 impl Keyring {
     /// A v1 ring of one key.
     pub fn single(master: &[u8]) -> Keyring {
@@ -198,6 +206,26 @@ impl Keyring {
     /// The current key's id and capability signing key.
     pub(super) fn capability_signer(&self) -> (&str, &SigningKey) {
         (&self.current, self.current().capability())
+    }
+
+    /// The current key's `ES256` key id and P-256 signing key.
+    pub(super) fn es256_signer(&self) -> (String, &p256::ecdsa::SigningKey) {
+        (es256_kid(&self.current), self.current().es256())
+    }
+
+    /// The `ES256` verifying key named by a capability's `kid`.
+    pub(super) fn es256_verifier(&self, kid: &str) -> Option<p256::ecdsa::VerifyingKey> {
+        let ring_kid = kid.strip_suffix(ES256_KID_SUFFIX)?;
+        self.get(ring_kid).map(|k| *k.es256().verifying_key())
+    }
+
+    /// Every ring key's `ES256` key id and verifying key (the JWKS).
+    pub fn es256_verifiers(
+        &self,
+    ) -> impl Iterator<Item = (String, p256::ecdsa::VerifyingKey)> + '_ {
+        self.keys
+            .iter()
+            .map(|(kid, k)| (es256_kid(kid), *k.es256().verifying_key()))
     }
 
     /// The capabilities this ring has verified.

@@ -27,6 +27,8 @@ pub struct Keys {
     idempotency: HmacSha256,
     /// Signs capabilities (see `credentials::capability`).
     capability: SigningKey,
+    /// Signs the capabilities minted with `"alg": "ES256"`.
+    es256: p256::ecdsa::SigningKey,
 }
 
 impl std::fmt::Debug for Keys {
@@ -63,6 +65,26 @@ fn capability_key(master: &[u8]) -> SigningKey {
     SigningKey::from_bytes(&seed)
 }
 
+/// The P-256 key of the capabilities minted with `"alg": "ES256"` (what API
+/// Gateway's JWT authorizers verify): HKDF-SHA256 of the ring key under a
+/// label of its own, so it shares nothing with the Ed25519 key. A 32-byte
+/// output is a valid scalar but for odds of about 2^-32; the next counter
+/// is taken then.
+fn es256_key(master: &[u8]) -> p256::ecdsa::SigningKey {
+    let derived = hkdf::Hkdf::<Sha256>::new(Some(b"tollgate/v1"), master);
+    let mut counter = 0u8;
+    loop {
+        let mut seed = [0u8; 32];
+        let info = [b"capability-es256-key/".as_slice(), &[counter]].concat();
+        if derived.expand(&info, &mut seed).is_ok() {
+            if let Ok(key) = p256::ecdsa::SigningKey::from_slice(&seed) {
+                return key;
+            }
+        }
+        counter = counter.wrapping_add(1);
+    }
+}
+
 fn mac(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
     let mut m = key.clone();
     for p in parts {
@@ -82,7 +104,13 @@ impl Keys {
             lease: derive(master, "lease-id"),
             idempotency: derive(master, "idempotency"),
             capability: capability_key(master),
+            es256: es256_key(master),
         }
+    }
+
+    /// The P-256 key this ring key signs `ES256` capabilities with.
+    pub(super) fn es256(&self) -> &p256::ecdsa::SigningKey {
+        &self.es256
     }
 
     /// The Ed25519 key this ring key signs capabilities with.

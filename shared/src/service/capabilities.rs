@@ -65,17 +65,18 @@ impl App {
         // The capability it would be, signed, so one too long is refused
         // before a use is spent.
         let draft = mint.narrow(&parent.rec, parent.secret_expires_at, now)?;
-        fits(&capability::sign(&keyring, issuer, &draft))?;
+        fits(&capability::sign_as(mint.alg, &keyring, issuer, &draft))?;
         let accepted = match self.decide(&keyring, &input, req.source_ip).await? {
             Ok(accepted) => accepted,
             Err(reason) => return Ok(super::validate::refused(req, reason)),
         };
         // Again on the version admitted (a patch may have landed between).
         let claims = mint.narrow(&accepted.rec, accepted.secret_expires_at, dates::now())?;
-        let capability = capability::sign(&keyring, issuer, &claims);
+        let capability = capability::sign_as(mint.alg, &keyring, issuer, &claims);
         fits(&capability)?;
         let mut doc = json!({
             "capability": capability,
+            "alg": mint.alg.name(),
             "expiresAt": dates::format(claims.expires_at()),
             "expire": claims.expires,
             "scopes": claims.scopes,
@@ -89,6 +90,14 @@ impl App {
             doc["audiences"] = json!(claims.audiences);
         }
         Ok(ApiResponse::document(201, req.format(), "capability", &doc))
+    }
+
+    /// Where the capability keys are, for OpenID-style verifiers (API
+    /// Gateway's JWT authorizers): the issuer is `TOLLGATE_ISSUER`.
+    pub(super) async fn discovery(&self) -> Result<ApiResponse> {
+        let doc = capability::discovery(&self.config.issuer);
+        Ok(ApiResponse::document(200, Format::Json, "discovery", &doc)
+            .with_header("cache-control", "public, max-age=300"))
     }
 
     /// The capability public keys, one per key of the server keyring.

@@ -228,6 +228,7 @@ impl App {
             Route::Release(lease) => self.release(req, lease).await,
             Route::MintCapability => self.mint_capability(req).await,
             Route::Jwks => self.jwks().await,
+            Route::Discovery => self.discovery().await,
             Route::Revoke => self.revoke(req).await,
             Route::GithubLeaks => self.github_leaks(req).await,
             Route::List => self.list(req, &owner()?).await,

@@ -17,6 +17,7 @@ pub enum Route {
     Release(String),
     MintCapability,
     Jwks,
+    Discovery,
     Revoke,
     GithubLeaks,
     IdentityList,
@@ -41,6 +42,7 @@ impl Route {
             Route::Release(_) => "DELETE /validate/leases/{leaseId}",
             Route::MintCapability => "POST /validate/capabilities",
             Route::Jwks => "GET /.well-known/jwks.json",
+            Route::Discovery => "GET /.well-known/openid-configuration",
             Route::Revoke => "POST /validate/revoke",
             Route::GithubLeaks => "POST /leaks/github",
             Route::IdentityList => "GET /identities",
@@ -137,6 +139,9 @@ pub fn route(function: Function, req: &ApiRequest) -> std::result::Result<Route,
             .ok_or(ApiError::MethodNotAllowed("POST")),
         (Function::Validate, [".well-known", "jwks.json"]) => (m == M::GET)
             .then_some(Route::Jwks)
+            .ok_or(ApiError::MethodNotAllowed("GET")),
+        (Function::Validate, [".well-known", "openid-configuration"]) => (m == M::GET)
+            .then_some(Route::Discovery)
             .ok_or(ApiError::MethodNotAllowed("GET")),
         (Function::Validate, ["validate", "leases", _]) => match *m {
             M::PUT => Ok(Route::Renew(id())),
