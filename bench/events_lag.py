@@ -3,7 +3,7 @@ local stack (`make dev`, or `make bench`, which starts one): an audit
 record is put (what every management change commits with), and its event
 is awaited in an SQS queue behind an EventBridge rule on its owner. The
 path is the deployed one locally: DynamoDB Local's stream, the poller
-playing the event source mapping (its idle interval, 0.2 s, dominates),
+playing the event source mapping (its 1 s batching window dominates),
 the events function under `cargo lambda watch`, moto's EventBridge and SQS.
 
   python bench/events_lag.py [samples]     (the stack's variables set)
