@@ -50,11 +50,29 @@ impl Tap {
         Tap { queue }
     }
 
-    /// The events received until `want` have come (or 90 s have passed),
-    /// and then for 3 s more, so a duplicate would be seen.
+    /// The distinct events received until `want` of them have come (or
+    /// 90 s have passed), and then for 3 s more, so an extra one would be
+    /// seen. Delivery is at least once: a redelivered event (an SDK retry
+    /// of `PutEvents` whose answer was late, a retried batch) carries the
+    /// same `detail.id`, and is dropped here as a subscriber drops it.
     async fn collect(&self, want: usize) -> Vec<Value> {
-        let mut got = receive(&self.queue, want, Duration::from_secs(90)).await;
-        got.extend(receive(&self.queue, usize::MAX, Duration::from_secs(3)).await);
+        let mut seen = std::collections::HashSet::new();
+        let mut got = Vec::new();
+        let started = Instant::now();
+        while got.len() < want && started.elapsed() < Duration::from_secs(90) {
+            let batch = receive(&self.queue, 1, Duration::from_secs(2)).await;
+            got.extend(
+                batch
+                    .into_iter()
+                    .filter(|e| seen.insert(e["detail"]["id"].clone())),
+            );
+        }
+        let extra = receive(&self.queue, usize::MAX, Duration::from_secs(3)).await;
+        got.extend(
+            extra
+                .into_iter()
+                .filter(|e| seen.insert(e["detail"]["id"].clone())),
+        );
         got
     }
 }
