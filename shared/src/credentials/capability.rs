@@ -319,28 +319,31 @@ pub fn sign(keys: &Keyring, issuer: &str, claims: &Claims) -> String {
 
 /// Signs `claims` under the ring's current key with `alg`.
 pub fn sign_as(alg: Alg, keys: &Keyring, issuer: &str, claims: &Claims) -> String {
-    let kid = match alg {
-        Alg::EdDSA => keys.capability_signer().0.to_owned(),
-        Alg::Es256 => keys.es256_signer().0,
+    let signing_input = |kid: &str| {
+        let header = json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
+        let payload = claims.to_json(issuer).to_string();
+        format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(payload.as_bytes())
+        )
     };
-    let header = json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
-    let mut jws = b64(header.to_string().as_bytes());
-    jws.push('.');
-    jws.push_str(&b64(claims.to_json(issuer).to_string().as_bytes()));
-    let signature = match alg {
+    let (input, signature) = match alg {
         Alg::EdDSA => {
-            let signature: Signature = keys.capability_signer().1.sign(jws.as_bytes());
-            signature.to_bytes().to_vec()
+            let (kid, key) = keys.capability_signer();
+            let input = signing_input(kid);
+            let signature: Signature = key.sign(input.as_bytes());
+            (input, signature.to_bytes().to_vec())
         }
         Alg::Es256 => {
-            let signature: p256::ecdsa::Signature = keys.es256_signer().1.sign(jws.as_bytes());
+            let (kid, key) = keys.es256_signer();
+            let input = signing_input(&kid);
+            let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
             // Low-S: the one form `verify` accepts.
-            signature.normalize_s().to_bytes().to_vec()
+            (input, signature.normalize_s().to_bytes().to_vec())
         }
     };
-    jws.push('.');
-    jws.push_str(&b64(&signature));
-    jws
+    format!("{input}.{}", b64(&signature))
 }
 
 /// Verifies a presented capability: the header names `EdDSA` or `ES256`

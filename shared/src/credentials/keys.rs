@@ -3,7 +3,10 @@
 //! token), and the small signed values built on them: list cursors, lease
 //! ids and idempotency record keys. `Keyring` holds one `Keys` per ring key.
 
+use std::sync::OnceLock;
+
 use ed25519_dalek::SigningKey;
+use hkdf::Hkdf;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -27,8 +30,13 @@ pub struct Keys {
     idempotency: HmacSha256,
     /// Signs capabilities (see `credentials::capability`).
     capability: SigningKey,
-    /// Signs the capabilities minted with `"alg": "ES256"`.
-    es256: p256::ecdsa::SigningKey,
+    /// Signs the capabilities minted with `"alg": "ES256"`: derived from
+    /// `derived` on first use, so a function that never meets ES256 pays
+    /// nothing for it at init (its public point is a scalar multiplication,
+    /// and the base point's table is built on first use).
+    es256: OnceLock<p256::ecdsa::SigningKey>,
+    /// The ring key's HKDF pseudorandom key, whence the capability keys.
+    derived: Hkdf<Sha256>,
 }
 
 impl std::fmt::Debug for Keys {
@@ -52,8 +60,7 @@ fn derive(master: &[u8], label: &str) -> HmacSha256 {
 /// The Ed25519 key capabilities are signed with: HKDF-SHA256 of the ring
 /// key under its own label, so rotating the server key rotates the
 /// capability keys with it and no second secret has to be managed.
-fn capability_key(master: &[u8]) -> SigningKey {
-    let derived = hkdf::Hkdf::<Sha256>::new(Some(b"tollgate/v1"), master);
+fn capability_key(derived: &Hkdf<Sha256>) -> SigningKey {
     let mut seed = [0u8; 32];
     // 32 bytes is far below HKDF-SHA256's limit of 8160: this cannot fail.
     if derived
@@ -70,8 +77,7 @@ fn capability_key(master: &[u8]) -> SigningKey {
 /// label of its own, so it shares nothing with the Ed25519 key. A 32-byte
 /// output is a valid scalar but for odds of about 2^-32; the next counter
 /// is taken then.
-fn es256_key(master: &[u8]) -> p256::ecdsa::SigningKey {
-    let derived = hkdf::Hkdf::<Sha256>::new(Some(b"tollgate/v1"), master);
+fn es256_key(derived: &Hkdf<Sha256>) -> p256::ecdsa::SigningKey {
     let mut counter = 0u8;
     loop {
         let mut seed = [0u8; 32];
@@ -97,20 +103,22 @@ fn mac(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
 
 impl Keys {
     pub(super) fn new(master: &[u8]) -> Self {
+        let derived = Hkdf::<Sha256>::new(Some(b"tollgate/v1"), master);
         Keys {
             token_check: derive(master, "token-check"),
             secret_hash: derive(master, "secret-hash"),
             cursor: derive(master, "list-cursor"),
             lease: derive(master, "lease-id"),
             idempotency: derive(master, "idempotency"),
-            capability: capability_key(master),
-            es256: es256_key(master),
+            capability: capability_key(&derived),
+            es256: OnceLock::new(),
+            derived,
         }
     }
 
     /// The P-256 key this ring key signs `ES256` capabilities with.
     pub(super) fn es256(&self) -> &p256::ecdsa::SigningKey {
-        &self.es256
+        self.es256.get_or_init(|| es256_key(&self.derived))
     }
 
     /// The Ed25519 key this ring key signs capabilities with.
