@@ -63,7 +63,55 @@ impl RouteCost {
     }
 }
 
+impl Owners {
+    /// At most this many owners in a validate's `owners`.
+    pub const MAX_LISTED: usize = 100;
+    pub const RULE: &'static str =
+        "must be \"*\" (every owner) or a list of 1 to 100 owner ids (1 to 256 characters, no control characters)";
+
+    /// A validate's `owners` (JSON): `"*"`, or a list of owner ids.
+    pub fn from_json(value: &serde_json::Value) -> Option<Owners> {
+        match value {
+            serde_json::Value::String(s) if s == ANY => Some(Owners::Any),
+            serde_json::Value::Array(list) => Owners::listed(list.iter().map(|o| o.as_str())),
+            _ => None,
+        }
+    }
+
+    /// A form's `owners`: `*`, or owner ids separated by commas.
+    pub fn from_text(text: &str) -> Option<Owners> {
+        match text.trim() {
+            ANY => Some(Owners::Any),
+            t => Owners::listed(t.split(',').map(Some)),
+        }
+    }
+
+    fn listed<'a>(entries: impl Iterator<Item = Option<&'a str>>) -> Option<Owners> {
+        let mut listed = Vec::new();
+        for entry in entries {
+            let owner = crate::token::Owner::parse(entry?).filter(|o| o.as_str() != ANY)?;
+            listed.push(owner.as_str().to_owned());
+        }
+        (1..=Self::MAX_LISTED)
+            .contains(&listed.len())
+            .then_some(Owners::Listed(listed))
+    }
+}
+
 impl Binding {
+    /// A validate that names `owners` is checked as a protected API with
+    /// that binding is by `authorize` (a token of another owner is
+    /// `OWNER_NOT_ALLOWED`; its `audience`, or none, is the API's), so a
+    /// service calling validate for each request (the Rust client's layer)
+    /// refuses a foreign token before anything is spent.
+    pub fn of_validate(owners: Owners, audience: Option<String>) -> Binding {
+        Binding {
+            owners,
+            audience,
+            costs: Vec::new(),
+        }
+    }
+
     /// The binding stated by an API's stage variables; `None` when it
     /// names no owner (blank entries are ignored; `*` anywhere is every
     /// owner).
@@ -193,6 +241,35 @@ mod tests {
             let v = vars(&[("tollgateOwners", "alice"), ("tollgateCosts", bad)]);
             assert_eq!(Binding::from_stage_variables(&v), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_validates_owners_are_every_owner_or_a_list() {
+        use serde_json::json;
+        assert_eq!(Owners::from_json(&json!("*")), Some(Owners::Any));
+        assert_eq!(
+            Owners::from_json(&json!(["alice", "auth0|7"])),
+            Some(Owners::Listed(vec!["alice".into(), "auth0|7".into()]))
+        );
+        assert_eq!(
+            Owners::from_text("alice,bob"),
+            Some(Owners::Listed(vec!["alice".into(), "bob".into()]))
+        );
+        assert_eq!(Owners::from_text("*"), Some(Owners::Any));
+        let too_many: Vec<String> = (0..=Owners::MAX_LISTED).map(|i| format!("o{i}")).collect();
+        for bad in [
+            json!([]),
+            json!(["*"]),
+            json!([""]),
+            json!(["a\u{7}"]),
+            json!([7]),
+            json!("alice"),
+            json!(too_many),
+            json!(["x".repeat(257)]),
+        ] {
+            assert_eq!(Owners::from_json(&bad), None, "{bad}");
+        }
+        assert_eq!(Owners::from_text("alice,,bob"), None);
     }
 
     #[test]

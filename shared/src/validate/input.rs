@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use crate::http::{ApiError, ApiRequest};
 use crate::limits::uses;
 use crate::token::{address, audience, scopes};
+use crate::validate::binding::{Binding, Owners};
 
 /// A validate (or lease) request body, decoded.
 #[derive(Debug, Default, Clone)]
@@ -36,9 +37,11 @@ pub struct ValidateInput {
     /// The audience the caller checks the token for (validate's
     /// `audience`): checked only when named.
     pub audience: Option<String>,
-    /// A protected API's binding (the authorize function): its owners and
-    /// audience are always checked.
+    /// A protected API's binding (the authorize function, or a validate
+    /// naming `owners`): its owners and audience are always checked.
     pub binding: Option<super::binding::Binding>,
+    /// Validate's `owners`, made the binding once the body is read.
+    pub owners: Option<Owners>,
 }
 
 impl ValidateInput {
@@ -121,6 +124,9 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
                             parse_cost_text("reserve", &v).map(|c| input.reserve = Some(c))
                         }
                         "used" => parse_cost_text("used", &v).map(|c| input.used = Some(c)),
+                        "owners" => Owners::from_text(&v)
+                            .map(|o| input.owners = Some(o))
+                            .ok_or_else(|| ApiError::field("owners", Owners::RULE)),
                         other => Err(ApiError::field(
                             other,
                             "is not a field of a validate request",
@@ -149,6 +155,9 @@ pub fn decode_input(req: &ApiRequest) -> Result<ValidateInput, ApiError> {
         input.token = bearer(req).map(str::to_owned);
     }
     input.relay = req.header(RELAY_HEADER).map(str::to_owned);
+    if let Some(owners) = input.owners.take() {
+        input.binding = Some(Binding::of_validate(owners, input.audience.clone()));
+    }
     if input.token.as_deref().is_none_or(str::is_empty) {
         return Err(ApiError::field(
             "token",
@@ -219,6 +228,10 @@ fn from_json(obj: &Map<String, Value>) -> Result<ValidateInput, ApiError> {
             ("cost", v) => input.cost = uses::parse_cost(k, v, &mut errors),
             ("reserve", v) => input.reserve = uses::parse_cost(k, v, &mut errors),
             ("used", v) => input.used = uses::parse_cost(k, v, &mut errors),
+            ("owners", v) => match Owners::from_json(v) {
+                Some(o) => input.owners = Some(o),
+                None => errors.add("owners", Owners::RULE),
+            },
             _ => errors.add(k, "is not a field of a validate request"),
         }
     }
