@@ -28,6 +28,9 @@ printf '{"current": "v1", "keys": {"v1": "%s"}}' "$TOLLGATE_HASH_KEY" | put_secr
 echo "==> validate and acquire against raw DynamoDB requests (interleaved)" >&2
 ./target/release/ratios >"$OUT/ratios.txt"
 
+echo "==> the Rust client's own cost per validate, beside the HTTP round trip (loopback, interleaved)" >&2
+./target/release/client_overhead >"$OUT/client.txt"
+
 echo "==> hot path (criterion)" >&2
 cargo bench --quiet -p tollgate-bench --bench hot_path -- --noplot '^(hot_path|capability_verify|capability_verify_es256|emf_line)$' >"$OUT/criterion.txt" 2>&1
 
@@ -111,6 +114,8 @@ cat <<TABLE
 | **hot_path_us** (decode, HMAC check, secret hash, window, scope, address) | **$hot_us** | ≤ 2 |
 | **capability_verify_us** (offline: format, Ed25519 signature, claims, window) | **$capability_us** | ≤ 60 |
 | **capability_verify_es256_us** (the same for an ES256 capability: ECDSA P-256, low-S) | **$capability_es256_us** | ≤ 250 |
+| a validate through \`tollgate_client\` / the same POST through raw reqwest, median µs (a loopback server's fixed answer) | $(val client_validate_us "$OUT/client.txt") / $(val raw_post_us "$OUT/client.txt") | |
+| **client_validate_overhead_us** (the client's own cost per call: the request built, the answer decoded into its types) | **$(val client_validate_overhead_us "$OUT/client.txt")** | reported |
 | emf_us (one request's metrics line, CloudWatch EMF, built and serialised) | $emf_us | |
 | validate of a capability, median µs (its parent read: one GetItem) | $(val capability_median_us "$OUT/ratios.txt") | |
 | **capability_vs_getitem** | **$(val capability_vs_getitem "$OUT/ratios.txt")** | ≤ 1.15 |
@@ -143,6 +148,7 @@ echo "hot_path_us $hot_us"
 echo "capability_verify_us $capability_us"
 echo "capability_verify_es256_us $capability_es256_us"
 echo "emf_us $emf_us"
+echo "client_validate_overhead_us $(val client_validate_overhead_us "$OUT/client.txt")"
 echo "capability_vs_getitem $(val capability_vs_getitem "$OUT/ratios.txt")"
 echo "authorize_vs_getitem $(val authorize_vs_getitem "$OUT/ratios.txt")"
 echo "revoke_vs_deleteitem $(val revoke_vs_deleteitem "$OUT/ratios.txt")"

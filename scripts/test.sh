@@ -189,6 +189,9 @@ else
 fi
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "tests failed"; exit "$status"; }
+# nextest runs no documentation examples: the client crate's, compiled
+# (edition 2024: one merged binary) and run here.
+cargo test --quiet --doc -p tollgate-client
 wait "$static_pid" || { cat "$RUN/static-checks.log"; die "a check of the templates, openapi.yaml, the docs or the gateway failed"; }
 cat "$RUN/static-checks.log"
 wait "$api_pid" || { cat "$RUN/api-checks.log"; die "schemathesis or the generated client failed"; }

@@ -3,12 +3,14 @@
 //! lambda watch`, the example app behind `authorize`, the `events/`
 //! fixtures through `cargo lambda invoke`, credits (cost, refill, reserve
 //! and settle), a holder's revocation, GitHub's
-//! leak reports, and the security findings' regression tests.
+//! leak reports, the Rust client crate and its layer, and the security
+//! findings' regression tests.
 
 // Test code slices strings it built itself.
 #![allow(clippy::string_slice)]
 
 mod capabilities;
+mod client;
 mod credits;
 mod e2e;
 mod events;
