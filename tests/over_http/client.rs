@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate_client::{
-    Authorize, Authorized, Client, Error, MintRequest, Minted, Owners, Reason, ValidateRequest,
-    Validation, Verifier,
+    Authorize, Authorized, CallerAddress, Client, Error, MintRequest, Minted, Owners, Reason,
+    ValidateRequest, Validation, Verifier,
 };
 use tollgate_tests::{env, owner, Api};
 
@@ -156,17 +156,21 @@ async fn counting_proxy(upstream: SocketAddr) -> (String, Arc<AtomicUsize>) {
                 let (mut up_read, mut up_write) = outbound.into_split();
                 let (mut in_read, mut in_write) = inbound.split();
                 let to_upstream = async {
+                    const LINE: &[u8] = b"POST /validate ";
                     let mut buf = vec![0u8; 65536];
+                    // The end of the previous read: a request line split
+                    // across two reads is still counted, once.
+                    let mut carried: Vec<u8> = Vec::new();
                     while let Ok(n) = in_read.read(&mut buf).await {
                         if n == 0 {
                             break;
                         }
                         let chunk = &buf[..n];
-                        let found = chunk
-                            .windows(b"POST /validate ".len())
-                            .filter(|w| *w == b"POST /validate ")
-                            .count();
+                        let seen = [carried.as_slice(), chunk].concat();
+                        let found = seen.windows(LINE.len()).filter(|w| *w == LINE).count();
                         counted.fetch_add(found, Ordering::SeqCst);
+                        let keep = seen.len().min(LINE.len() - 1);
+                        carried = seen[seen.len() - keep..].to_vec();
                         if up_write.write_all(chunk).await.is_err() {
                             break;
                         }
@@ -219,7 +223,8 @@ async fn an_axum_app_behind_the_layer() {
     let verifier = Verifier::builder(env("TOLLGATE_ISSUER"))
         .jwks_url(format!("{}/.well-known/jwks.json", api.base))
         .owners(Owners::one(o.clone()))
-        .build();
+        .build()
+        .unwrap();
     let app = protected_app(
         Authorize::new(client(&proxied), Owners::one(o.clone()))
             .verify_capabilities_offline(Arc::new(verifier)),
@@ -247,7 +252,7 @@ async fn an_axum_app_behind_the_layer() {
         .mint(
             &o,
             json!({"resource": "/reports",
-                   "rateLimits": [{"name": "hourly", "limit": 3, "periodSeconds": 3600}]}),
+                   "rateLimits": [{"name": "monthly", "limit": 3, "periodSeconds": 2592000}]}),
         )
         .await;
     let r = call(reqwest::Method::GET, "/reports/1", Some(&token))
@@ -319,7 +324,7 @@ async fn an_axum_app_behind_the_layer() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert!((1..=2592000).contains(&retry_after), "{retry_after}");
     assert_eq!(status_and_reason(r).await, (429, "RATE_LIMITED".into()));
 
     // Capabilities, EdDSA and ES256, verified offline: admitted with no
@@ -397,6 +402,55 @@ async fn an_axum_app_behind_the_layer() {
         before,
         "offline capability checks call Tollgate zero times"
     );
+    // The key decides the algorithm, never the header: an EdDSA
+    // capability relabelled ES256 (and the reverse, naming the other
+    // key) is refused.
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    for (capability, alg) in [(&capabilities[0], "ES256"), (&capabilities[1], "EdDSA")] {
+        let (header, rest) = capability.split_once('.').unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+        let kid = header["kid"].as_str().unwrap();
+        let relabelled = json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string();
+        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(relabelled));
+        assert_eq!(
+            status_and_reason(
+                call(get.clone(), "/reports/9", Some(&forged))
+                    .await
+                    .unwrap()
+            )
+            .await,
+            (401, "MALFORMED".into()),
+            "{alg}"
+        );
+    }
+    // A capability with an audience: this API states none, so it is
+    // refused offline as online.
+    let (_, audienced) = api
+        .mint(
+            &o,
+            json!({"resource": "/reports", "audiences": ["billing"]}),
+        )
+        .await;
+    let Minted::Capability(billing) = tollgate
+        .mint(&audienced, &MintRequest::new())
+        .await
+        .unwrap()
+    else {
+        panic!("refused")
+    };
+    for credential in [&billing.capability, &audienced] {
+        assert_eq!(
+            status_and_reason(
+                call(get.clone(), "/reports/9", Some(credential))
+                    .await
+                    .unwrap()
+            )
+            .await,
+            (403, "AUDIENCE_NOT_ALLOWED".into())
+        );
+    }
     // Another owner's capability is refused offline too.
     let (_, strangers) = api.mint(&owner("stranger"), json!({})).await;
     let Minted::Capability(theirs) = tollgate
@@ -417,16 +471,135 @@ async fn an_axum_app_behind_the_layer() {
     );
 }
 
-/// A stub Tollgate that answers every request 503, counting them.
-async fn unavailable_stub() -> (String, Arc<AtomicUsize>) {
+/// Made-up key ids cost one fetch of the keys a minute, not one a check;
+/// a known key verifies from the cache.
+#[tokio::test]
+async fn the_verifier_fetches_the_keys_once_for_a_flood_of_unknown_key_ids() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let (api, o) = (Api::new(), owner("jwks"));
+    let jwks = api
+        .send(api.request("GET", "/.well-known/jwks.json"))
+        .await
+        .text;
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counted = fetches.clone();
+    let served = Router::new().route(
+        "/jwks.json",
+        get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let jwks = jwks.clone();
+            async move { ([("content-type", "application/json")], jwks) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let jwks_url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let verifier = Verifier::builder(env("TOLLGATE_ISSUER"))
+        .jwks_url(jwks_url)
+        .owners(Owners::one(o.clone()))
+        .build()
+        .unwrap();
+
+    let (_, token) = api.mint(&o, json!({})).await;
+    let Minted::Capability(minted) = client(&api.base)
+        .mint(&token, &MintRequest::new())
+        .await
+        .unwrap()
+    else {
+        panic!("refused")
+    };
+    let capability = verifier.verify(&minted.capability).await.unwrap();
+    assert_eq!(capability.owner, o);
+    let (header, rest) = minted.capability.split_once('.').unwrap();
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
+    for n in 0..20 {
+        let made_up = json!({"alg": header["alg"], "typ": "JWT", "kid": format!("made-up-{n}")});
+        let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(made_up.to_string()));
+        assert!(verifier.verify(&forged).await.is_err());
+        verifier.verify(&minted.capability).await.unwrap();
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}
+
+/// The layer behind a nested router, with a relay token: the caller's
+/// address (here set by an outer middleware, as a trusted proxy's would
+/// be) is the one Tollgate checks, and the path checked is the whole one.
+#[tokio::test]
+async fn with_a_relay_the_callers_address_counts_and_the_whole_path_is_checked() {
+    use axum::extract::Request;
+    use axum::middleware::{from_fn, Next};
+    let (api, o) = (Api::new(), owner("relayed"));
+    let (_, relay) = api
+        .mint(
+            &o,
+            json!({"type": "relay", "scopes": ["scope:tollgate:relay"]}),
+        )
+        .await;
+    let tollgate = Client::builder(&api.base).relay(relay).build().unwrap();
+    async fn who(who: Authorized) -> String {
+        who.token_id().to_owned()
+    }
+    let inner = Router::new()
+        .route("/reports/{*rest}", get(who))
+        .layer(Authorize::new(tollgate, Owners::one(o.clone())));
+    let app = Router::new().nest("/api", inner).layer(from_fn(
+        |mut request: Request, next: Next| async move {
+            let caller = request
+                .headers()
+                .get("x-test-caller")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            if let Some(ip) = caller {
+                request.extensions_mut().insert(CallerAddress(ip));
+            }
+            next.run(request).await
+        },
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let (id, bound) = api
+        .mint(
+            &o,
+            json!({"resource": "/api/reports", "allowedAddresses": ["203.0.113.0/24"]}),
+        )
+        .await;
+    let (_, unprefixed) = api.mint(&o, json!({"resource": "/reports"})).await;
+    let http = reqwest::Client::new();
+    let call = |token: &str, caller: &str| {
+        http.get(format!("{base}/api/reports/1"))
+            .bearer_auth(token)
+            .header("x-test-caller", caller)
+            .send()
+    };
+    let r = call(&bound, "203.0.113.9").await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), id);
+    let r = call(&bound, "198.51.100.7").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "ADDRESS_NOT_ALLOWED");
+    // The nested router saw `/reports/1`; the layer checks `/api/reports/1`.
+    let r = call(&unprefixed, "203.0.113.9").await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["reason"], "RESOURCE_NOT_ALLOWED");
+}
+
+/// A stub Tollgate that answers every request `status`, after `delay`,
+/// counting them.
+async fn stub(status: u16, delay: Duration) -> (String, Arc<AtomicUsize>) {
     let seen = Arc::new(AtomicUsize::new(0));
     let counted = seen.clone();
     let app = Router::new().fallback(any(move || {
         let counted = counted.clone();
         async move {
             counted.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
             (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                axum::http::StatusCode::from_u16(status).unwrap(),
                 [("retry-after", "0")],
                 "{}",
             )
@@ -439,25 +612,48 @@ async fn unavailable_stub() -> (String, Arc<AtomicUsize>) {
 }
 
 #[tokio::test]
-async fn an_admission_is_never_resent_and_the_layer_fails_closed() {
-    let (stub, seen) = unavailable_stub().await;
-    let tollgate = Client::builder(&stub)
-        .retries(3, Duration::from_millis(1))
-        .build()
-        .unwrap();
-    // A 503 may follow a spent use: the admission is not sent again.
+async fn an_admission_is_resent_only_when_it_never_ran_and_the_layer_fails_closed() {
+    let retrying = |base: &str| {
+        Client::builder(base)
+            .retries(3, Duration::from_millis(1))
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    // A 503 may follow a spent use: the admission is not sent again; a
+    // release is idempotent: sent again, up to the retries.
+    let (base, seen) = stub(503, Duration::ZERO).await;
+    let tollgate = retrying(&base);
     let answer = tollgate.validate(&ValidateRequest::new("tgl_x")).await;
     assert!(
         matches!(answer, Err(Error::Unavailable { .. })),
         "{answer:?}"
     );
     assert_eq!(seen.swap(0, Ordering::SeqCst), 1);
-    // A release is idempotent: sent again, up to the retries.
     let answer = tollgate.release("tgl_x", "lease1", Some(0)).await;
     assert!(
         matches!(answer, Err(Error::Unavailable { .. })),
         "{answer:?}"
     );
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
+
+    // API Gateway's 429 comes before any function runs: resent.
+    let (base, seen) = stub(429, Duration::ZERO).await;
+    let answer = retrying(&base).mint("tgl_x", &MintRequest::new()).await;
+    assert!(
+        matches!(answer, Err(Error::Unavailable { .. })),
+        "{answer:?}"
+    );
+    assert_eq!(seen.load(Ordering::SeqCst), 4);
+
+    // An admission whose answer is late may have run: not resent.
+    let (base, seen) = stub(200, Duration::from_secs(2)).await;
+    let tollgate = retrying(&base);
+    let answer = tollgate.acquire(&ValidateRequest::new("tgl_x"), None).await;
+    assert!(matches!(answer, Err(Error::Transport(_))), "{answer:?}");
+    assert_eq!(seen.swap(0, Ordering::SeqCst), 1);
+    let answer = tollgate.renew("tgl_x", "lease1").await;
+    assert!(matches!(answer, Err(Error::Transport(_))), "{answer:?}");
     assert_eq!(seen.load(Ordering::SeqCst), 4);
 
     // Nothing listening: the layer answers 503 and the app never runs.

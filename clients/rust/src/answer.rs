@@ -143,7 +143,7 @@ pub enum Minted {
 }
 
 /// A freshly minted capability (a compact JWS) and what it allows.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MintedCapability {
     pub capability: String,
@@ -153,6 +153,19 @@ pub struct MintedCapability {
     pub scopes: Vec<String>,
     pub resource: String,
     pub write: bool,
+}
+
+// The capability is a bearer credential: never in a log through `{:?}`.
+impl std::fmt::Debug for MintedCapability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedCapability")
+            .field("capability", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("scopes", &self.scopes)
+            .field("resource", &self.resource)
+            .field("write", &self.write)
+            .finish()
+    }
 }
 
 /// Why a credential was refused: Tollgate's reason codes. A code this

@@ -23,7 +23,7 @@ const RELAY_HEADER: &str = "tollgate-relay";
 
 /// A Tollgate client: cheap to clone (one connection pool), built once
 /// and shared, never per request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: String,
@@ -33,7 +33,6 @@ pub struct Client {
 }
 
 /// Builds a [`Client`]: [`Client::builder`].
-#[derive(Debug)]
 pub struct ClientBuilder {
     base: String,
     timeout: Duration,
@@ -45,8 +44,9 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The whole call's limit, retries excluded (default 3 s). A call
-    /// that runs out is [`Error::Transport`]: not admitted.
+    /// Each attempt's limit (default 3 s; a renew or release may make up
+    /// to `retries + 1` attempts). A call that runs out is
+    /// [`Error::Transport`]: not admitted.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -109,10 +109,40 @@ impl ClientBuilder {
 
 /// A validate's question: the credential and what it is checked for.
 /// Everything but the token is optional.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ValidateRequest {
     token: String,
     body: Map<String, Value>,
+}
+
+// Credentials never reach a log through `{:?}`.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("retries", &self.retries)
+            .field("relay", &self.relay.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base", &self.base)
+            .field("timeout", &self.timeout)
+            .field("relay", &self.relay.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ValidateRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValidateRequest")
+            .field("token", &"<redacted>")
+            .field("body", &self.body)
+            .finish()
+    }
 }
 
 impl ValidateRequest {
@@ -272,6 +302,11 @@ impl Client {
             relay: None,
             http: None,
         }
+    }
+
+    /// Whether calls carry a relay token (so a named `address` counts).
+    pub fn has_relay(&self) -> bool {
+        self.relay.is_some()
     }
 
     /// `POST /validate`: every check, spending what an admission spends.

@@ -65,12 +65,27 @@ pub struct Authorize {
     rules: Arc<Rules>,
 }
 
-#[derive(Debug)]
+/// A route's cost in uses: what `tollgateCosts` states for `authorize`.
+type CostOf = dyn Fn(&http::Method, &str) -> u64 + Send + Sync;
+
 struct Rules {
     client: Client,
     owners: Owners,
     audience: Option<String>,
     verifier: Option<Arc<Verifier>>,
+    cost_of: Option<Arc<CostOf>>,
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rules")
+            .field("client", &self.client)
+            .field("owners", &self.owners)
+            .field("audience", &self.audience)
+            .field("verifier", &self.verifier)
+            .field("costs", &self.cost_of.is_some())
+            .finish()
+    }
 }
 
 impl Authorize {
@@ -84,6 +99,7 @@ impl Authorize {
                 owners,
                 audience: None,
                 verifier: None,
+                cost_of: None,
             }),
         }
     }
@@ -94,6 +110,7 @@ impl Authorize {
             owners: shared.owners.clone(),
             audience: shared.audience.clone(),
             verifier: shared.verifier.clone(),
+            cost_of: shared.cost_of.clone(),
         });
         change(&mut rules);
         Authorize {
@@ -111,10 +128,19 @@ impl Authorize {
 
     /// Check capabilities offline with `verifier` (no call to Tollgate, no
     /// revocation before their `exp`, no limits spent); tokens are still
-    /// checked online. Build the verifier with the same owners and
-    /// audience.
+    /// checked online. The layer's owners and audience apply to them too,
+    /// beside the verifier's own.
     pub fn verify_capabilities_offline(self, verifier: Arc<Verifier>) -> Self {
         self.with(|r| r.verifier = Some(verifier))
+    }
+
+    /// Each route's cost in uses (what `tollgateCosts` states for
+    /// `authorize`); 1 for every request without it.
+    pub fn costs(
+        self,
+        cost_of: impl Fn(&http::Method, &str) -> u64 + Send + Sync + 'static,
+    ) -> Self {
+        self.with(|r| r.cost_of = Some(Arc::new(cost_of)))
     }
 }
 
@@ -189,19 +215,22 @@ impl Rules {
     async fn decide(
         &self,
         credential: Option<&str>,
+        method: &http::Method,
         path: &str,
-        write: bool,
         caller: Option<IpAddr>,
     ) -> Result<Authorized, Denial> {
         let Some(credential) = credential else {
             return Err(Denial::of(Reason::Malformed, None));
         };
+        let write = is_write(method);
         if let Some(verifier) = self
             .verifier
             .as_ref()
             .filter(|_| looks_like_jws(credential))
         {
-            return offline(verifier, credential, path, write, caller).await;
+            return self
+                .offline(verifier, credential, path, write, caller)
+                .await;
         }
         let mut request = ValidateRequest::new(credential)
             .resource(path)
@@ -210,7 +239,12 @@ impl Rules {
         if let Some(audience) = &self.audience {
             request = request.audience(audience.clone());
         }
-        if let Some(caller) = caller {
+        if let Some(cost_of) = &self.cost_of {
+            request = request.cost(cost_of(method, path));
+        }
+        // Tollgate honours a named address beside a relay token only;
+        // without one it checks this service's own address.
+        if let Some(caller) = caller.filter(|_| self.client.has_relay()) {
             request = request.address(caller);
         }
         match self.client.validate(&request).await {
@@ -219,38 +253,49 @@ impl Rules {
             Err(Error::Unavailable { retry_after }) => {
                 Err(Denial::unavailable(retry_after.map(|d| d.as_secs())))
             }
-            // A question Tollgate will not answer (a credential too long
-            // to be one) is not admitted; anything unexpected fails closed.
-            Err(Error::Rejected { .. }) => Err(Denial::of(Reason::Malformed, None)),
+            // A 400 here is the layer's own configuration (owners,
+            // audience); that and anything unexpected fails closed.
             Err(_) => Err(Denial::unavailable(None)),
         }
     }
-}
 
-async fn offline(
-    verifier: &Verifier,
-    credential: &str,
-    path: &str,
-    write: bool,
-    caller: Option<IpAddr>,
-) -> Result<Authorized, Denial> {
-    let capability = match verifier.verify(credential).await {
-        Ok(c) => c,
-        Err(VerifyError::Refused(reason)) => return Err(Denial::of(reason, None)),
-        Err(VerifyError::KeysUnavailable(_)) => return Err(Denial::unavailable(None)),
-    };
-    let refusal = if !capability.allows_address(caller) {
-        Some(Reason::AddressNotAllowed)
-    } else if !capability.covers(path) {
-        Some(Reason::ResourceNotAllowed)
-    } else if write && !capability.write {
-        Some(Reason::WriteNotAllowed)
-    } else {
-        None
-    };
-    match refusal {
-        Some(reason) => Err(Denial::of(reason, None)),
-        None => Ok(Authorized::Offline(Box::new(capability))),
+    /// A capability checked offline: the verifier's checks, the layer's
+    /// owners and audience, then the request's address, path and method.
+    async fn offline(
+        &self,
+        verifier: &Verifier,
+        credential: &str,
+        path: &str,
+        write: bool,
+        caller: Option<IpAddr>,
+    ) -> Result<Authorized, Denial> {
+        let capability = match verifier.verify(credential).await {
+            Ok(c) => c,
+            Err(VerifyError::Refused(reason)) => return Err(Denial::of(reason, None)),
+            Err(VerifyError::KeysUnavailable(_)) => return Err(Denial::unavailable(None)),
+        };
+        let audience_ok = capability.audiences.is_empty()
+            || self
+                .audience
+                .as_ref()
+                .is_some_and(|a| capability.audiences.contains(a));
+        let refusal = if !capability.allows_address(caller) {
+            Some(Reason::AddressNotAllowed)
+        } else if !self.owners.accepts(&capability.owner) {
+            Some(Reason::OwnerNotAllowed)
+        } else if !audience_ok {
+            Some(Reason::AudienceNotAllowed)
+        } else if !capability.covers(path) {
+            Some(Reason::ResourceNotAllowed)
+        } else if write && !capability.write {
+            Some(Reason::WriteNotAllowed)
+        } else {
+            None
+        };
+        match refusal {
+            Some(reason) => Err(Denial::of(reason, None)),
+            None => Ok(Authorized::Offline(Box::new(capability))),
+        }
     }
 }
 
@@ -268,6 +313,16 @@ fn bearer<B>(request: &Request<B>) -> Option<&str> {
     let (scheme, credential) = value.trim().split_once(' ')?;
     let credential = credential.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !credential.is_empty()).then_some(credential)
+}
+
+/// The request's path as the client sent it: axum's `OriginalUri` when a
+/// router nested this one (it strips its prefix), else the URI's.
+fn path_of<B>(request: &Request<B>) -> &str {
+    #[cfg(feature = "axum")]
+    if let Some(original) = request.extensions().get::<axum::extract::OriginalUri>() {
+        return original.0.path();
+    }
+    request.uri().path()
 }
 
 fn caller_of<B>(request: &Request<B>) -> Option<IpAddr> {
@@ -316,8 +371,8 @@ where
             let decision = rules
                 .decide(
                     bearer(&request),
-                    request.uri().path(),
-                    is_write(request.method()),
+                    request.method(),
+                    path_of(&request),
                     caller_of(&request),
                 )
                 .await;

@@ -17,7 +17,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
 use serde_json::{Map, Value};
-use tokio::sync::RwLock;
+use std::sync::RwLock;
 
 use crate::answer::Reason;
 use crate::client::Owners;
@@ -27,6 +27,9 @@ use crate::client::Owners;
 const KEYS_FRESH_FOR: Duration = Duration::from_secs(300);
 /// The keys are fetched at most this often (an unknown `kid`, stale keys).
 const MIN_FETCH_INTERVAL: Duration = Duration::from_secs(60);
+/// Stale keys verify while the JWKS cannot be read, but not for longer
+/// than this: a key removed from the JWKS stops verifying within the hour.
+const STALE_KEYS_USABLE_FOR: Duration = Duration::from_secs(3600);
 
 /// A capability that passed every offline check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +61,7 @@ impl Capability {
             && !path.contains("//")
             && !path.contains(['%', ';', '\\', '?', '#'])
             && !path.chars().any(|c| c.is_control() || !c.is_ascii())
-            && path.split('/').all(|s| s != "." && s != "..");
+            && path.split('/').all(|s| s != "." && !s.starts_with(".."));
         let path = match path.trim_end_matches('/') {
             "" => "/",
             p => p,
@@ -79,43 +82,111 @@ impl Capability {
         caller.is_some_and(|ip| within(bound, ip))
     }
 
-    /// Whether it grants `scope` exactly or by a broader grant: the same
-    /// `scope:<service>:<privilege>`, and every parameter the grant names
-    /// with the same value.
+    /// Whether it grants `scope`: a granted scope with the same
+    /// `scope:<service>:<privilege>` whose every parameter the asked scope
+    /// names, with that value and no other (values percent-decoded), as
+    /// Tollgate decides it.
     pub fn grants(&self, scope: &str) -> bool {
-        let (asked, asked_params) = split_scope(scope);
-        self.scopes.iter().any(|granted| {
-            let (name, params) = split_scope(granted);
-            name == asked && params.iter().all(|p| asked_params.contains(p))
-        })
+        let Some((asked, asked_params)) = parse_scope(scope) else {
+            return false;
+        };
+        self.scopes
+            .iter()
+            .filter_map(|g| parse_scope(g))
+            .any(|(name, params)| {
+                name == asked
+                    && params.iter().all(|(k, v)| {
+                        let mut values = asked_params.iter().filter(|(ak, _)| ak == k).peekable();
+                        values.peek().is_some() && values.all(|(_, av)| av == v)
+                    })
+            })
     }
 }
 
-fn split_scope(scope: &str) -> (&str, Vec<&str>) {
-    match scope.split_once('?') {
-        Some((name, query)) => (name, query.split('&').filter(|p| !p.is_empty()).collect()),
-        None => (scope, Vec::new()),
+/// A scope's name and its parameters, decoded; `None` when it is not a
+/// scope or a parameter does not decode.
+fn parse_scope(scope: &str) -> Option<(&str, Vec<(String, String)>)> {
+    let (name, query) = scope.split_once('?').unwrap_or((scope, ""));
+    if !name.starts_with("scope:") {
+        return None;
     }
+    let mut params = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        params.push((percent_decoded(k)?, percent_decoded(v)?));
+    }
+    Some((name, params))
 }
 
-/// Whether `ip` lies within `net` (`203.0.113.0/24`, or one address).
+fn percent_decoded(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'%' => {
+                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Whether `ip` lies within `net` (`203.0.113.0/24`, or one address). A
+/// net Tollgate would not have signed (a bad prefix) contains nothing; an
+/// IPv4-mapped IPv6 net or address counts as its IPv4 form, as Tollgate
+/// counts it.
 fn within(net: &str, ip: IpAddr) -> bool {
     let (addr, bits) = match net.split_once('/') {
-        Some((a, b)) => (a, b.parse::<u32>().ok()),
+        Some((a, b)) => match b.parse::<u32>() {
+            Ok(bits) if b.bytes().all(|c| c.is_ascii_digit()) => (a, Some(bits)),
+            _ => return false,
+        },
         None => (net, None),
     };
-    let to_v4 = |ip: IpAddr| match ip {
+    let Ok(net) = addr.parse::<IpAddr>() else {
+        return false;
+    };
+    // The net in its IPv4 form when it is IPv4-mapped (its prefix less 96).
+    let (net, bits) = match (net, bits) {
+        (IpAddr::V6(v6), bits) => match v6.to_ipv4_mapped() {
+            Some(v4) => match bits {
+                None => (IpAddr::V4(v4), None),
+                Some(b) if b >= 96 => (IpAddr::V4(v4), Some(b - 96)),
+                Some(_) => return false,
+            },
+            None => (IpAddr::V6(v6), bits),
+        },
+        other => other,
+    };
+    let ip = match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     };
-    match (addr.parse::<IpAddr>().map(to_v4), to_v4(ip)) {
-        (Ok(IpAddr::V4(n)), IpAddr::V4(a)) => {
-            let bits = bits.unwrap_or(32).min(32);
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) => {
+            let bits = bits.unwrap_or(32);
+            if bits > 32 {
+                return false;
+            }
             let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
             u32::from(n) & mask == u32::from(a) & mask
         }
-        (Ok(IpAddr::V6(n)), IpAddr::V6(a)) => {
-            let bits = bits.unwrap_or(128).min(128);
+        (IpAddr::V6(n), IpAddr::V6(a)) => {
+            let bits = bits.unwrap_or(128);
+            if bits > 128 {
+                return false;
+            }
             let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
             u128::from(n) & mask == u128::from(a) & mask
         }
@@ -183,7 +254,14 @@ impl Key {
 struct Keys {
     by_kid: HashMap<String, Arc<Key>>,
     fetched: Option<Instant>,
-    last_attempt: Option<Instant>,
+}
+
+/// What the cache holds for one `kid`.
+struct Held {
+    key: Option<Arc<Key>>,
+    fresh: bool,
+    usable: bool,
+    none: bool,
 }
 
 /// Verifies capabilities offline; build once and share (it holds the
@@ -195,6 +273,8 @@ pub struct Verifier {
     audience: Option<String>,
     owners: Owners,
     keys: RwLock<Keys>,
+    /// Held by the one check that fetches; the last attempt's time.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -244,27 +324,30 @@ impl VerifierBuilder {
         self
     }
 
-    pub fn build(self) -> Verifier {
+    /// Fails only when no HTTP client can be made (no TLS roots).
+    pub fn build(self) -> Result<Verifier, crate::Error> {
         let jwks_url = self.jwks_url.unwrap_or_else(|| {
             format!(
                 "{}/.well-known/jwks.json",
                 self.issuer.trim_end_matches('/')
             )
         });
-        let http = self.http.unwrap_or_else(|| {
-            reqwest::Client::builder()
+        let http = match self.http {
+            Some(http) => http,
+            None => reqwest::Client::builder()
                 .timeout(Duration::from_secs(3))
                 .build()
-                .unwrap_or_default()
-        });
-        Verifier {
+                .map_err(crate::Error::Transport)?,
+        };
+        Ok(Verifier {
             http,
             jwks_url,
             issuer: self.issuer,
             audience: self.audience,
             owners: self.owners,
             keys: RwLock::new(Keys::default()),
-        }
+            fetching: tokio::sync::Mutex::new(None),
+        })
     }
 }
 
@@ -328,53 +411,62 @@ impl Verifier {
         Ok(capability)
     }
 
-    /// The key named `kid`, from the cache while it is fresh. The keys are
-    /// fetched again when stale or when `kid` is unknown, at most once a
-    /// minute either way: a flood of made-up key ids, or a JWKS that cannot
-    /// be reached, costs one fetch a minute, not one a check.
-    async fn key(&self, kid: &str) -> Result<Arc<Key>, VerifyError> {
-        // With no key held yet, every check fails until a fetch works:
-        // try again sooner then.
-        let may_fetch = |keys: &Keys| {
-            let interval = match keys.by_kid.is_empty() {
-                true => Duration::from_secs(1),
-                false => MIN_FETCH_INTERVAL,
-            };
-            keys.last_attempt.is_none_or(|t| t.elapsed() >= interval)
-        };
-        {
-            let keys = self.keys.read().await;
-            let fresh = keys.fetched.is_some_and(|t| t.elapsed() < KEYS_FRESH_FOR);
-            match keys.by_kid.get(kid) {
-                Some(key) if fresh || !may_fetch(&keys) => return Ok(key.clone()),
-                None if keys.by_kid.is_empty() && !may_fetch(&keys) => {
-                    return Err(VerifyError::KeysUnavailable("not fetched yet".into()));
-                }
-                None if !may_fetch(&keys) => return Err(refused(Reason::Malformed)),
-                _ => {}
-            }
+    fn held(&self, kid: &str) -> Held {
+        let keys = self.keys.read().unwrap_or_else(|e| e.into_inner());
+        let age = keys.fetched.map(|t| t.elapsed());
+        Held {
+            key: keys.by_kid.get(kid).cloned(),
+            fresh: age.is_some_and(|a| a < KEYS_FRESH_FOR),
+            usable: age.is_some_and(|a| a < STALE_KEYS_USABLE_FOR),
+            none: keys.by_kid.is_empty(),
         }
-        let mut keys = self.keys.write().await;
-        // Another check may have fetched while this one waited.
-        if may_fetch(&keys) {
-            keys.last_attempt = Some(Instant::now());
+    }
+
+    /// The key named `kid`, from the cache while it is fresh. The keys are
+    /// fetched again when stale or when `kid` is unknown, by one check at a
+    /// time and at most once a minute (once a second while none is held):
+    /// a flood of made-up key ids, or a JWKS that cannot be read, costs
+    /// one fetch a minute, not one a check. A stale key keeps answering
+    /// while another check fetches, and for an hour while none succeeds.
+    async fn key(&self, kid: &str) -> Result<Arc<Key>, VerifyError> {
+        let held = self.held(kid);
+        let mut last_attempt = match held.key {
+            Some(key) if held.fresh => return Ok(key),
+            Some(key) if held.usable => match self.fetching.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(key),
+            },
+            _ => self.fetching.lock().await,
+        };
+        // What another check fetched while this one waited.
+        let held = self.held(kid);
+        if let Some(key) = held.key.clone().filter(|_| held.fresh) {
+            return Ok(key);
+        }
+        let interval = match held.none {
+            true => Duration::from_secs(1),
+            false => MIN_FETCH_INTERVAL,
+        };
+        if last_attempt.is_none_or(|t| t.elapsed() >= interval) {
+            *last_attempt = Some(Instant::now());
             match self.fetch().await {
                 Ok(by_kid) => {
+                    let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
                     keys.by_kid = by_kid;
                     keys.fetched = Some(Instant::now());
                 }
-                // Stale keys still verify while the JWKS cannot be read;
-                // with none held, nothing is accepted.
-                Err(why) if keys.by_kid.is_empty() => {
-                    return Err(VerifyError::KeysUnavailable(why));
-                }
+                Err(why) if held.none => return Err(VerifyError::KeysUnavailable(why)),
                 Err(_) => {}
             }
         }
-        keys.by_kid
-            .get(kid)
-            .cloned()
-            .ok_or(refused(Reason::Malformed))
+        let held = self.held(kid);
+        match held.key {
+            Some(key) if held.usable => Ok(key),
+            _ if held.none || !held.usable => Err(VerifyError::KeysUnavailable(
+                "no key fetched from the JWKS in the last hour".into(),
+            )),
+            _ => Err(refused(Reason::Malformed)),
+        }
     }
 
     async fn fetch(&self) -> Result<HashMap<String, Arc<Key>>, String> {
@@ -469,6 +561,8 @@ fn claims(m: &Map<String, Value>, issuer: &str) -> Option<Capability> {
             .collect::<Option<_>>()?,
         Some(_) => return None,
     };
+    // Required, as Tollgate requires it, though no check reads it.
+    m.get("iat")?.as_i64()?;
     Some(Capability {
         id: text("jti")?.to_owned(),
         token_id: text("sub")?.to_owned(),
@@ -524,6 +618,8 @@ mod tests {
             "/teams/a;b",
             "teams",
             "/teams/\u{ff0e}",
+            "/teams/...",
+            "/teams/..x",
         ] {
             assert!(!c.covers(no), "{no}");
         }
@@ -538,10 +634,22 @@ mod tests {
         assert!(!c.allows_address(Some("203.0.114.9".parse().unwrap())));
         assert!(!c.allows_address(None));
         assert!(c.grants("scope:client:incoming?clientName=bob"));
+        // Nets Tollgate would not sign contain nothing; mapped nets are IPv4.
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        for bad in ["203.0.113.0/33", "203.0.113.0/x", "203.0.113.0/", "nonsense", "::/129"] {
+            assert!(!within(bad, ip("203.0.113.9")), "{bad}");
+        }
+        assert!(within("::ffff:203.0.113.0/120", ip("203.0.113.9")));
+        assert!(!within("::ffff:203.0.113.0/120", ip("203.0.114.9")));
+        assert!(within("0.0.0.0/0", ip("198.51.100.1")));
+        assert!(within("2001:db8::/32", ip("2001:db8::1")));
         assert!(!c.grants("scope:client:outgoing"));
         let narrow = capability("/", None, &["scope:client:incoming?clientName=alice"]);
         assert!(narrow.grants("scope:client:incoming?clientName=alice&x=1"));
         assert!(!narrow.grants("scope:client:incoming?clientName=bob"));
+        assert!(!narrow.grants("scope:client:incoming?clientName=alice&clientName=bob"));
+        assert!(narrow.grants("scope:client:incoming?clientName=%61lice"));
+        assert!(!narrow.grants("scope:client:incoming"));
     }
 
     #[test]
