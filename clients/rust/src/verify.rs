@@ -636,7 +636,13 @@ mod tests {
         assert!(c.grants("scope:client:incoming?clientName=bob"));
         // Nets Tollgate would not sign contain nothing; mapped nets are IPv4.
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        for bad in ["203.0.113.0/33", "203.0.113.0/x", "203.0.113.0/", "nonsense", "::/129"] {
+        for bad in [
+            "203.0.113.0/33",
+            "203.0.113.0/x",
+            "203.0.113.0/",
+            "nonsense",
+            "::/129",
+        ] {
             assert!(!within(bad, ip("203.0.113.9")), "{bad}");
         }
         assert!(within("::ffff:203.0.113.0/120", ip("203.0.113.9")));
