@@ -35,8 +35,10 @@ ensure_tools() {
   for tool in cargo-lambda sam cfn-lint schemathesis openapi-spec-validator moto_server openapi-python-client; do
     [ -x "$VENV/bin/$tool" ] || missing="$missing $tool"
   done
-  # PyJWT: the independent check of capabilities (tests/pyjwt_verify.py).
+  # PyJWT: the independent check of capabilities (tests/pyjwt_verify.py);
+  # Selenium: the console's browser tests (tests/console_test.py).
   "$VENV/bin/python" -c "import jwt" 2>/dev/null || missing="$missing PyJWT"
+  "$VENV/bin/python" -c "import selenium" 2>/dev/null || missing="$missing selenium"
 
   if [ -n "$missing" ]; then
     echo "==> installing$missing into .tools/venv (scripts/requirements.txt)"
@@ -63,6 +65,19 @@ ensure_tools() {
   # SAM checks for updates over the network unless told it just did.
   mkdir -p "$HOME/.aws-sam"
   [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' > "$HOME/.aws-sam/metadata.json"
+}
+
+# Debian's Chromium and its chromedriver, for the console's browser tests
+# (apt, as root). Nothing downloads a browser of its own.
+ensure_browser() {
+  [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] && return 0
+  need apt-get "install Debian's chromium and chromium-driver"
+  echo "==> installing chromium and chromium-driver (apt)"
+  local sudo=""
+  [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
+    chromium chromium-driver >/dev/null
 }
 
 # The arm64 toolchain: Rust's aarch64 target (rustup), zig as the cross

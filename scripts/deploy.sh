@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make deploy: builds the eight functions for arm64 (Graviton) and deploys
+# make deploy: builds the nine functions for arm64 (Graviton) and deploys
 # the stack with SAM. Needs Rust (rustup, with a C compiler for build
 # scripts) and Python 3 only: SAM CLI, cargo-lambda and zig (the cross
 # linker) come from PyPI into .tools/deploy; no Java, Node, Docker or test
@@ -7,7 +7,7 @@
 #
 #   make deploy JWT_ISSUER=https://... JWT_AUDIENCE=...    # deploy (asks before changing)
 #   make deploy-check                                      # build and check, no AWS account needed
-#   bash scripts/deploy.sh build                           # only the eight arm64 bootstraps
+#   bash scripts/deploy.sh build                           # only the nine arm64 bootstraps
 #
 # The rest is SAM's: STACK (default tollgate), AWS_REGION or AWS_PROFILE,
 # PARAMETERS (more template parameters: "LogLevel=DEBUG KmsKeyArn=..."),
@@ -43,26 +43,26 @@ mkdir -p "$HOME/.aws-sam"
 [ -f "$HOME/.aws-sam/metadata.json" ] || echo '{"lastVersionCheck": "2099-01-01T00:00:00.000000"}' >"$HOME/.aws-sam/metadata.json"
 
 # Every function for arm64 in one cargo build (dependencies compiled once,
-# the eight links side by side), into the workspace's target/, so that
+# the nine links side by side), into the workspace's target/, so that
 # `sam build`, which runs `cargo lambda build --release --arm64 --bin NAME`
 # for each function, finds each binary fresh and only copies it into
 # .aws-sam/build.
-echo "==> the eight functions for arm64 (cargo lambda build --release --arm64, zig as the linker)"
+echo "==> the nine functions for arm64 (cargo lambda build --release --arm64, zig as the linker)"
 export CARGO_LAMBDA_COMPILER=cargo-zigbuild
 # The target directory as sam build names it (absolute), so both see the
 # same environment.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 cargo lambda build --release --arm64 \
-  --bin list --bin create --bin detail --bin patch --bin delete --bin validate --bin authorize --bin events
+  --bin list --bin create --bin detail --bin patch --bin delete --bin validate --bin authorize --bin events --bin console
 [ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
 sam build --beta-features --no-cached --build-dir "$BUILD_DIR" >/dev/null
-for f in List Create Detail Patch Delete Validate Authorize Events; do
+for f in List Create Detail Patch Delete Validate Authorize Events Console; do
   b="$BUILD_DIR/${f}Function/bootstrap"
   [ -x "$b" ] || die "sam build produced no bootstrap for ${f}Function"
   [ "$(od -An -tx1 -j18 -N2 "$b" | tr -d ' ')" = b700 ] || die "$b is not an arm64 ELF"
 done
-echo "eight arm64 bootstraps in $BUILD_DIR"
+echo "nine arm64 bootstraps in $BUILD_DIR"
 
 if [ "$mode" = check ]; then
   # What `sam deploy` would send, checked without an account: the built
@@ -87,7 +87,7 @@ PY
       --s3-bucket tollgate-package-check --output-template-file "$ROOT/.aws-sam/packaged.yaml" >/dev/null
     n=$(grep -c "CodeUri: s3://tollgate-package-check/" "$ROOT/.aws-sam/packaged.yaml" || true)
     [ "$n" = 8 ] || die "the packaged template names $n function zips in S3, not 8"
-    echo "packaged: eight function zips uploaded, .aws-sam/packaged.yaml"
+    echo "packaged: nine function zips uploaded, .aws-sam/packaged.yaml"
   fi
   exit 0
 fi

@@ -12,7 +12,8 @@ port_free "$GATEWAY_PORT" || die "port $GATEWAY_PORT is taken: stop what uses it
 # Capabilities are issued by the API's URL, as deployed with CapabilityIssuer
 # set to the ApiUrl output: the example app's /verified/* checks them itself.
 export TOLLGATE_ISSUER="http://127.0.0.1:$GATEWAY_PORT"
-start_stack "$DDB_PORT" "$API_PORT" dev "TOLLGATE_ISSUER=$TOLLGATE_ISSUER"
+start_stack "$DDB_PORT" "$API_PORT" dev "TOLLGATE_ISSUER=$TOLLGATE_ISSUER
+$(console_env "$GATEWAY_PORT")"
 # The API and the example app at their real routes, as API Gateway serves
 # them (routes and authorizers read from the two templates).
 # The example app accepts alice's tokens (its TollgateOwners).
@@ -28,6 +29,9 @@ on 127.0.0.1:$API_PORT (function URLs under /lambda-url/<name>/), DynamoDB Local
 127.0.0.1:$DDB_PORT, and moto on 127.0.0.1:$((DDB_PORT + 50)) (the keyring in Secrets Manager;
 EventBridge and SQS for lifecycle events, which a poller of the table's stream
 delivers through the events function as Lambda would).
+
+The web console: $U/console
+(sign in as alice: the local issuer takes any name, with no password).
 
 The management routes sit behind the JWT authorizer, played against a local
 development issuer (key: .run/dev-issuer.pem). A JWT for alice, valid 24 hours:

@@ -35,6 +35,7 @@ import argparse
 import base64
 import binascii
 import http.client
+import http.cookies
 import json
 import os
 import re
@@ -1142,8 +1143,9 @@ class Gateway(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 120  # an idle keep-alive connection is closed after this
 
-    # Set by main(): the RouteTable, Invoker, AuthorizerCache, issuer public key.
-    routes = invoker = cache = issuer_key = None
+    # Set by main(): the RouteTable, Invoker, AuthorizerCache, issuer public
+    # key, and the issuer's sign-in for the console (dev_issuer.LoginFlow).
+    routes = invoker = cache = issuer_key = login_flow = None
 
     def handle_any(self):
         started = time.monotonic()
@@ -1170,6 +1172,8 @@ class Gateway(BaseHTTPRequestHandler):
         body = self.read_body()
         if isinstance(body, int):
             return body
+        if raw_path.startswith(dev_issuer.FLOW_PATH + "/") and self.login_flow is not None:
+            return self.sign_in(raw_path, raw_query, body)
         route, params = self.routes.find(self.command, raw_path)
         if route is None:
             return self.reply(404, "Not Found")
@@ -1192,6 +1196,21 @@ class Gateway(BaseHTTPRequestHandler):
             print(f"local_gateway: {route.route_key}: {route.function} answered badly: {e}",
                   file=sys.stderr)
             return self.reply(500, "Internal Server Error")
+        return self.send(status, headers, out)
+
+    def sign_in(self, raw_path, raw_query, body):
+        """The development issuer's sign-in for the web console (never
+        deployed: a deployment signs in with its own issuer)."""
+        form = {}
+        if self.command == "POST":
+            form = dict(parse_qsl(body.decode("utf-8", "replace")))
+        jar = http.cookies.SimpleCookie()
+        try:
+            jar.load(self.headers.get("cookie", ""))
+        except http.cookies.CookieError:
+            pass
+        cookies = {k: m.value for k, m in jar.items()}
+        status, headers, out = self.login_flow.handle(self.command, raw_path, raw_query, form, cookies)
         return self.send(status, headers, out)
 
     def read_body(self):
@@ -1349,6 +1368,7 @@ def main(argv=None):
     Gateway.invoker = Invoker(args.invoke_port, args.max_in_flight, args.queue_timeout)
     Gateway.cache = AuthorizerCache()
     Gateway.issuer_key = dev_issuer.public_key(args.issuer_key)
+    Gateway.login_flow = dev_issuer.LoginFlow(args.issuer_key)
     server = Server(("127.0.0.1", args.port), Gateway)
     print(f"local_gateway: http://127.0.0.1:{server.server_address[1]} -> functions on "
           f"127.0.0.1:{args.invoke_port}", file=sys.stderr)

@@ -10,6 +10,17 @@
 # in-process apps), TOLLGATE_KEYRING (the secret's value, for the scan),
 # EVENTS_QUEUE_URL (every event, see scripts/local_events.py),
 # DEAD_LETTER_QUEUE_URL and TOLLGATE_STREAM_LOG (the poller's invocations).
+# The web console's sign-in, for the functions' environment: the
+# development issuer that the local gateway on port $1 serves (its client
+# id is the management routes' JWT audience, dev_issuer.AUDIENCE).
+console_env() {
+  local issuer="http://127.0.0.1:$1/dev-issuer"
+  printf '%s\n' "TOLLGATE_CONSOLE_AUTHORIZATION_ENDPOINT=$issuer/authorize" \
+    "TOLLGATE_CONSOLE_TOKEN_ENDPOINT=$issuer/token" \
+    "TOLLGATE_CONSOLE_LOGOUT_ENDPOINT=$issuer/logout" \
+    "TOLLGATE_CONSOLE_CLIENT_ID=tollgate-local"
+}
+
 start_stack() {
   local ddb_port=$1 api_port=$2 name=$3 extra=${4:-}
   port_free "$api_port" || die "port $api_port is taken: stop what uses it first"

@@ -16,7 +16,7 @@ step() {
   echo "==> $1"
 }
 # The deploy path, as a machine with only Rust and Python runs it (no Java,
-# Node or Docker on its PATH): the eight functions for arm64 (release, fat
+# Node or Docker on its PATH): the nine functions for arm64 (release, fat
 # LTO), `sam build`, the built template linted and packaged (moto's S3 API
 # in the stack below stands in for the bucket; the check waits for it). The
 # arm64 build is the longest step: it starts first, in the background at the
@@ -50,7 +50,7 @@ trap 'kill $(jobs -p) 2>/dev/null; stop_stack; stop_deploy_build; rm -rf "$only_
 # with it, so they all find these artifacts fresh. The tools install
 # (network and disk, little CPU) beside it.
 step "format, then one build of every binary and test with clippy's lints as errors; the tools install beside it into .tools"
-ensure_tools >"$RUN/tools.log" 2>&1 &
+{ ensure_tools && ensure_browser; } >"$RUN/tools.log" 2>&1 &
 tools_pid=$!
 cargo fmt --all -- --check
 RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || die "clippy-driver not found: rustup component add clippy"
@@ -75,7 +75,8 @@ export TOLLGATE_SCANNER_KEYS="$RUN/scanner"
 export TOLLGATE_ISSUER="http://127.0.0.1:$GATEWAY_PORT"
 start_stack "$DDB_PORT" "$API_PORT" test \
   "TOLLGATE_GITHUB_KEYS_URL=http://127.0.0.1:$SCANNER_PORT/public_keys.json
-TOLLGATE_ISSUER=$TOLLGATE_ISSUER"
+TOLLGATE_ISSUER=$TOLLGATE_ISSUER
+$(console_env "$GATEWAY_PORT")"
 port_free "$SCANNER_PORT" || die "port $SCANNER_PORT is taken: stop what uses it first"
 ("$VENV/bin/python" scripts/scanner_keys.py serve "$TOLLGATE_SCANNER_KEYS" "$SCANNER_PORT" \
   >"$RUN/scanner-keys.log" 2>&1) &
@@ -105,6 +106,7 @@ for method, path, body, auth in [
     ("POST", "/identities", b'{"externalId": "warm-up"}', None),
     ("GET", none, None, None), ("PATCH", none, b"{}", None), ("DELETE", none, None, None),
     ("POST", "/validate", b"{}", None), ("GET", "/demo/warm-up", None, "Bearer warm-up"),
+    ("GET", "/console", None, None),
 ]:
     headers = {"X-Owner": "warm-up", "Content-Type": "application/json"}
     if auth:
@@ -178,7 +180,12 @@ api_checks() {
 api_checks >"$RUN/api-checks.log" 2>&1 &
 api_pid=$!
 
-step "tests: unit, in-process (store contract over memory and DynamoDB Local, faults, leases) and over HTTP; beside them schemathesis, a generated client, cfn-lint, sam validate, checkov, the gateway's tests, openapi.yaml, the docs' links"
+# The web console in headless Chromium (Selenium, the system's
+# chromedriver), beside the Rust tests too; screenshots in .run/.
+RUN_DIR="$RUN" "$VENV/bin/python" tests/console_test.py >"$RUN/console.log" 2>&1 &
+console_pid=$!
+
+step "tests: unit, in-process (store contract over memory and DynamoDB Local, faults, leases) and over HTTP; beside them the console in Chromium, schemathesis, a generated client, cfn-lint, sam validate, checkov, the gateway's tests, openapi.yaml, the docs' links"
 # cargo-nextest runs the test binaries side by side (the over-HTTP tests
 # mostly wait on the stack); plain cargo test where it is not installed.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -196,6 +203,8 @@ wait "$static_pid" || { cat "$RUN/static-checks.log"; die "a check of the templa
 cat "$RUN/static-checks.log"
 wait "$api_pid" || { cat "$RUN/api-checks.log"; die "schemathesis or the generated client failed"; }
 cat "$RUN/api-checks.log"
+wait "$console_pid" || { cat "$RUN/console.log"; die "the console's browser tests failed (screenshots: .run/console-*.png)"; }
+grep -E "^(console_|Ran |OK)" "$RUN/console.log"
 
 step "the deploy path without an account: make deploy-check (Rust and Python only on PATH), started first"
 if [ "${SKIP_SAM_BUILD:-}" = 1 ]; then
@@ -203,7 +212,7 @@ if [ "${SKIP_SAM_BUILD:-}" = 1 ]; then
 else
   wait "$DEPLOY_BUILD_PID" || { tail -40 "$RUN/deploy-check.log"; die "the deploy path failed (log: .run/deploy-check.log)"; }
   DEPLOY_BUILD_PID=
-  grep -E "Finished|^eight|^packaged" "$RUN/deploy-check.log"
+  grep -E "Finished|^nine|^packaged" "$RUN/deploy-check.log"
   ensure_arm64_tools
 
   step "arm64: the validate bootstrap that deploy ships, run under qemu-user (make test-arm64)"

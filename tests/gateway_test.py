@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse as urllib_parse
 import uuid
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1032,6 +1033,87 @@ class DevIssuerTest(unittest.TestCase):
         self.assertEqual(local_gateway.GATEWAY_PARAMETER_DEFAULTS,
                          {"JwtIssuer": dev_issuer.ISSUER, "JwtAudience": dev_issuer.AUDIENCE,
                           "TollgateOwners": "alice", "TollgateIssuer": "http://127.0.0.1:3000"})
+
+
+class LoginFlowTest(unittest.TestCase):
+    """The development issuer's sign-in for the console: code + PKCE."""
+
+    def setUp(self):
+        tmp = tempfile.mkdtemp(prefix="flow-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        self.key = os.path.join(tmp, "k.pem")
+        dev_issuer.init_key(self.key)
+        self.clock = [1_900_000_000.0]
+        self.flow = dev_issuer.LoginFlow(self.key, now=lambda: self.clock[0])
+        self.verifier = "v" * 50
+        challenge = base64.urlsafe_b64encode(
+            hashlib.sha256(self.verifier.encode()).digest()).rstrip(b"=").decode()
+        self.request = {"response_type": "code", "client_id": dev_issuer.AUDIENCE,
+                        "redirect_uri": "http://127.0.0.1:3000/console", "state": "s1",
+                        "code_challenge": challenge, "code_challenge_method": "S256"}
+
+    def authorize(self, method="POST", cookies=None, **changes):
+        p = {**self.request, **changes}
+        form = {**p, "username": "alice"} if method == "POST" else {}
+        query = "" if method == "POST" else "&".join(f"{k}={v}" for k, v in p.items())
+        return self.flow.handle(method, "/dev-issuer/authorize", query, form, cookies or {})
+
+    def exchange(self, code, **changes):
+        form = {"grant_type": "authorization_code", "code": code, "client_id": dev_issuer.AUDIENCE,
+                "redirect_uri": self.request["redirect_uri"], "code_verifier": self.verifier, **changes}
+        return self.flow.handle("POST", "/dev-issuer/token", "", form, {})
+
+    def code_of(self, answer):
+        status, headers, _ = answer
+        self.assertEqual(status, 302)
+        location = dict(headers)["location"]
+        self.assertTrue(location.startswith("http://127.0.0.1:3000/console?"))
+        params = dict(urllib_parse.parse_qsl(location.split("?", 1)[1]))
+        self.assertEqual(params["state"], "s1")
+        return params["code"]
+
+    def test_a_code_is_exchanged_once_with_its_verifier_for_a_jwt(self):
+        status, headers, body = self.authorize(method="GET")
+        self.assertEqual(status, 200)
+        self.assertIn(b'name="username"', body)
+        self.assertIn("default-src 'none'", dict(headers)["content-security-policy"])
+        code = self.code_of(self.authorize())
+        self.assertEqual(self.exchange(code, code_verifier="w" * 50)[0], 400)
+        code = self.code_of(self.authorize())
+        status, _, body = self.exchange(code)
+        self.assertEqual(status, 200)
+        token = json.loads(body)["id_token"]
+        claims = jwt.decode(token, dev_issuer.public_key(self.key), algorithms=["RS256"],
+                            audience=dev_issuer.AUDIENCE, issuer=dev_issuer.ISSUER)
+        self.assertEqual(claims["sub"], "alice")
+        self.assertEqual(self.exchange(code)[0], 400, "a code works once")
+
+    def test_a_session_signs_in_again_without_asking_until_it_ends(self):
+        _, headers, _ = self.authorize()
+        cookie = dict(headers)["set-cookie"]
+        self.assertIn("HttpOnly", cookie)
+        value = cookie.split(";")[0].split("=", 1)[1]
+        cookies = {dev_issuer.SESSION_COOKIE: value}
+        self.code_of(self.authorize(method="GET", cookies=cookies))
+        self.clock[0] += dev_issuer.SESSION_SECONDS + 1
+        self.assertEqual(self.authorize(method="GET", cookies=cookies)[0], 200)
+
+    def test_requests_it_will_not_serve(self):
+        for changes in ({"redirect_uri": "https://evil.example/console"},
+                        {"client_id": "someone-else"}, {"code_challenge_method": "plain"},
+                        {"code_challenge": "short"}, {"response_type": "token"}):
+            status, _, body = self.authorize(method="GET", **changes)
+            self.assertEqual(status, 400, changes)
+            self.assertNotIn(b"username", body)
+        self.assertEqual(self.authorize()[0], 302)
+        status, _, _ = self.flow.handle("POST", "/dev-issuer/authorize", "",
+                                        {**self.request, "username": "<script>"}, {})
+        self.assertEqual(status, 400)
+        code = self.code_of(self.authorize())
+        self.clock[0] += dev_issuer.CODE_SECONDS + 1
+        self.assertEqual(self.exchange(code)[0], 400, "an expired code")
+        code = self.code_of(self.authorize())
+        self.assertEqual(self.exchange(code, redirect_uri="http://127.0.0.1:3000/other")[0], 400)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@
 pub mod audit;
 pub mod codec;
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod dates;
 pub mod events;

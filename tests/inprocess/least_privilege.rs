@@ -688,6 +688,15 @@ async fn the_events_function_may_read_its_stream_and_put_records_and_events_only
     }
 }
 
+#[test]
+fn the_console_function_may_read_nothing() {
+    let tpl = template();
+    let console = &tpl["Resources"]["ConsoleFunction"]["Properties"];
+    assert!(console["CodeUri"].is_string(), "ConsoleFunction is defined");
+    assert!(console["Policies"].is_null(), "the console reads nothing");
+    assert!(console["Role"].is_null(), "the console reads nothing");
+}
+
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
     c.next()

@@ -7,6 +7,7 @@
 
 mod audit;
 mod capabilities;
+mod console;
 mod credits;
 mod faults;
 mod fuzz_corpus;

@@ -122,6 +122,7 @@ const NOT_CHANGES: &[&str] = &[
     "start",
     "activeLeases",
     "nextRefillAt",
+    "rateLimitWindows",
     "token",
 ];
 

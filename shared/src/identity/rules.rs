@@ -25,6 +25,7 @@ const SERVER_FIELDS: &[&str] = &[
     "id",
     "remainingUses",
     "nextRefillAt",
+    "rateLimitWindows",
     "createdAt",
     "updatedAt",
 ];

@@ -1,9 +1,11 @@
 //! The AWS Lambda adapter: API Gateway HTTP API (payload 2.0) events in,
 //! responses out, one JSON log line per request. Each function's `main`
 //! is one call to [`run`] (the authorize function's, to [`authorizer::run`];
-//! the events function's, to [`events::run`]).
+//! the events function's, to [`events::run`]; the console's, to
+//! [`console::run`]).
 
 pub mod authorizer;
+pub mod console;
 pub mod events;
 
 use std::sync::atomic::{AtomicBool, Ordering};

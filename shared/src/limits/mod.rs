@@ -180,11 +180,18 @@ impl Limits {
     pub fn show(&self, m: &mut Map<String, Value>, now: OffsetDateTime) {
         self.uses().show(m, now);
         if let Some(limits) = &self.rate_limits {
-            let limits: Vec<Value> = limits
+            let shown: Vec<Value> = limits
                 .iter()
                 .map(|l| json!({"name": l.name, "limit": l.limit, "periodSeconds": l.period_seconds}))
                 .collect();
-            m.insert("rateLimits".into(), Value::Array(limits));
+            m.insert("rateLimits".into(), Value::Array(shown));
+            // Where each window stands now (read-only): what the console
+            // and an owner's dashboard show beside the limits.
+            let windows: Vec<Value> = rate::standings(limits, &self.rate_counts, now)
+                .iter()
+                .map(|s| s.answered(s.used.unwrap_or(0)))
+                .collect();
+            m.insert("rateLimitWindows".into(), Value::Array(windows));
         }
     }
 }

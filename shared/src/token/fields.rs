@@ -137,6 +137,7 @@ const SERVER_FIELDS: &[&str] = &[
     "id",
     "remainingUses",
     "nextRefillAt",
+    "rateLimitWindows",
     "expire",
     "activeLeases",
     "start",

@@ -18,6 +18,8 @@ pub struct ListQuery<'a> {
     pub token_type: Option<&'a str>,
     /// `tag=key:value` filters; all must match.
     pub tags: Vec<(&'a str, &'a str)>,
+    /// `identityId=`: only the tokens that share this identity's limits.
+    pub identity_id: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,18 +67,26 @@ impl<'a> ListQuery<'a> {
                 _ => errs.add("tag", "must be key:value"),
             }
         }
+        let identity_id = one("identityId");
+        if identity_id.is_some_and(|i| i.is_empty() || i.len() > 64) {
+            errs.add("identityId", "must be an identity's id");
+        }
         errs.into_result(ListQuery {
             limit,
             after,
             state,
             token_type,
             tags,
+            identity_id,
         })
     }
 
     /// Whether a token of the page passes the filters.
     pub fn admits(&self, t: &TokenRecord, now: OffsetDateTime) -> bool {
         self.token_type.is_none_or(|ty| t.token_type == ty)
+            && self
+                .identity_id
+                .is_none_or(|i| t.identity_id.as_deref() == Some(i))
             && self
                 .tags
                 .iter()

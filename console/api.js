@@ -1,0 +1,46 @@
+// Calls to the management API, on this page's origin, with the JWT as
+// Bearer. Errors come back as `Problem`s (RFC 9457), each bad field named.
+
+import { bearer } from "./auth.js";
+
+export class Problem extends Error {
+  constructor(status, body) {
+    super((body && (body.detail || body.title)) || `The request failed (${status}).`);
+    this.status = status;
+    this.body = body || {};
+    this.errors = (body && body.errors) || [];
+    this.code = body && body.code;
+  }
+}
+
+export async function api(method, path, body, headers = {}) {
+  const h = { accept: "application/json", authorization: `Bearer ${bearer()}`, ...headers };
+  if (body !== undefined) h["content-type"] = "application/json";
+  const r = await fetch(path, {
+    method,
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+  });
+  const text = await r.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!r.ok) throw new Problem(r.status, json);
+  return { status: r.status, etag: r.headers.get("etag"), body: json };
+}
+
+/** A query string of the non-empty entries (arrays repeat the key). */
+export function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    for (const one of Array.isArray(v) ? v : [v]) {
+      if (one !== undefined && one !== null && one !== "") q.append(k, one);
+    }
+  }
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}

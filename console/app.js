@@ -1,0 +1,85 @@
+// The console's entry: sign-in first, then one view per route of the
+// fragment (#/tokens, #/tokens/new, #/tokens/ID, #/tokens/ID/edit, and the
+// same under #/identities). No framework and no build step.
+
+import * as auth from "./auth.js";
+import { identityCreate, identityDetail, identityEdit, identityList } from "./identities.js";
+import { tokenCreate, tokenDetail, tokenEdit, tokenList } from "./tokens.js";
+import { h, notice, show } from "./ui.js";
+
+const routes = [
+  [/^#\/tokens\/new$/, () => tokenCreate()],
+  [/^#\/tokens\/([^/?]+)\/edit$/, (m) => tokenEdit(decodeURIComponent(m[1]))],
+  [/^#\/tokens\/([^/?]+)$/, (m) => tokenDetail(decodeURIComponent(m[1]))],
+  [/^#\/tokens(?:\?(.*))?$/, (m) => tokenList(new URLSearchParams(m[1] || ""))],
+  [/^#\/identities\/new$/, () => identityCreate()],
+  [/^#\/identities\/([^/?]+)\/edit$/, (m) => identityEdit(decodeURIComponent(m[1]))],
+  [/^#\/identities\/([^/?]+)$/, (m) => identityDetail(decodeURIComponent(m[1]))],
+  [/^#\/identities(?:\?(.*))?$/, (m) => identityList(new URLSearchParams(m[1] || ""))],
+];
+
+async function route() {
+  if (!auth.signedIn()) return signInPage();
+  const hash = location.hash || "#/tokens";
+  for (const [pattern, view] of routes) {
+    const m = hash.match(pattern);
+    if (m) {
+      try {
+        await view(m);
+      } catch (e) {
+        if (e.status === 401) {
+          auth.forget();
+          return signInPage("Your session ended: sign in again.");
+        }
+        show(h("h1", {}, "Something went wrong"), notice(e.message, "bad"));
+      }
+      document.body.dataset.ready = hash;
+      performance.mark(`tollgate-ready ${hash}`);
+      return;
+    }
+  }
+  show(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/tokens" }, "Your tokens")));
+}
+
+function signInPage(problem) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("sign-out").hidden = true;
+  document.getElementById("who").textContent = "";
+  if (!auth.configured()) {
+    show(
+      h("h1", {}, "Sign-in is not configured"),
+      notice("This deployment names no OIDC issuer for the console (see the deploy guide).", "bad"),
+    );
+  } else {
+    show(
+      h("h1", {}, "Tollgate console"),
+      problem ? notice(problem, "bad") : null,
+      h("p", {}, "Manage your API tokens and identities. Sign in with your account."),
+      h("button", { type: "button", id: "sign-in", onclick: () => auth.signIn() }, "Sign in"),
+    );
+  }
+  document.body.dataset.ready = "sign-in";
+  performance.mark("tollgate-ready sign-in");
+}
+
+function signedInChrome() {
+  document.getElementById("nav").hidden = false;
+  const out = document.getElementById("sign-out");
+  out.hidden = false;
+  out.onclick = () => auth.signOut();
+  document.getElementById("who").textContent = auth.subject();
+}
+
+async function start() {
+  try {
+    await auth.loadConfig();
+    if (await auth.completeSignIn()) signedInChrome();
+    else if (auth.configured() && auth.wasSignedIn()) return auth.signIn();
+  } catch (e) {
+    return signInPage(e.message);
+  }
+  window.addEventListener("hashchange", route);
+  await route();
+}
+
+start();
