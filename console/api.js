@@ -1,7 +1,9 @@
 // Calls to the management API, on this page's origin, with the JWT as
 // Bearer. Errors come back as `Problem`s (RFC 9457), each bad field named.
 
-import { bearer } from "./auth.js";
+import { bearer, forget, signIn } from "./auth.js";
+
+const RETRIED = "tollgate-console-401";
 
 export class Problem extends Error {
   constructor(status, body) {
@@ -28,6 +30,16 @@ export async function api(method, path, body, headers = {}) {
     json = text ? JSON.parse(text) : null;
   } catch {
     json = null;
+  }
+  if (r.status === 401) {
+    // The JWT expired: sign in again (the issuer's session answers at
+    // once), but not in a loop if the API keeps refusing fresh ones.
+    forget();
+    const last = Number(sessionStorage.getItem(RETRIED) || 0);
+    if (Date.now() - last > 60000) {
+      sessionStorage.setItem(RETRIED, String(Date.now()));
+      signIn();
+    }
   }
   if (!r.ok) throw new Problem(r.status, json);
   return { status: r.status, etag: r.headers.get("etag"), body: json };

@@ -27,10 +27,8 @@ async function route() {
       try {
         await view(m);
       } catch (e) {
-        if (e.status === 401) {
-          auth.forget();
-          return signInPage("Your session ended: sign in again.");
-        }
+        // api.js is signing in again, unless the API refused a fresh JWT.
+        if (e.status === 401) return signInPage("The API did not accept your sign-in: sign in again.");
         show(h("h1", {}, "Something went wrong"), notice(e.message, "bad"));
       }
       document.body.dataset.ready = hash;
@@ -69,6 +67,12 @@ function signedInChrome() {
   out.onclick = () => auth.signOut();
   document.getElementById("who").textContent = auth.subject();
 }
+
+// The skip link moves the focus without touching the fragment (the router's).
+document.querySelector(".skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  document.getElementById("main").focus();
+});
 
 async function start() {
   try {

@@ -53,7 +53,8 @@ export async function signIn() {
     code_challenge: base64url(digest),
     code_challenge_method: "S256",
   }).toString();
-  location.assign(url.toString());
+  // replace: Back from the console never returns to the issuer's request.
+  location.replace(url.toString());
 }
 
 /**

@@ -5,8 +5,8 @@
 import { api, query, Problem } from "./api.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  clearErrors, confirmDialog, field, h, lines, mergePatch, notice, show, showErrors, tagsOf, tagsText,
-  when,
+  badNumbers, clearErrors, confirmDialog, field, h, lines, mergePatch, notice, show, showErrors,
+  tagsOf, tagsText, when,
 } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -105,7 +105,12 @@ export async function identityList(params) {
     more,
   );
   let cursor = null;
+  const problem = h("div");
+  more.before(problem);
+  const placeholder = h("tr", {}, h("td", { colspan: 4 }, "No identities."));
   const load = async () => {
+    more.disabled = true;
+    placeholder.remove();
     try {
       const page = await api("GET", `/identities${query({ limit: 25, cursor, externalId: params.get("externalId") })}`);
       for (const i of page.body.identities) {
@@ -120,12 +125,14 @@ export async function identityList(params) {
           ),
         );
       }
-      if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 4 }, "No identities.")));
+      if (!body.children.length) body.append(placeholder);
       cursor = page.body.nextCursor || null;
       more.hidden = !cursor;
     } catch (e) {
       if (e instanceof Problem && e.status === 400) showErrors(filters, e);
-      else throw e;
+      else problem.replaceChildren(notice(e.message, "bad"));
+    } finally {
+      more.disabled = false;
     }
   };
   more.addEventListener("click", load);
@@ -140,6 +147,18 @@ function identityForm(i, create) {
     field({ name: "description", label: "Description", value: i.description, wide: !create }),
     field({ name: "tags", label: "Tags", type: "textarea", value: tagsText(i.tags), hint: "One key=value a line." }),
     field({ name: "audiences", label: "Audiences", value: (i.audiences || []).join(", "), hint: "Comma-separated." }),
+    field({
+      name: "onLeak",
+      label: "When a scanner reports one of its tokens leaked",
+      type: "select",
+      value: i.onLeak || "",
+      options: [
+        ["", "what each token says"],
+        ["revoke", "revoke it"],
+        ["disable", "disable it"],
+        ["notify", "only log it"],
+      ],
+    }),
     ...limitsFields(i),
   ];
 }
@@ -151,6 +170,7 @@ function identityValues(form) {
     description: f.description.value.trim(),
     tags: tagsOf(f.tags.value),
     audiences: audiences.length ? audiences : null,
+    onLeak: f.onLeak.value || null,
     ...limitsOf(form),
   };
 }
@@ -165,6 +185,8 @@ export async function identityCreate() {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
+    const bad = badNumbers(form);
+    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
     const body = { externalId: form.elements.externalId.value.trim() };
     for (const [k, v] of Object.entries(identityValues(form))) {
       if (v !== null && v !== "" && !(k === "tags" && !Object.keys(v).length)) body[k] = v;
@@ -193,7 +215,14 @@ export async function identityDetail(id) {
   }
   const i = read.body;
   const problem = h("div");
-  const tokens = await api("GET", `/tokens${query({ identityId: i.id, limit: 100 })}`);
+  // Every page: the filter applies after each page is read.
+  const tokens = [];
+  let cursor = null;
+  do {
+    const page = await api("GET", `/tokens${query({ identityId: i.id, limit: 100, cursor })}`);
+    tokens.push(...page.body.tokens);
+    cursor = page.body.nextCursor || null;
+  } while (cursor);
   const remove = async () => {
     const ok = await confirmDialog("Delete this identity?", `“${i.externalId}” and its limits go. This cannot be undone.`, "Delete");
     if (!ok) return;
@@ -220,16 +249,17 @@ export async function identityDetail(id) {
       ["Description", i.description || "—"],
       ...limitsFacts(i),
       ["Audiences", (i.audiences || []).join(", ") || "any API"],
+      ["On a leak report", i.onLeak || "what each token says"],
       ["Tags", Object.entries(i.tags || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "none"],
       ["Created", when(i.createdAt)],
       ["Updated", when(i.updatedAt)],
     ]),
     h("h2", {}, "Its tokens"),
-    tokens.body.tokens.length
+    tokens.length
       ? h(
           "ul",
           {},
-          tokens.body.tokens.map((t) => h("li", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id))),
+          tokens.map((t) => h("li", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id))),
         )
       : h("p", { class: "muted" }, "None."),
     await auditSection({ identityId: i.id }),
@@ -253,6 +283,8 @@ export async function identityEdit(id) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
+    const bad = badNumbers(form);
+    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
     const patch = mergePatch(i, identityValues(form), form);
     try {
       if (Object.keys(patch).length) {

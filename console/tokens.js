@@ -5,8 +5,8 @@ import { api, query, Problem } from "./api.js";
 import { auditSection, identityOptions } from "./identities.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  badge, clearErrors, confirmDialog, field, fromLocal, h, lines, mergePatch, notice, secretPanel,
-  show, showErrors, tagsOf, tagsText, toLocal, when,
+  badge, badNumbers, clearErrors, confirmDialog, field, fromLocal, h, lines, mergePatch, notice,
+  secretPanel, show, showErrors, tagsOf, tagsText, toLocal, when,
 } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -20,8 +20,15 @@ function uses(t) {
   return t.maxUses === undefined ? "unlimited" : `${t.remainingUses} of ${t.maxUses}`;
 }
 
-export async function tokenList(params) {
+/** The identities for a select, with `current` among them whatever page it is on. */
+async function identitiesWith(current) {
   const identities = await identityOptions();
+  if (current && !identities.some(([id]) => id === current)) identities.push([current, current]);
+  return identities;
+}
+
+export async function tokenList(params) {
+  const identities = await identitiesWith(params.get("identityId"));
   const filters = h(
     "form",
     {
@@ -96,36 +103,45 @@ export async function tokenList(params) {
     more,
   );
   let cursor = null;
+  const placeholder = h("tr", {}, h("td", { colspan: 6 }, "No tokens."));
   const load = async () => {
     more.disabled = true;
+    placeholder.remove();
     try {
-      const page = await api(
-        "GET",
-        `/tokens${query({
-          limit: 25,
-          cursor,
-          state: params.get("state"),
-          type: params.get("type"),
-          tag: params.get("tag"),
-          identityId: params.get("identityId"),
-        })}`,
-      );
-      for (const t of page.body.tokens) {
-        body.append(
-          h(
-            "tr",
-            { "data-token": t.id },
-            h("td", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id)),
-            h("td", { class: "optional" }, t.type),
-            h("td", {}, state(t)),
-            h("td", {}, uses(t)),
-            h("td", { class: "optional" }, when(t.endDate)),
-            h("td", { class: "optional" }, when(t.lastUsedAt)),
-          ),
+      // Filters apply to each page after the query: a page can be empty
+      // while more follow, so read on until rows come (or the end).
+      let added = 0;
+      for (let pages = 0; pages < 10 && added === 0; pages++) {
+        const page = await api(
+          "GET",
+          `/tokens${query({
+            limit: 25,
+            cursor,
+            state: params.get("state"),
+            type: params.get("type"),
+            tag: params.get("tag"),
+            identityId: params.get("identityId"),
+          })}`,
         );
+        for (const t of page.body.tokens) {
+          added += 1;
+          body.append(
+            h(
+              "tr",
+              { "data-token": t.id },
+              h("td", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id)),
+              h("td", { class: "optional" }, t.type),
+              h("td", {}, state(t)),
+              h("td", {}, uses(t)),
+              h("td", { class: "optional" }, when(t.endDate)),
+              h("td", { class: "optional" }, when(t.lastUsedAt)),
+            ),
+          );
+        }
+        cursor = page.body.nextCursor || null;
+        if (!cursor) break;
       }
-      if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 6 }, "No tokens.")));
-      cursor = page.body.nextCursor || null;
+      if (!body.children.length) body.append(placeholder);
       more.hidden = !cursor;
     } catch (e) {
       if (e instanceof Problem && e.status === 400) showErrors(filters, e);
@@ -204,17 +220,36 @@ function formValues(form) {
   };
 }
 
+/**
+ * The token's page under a secret shown once. The secret is on the page
+ * before anything else is read, so a failing read never loses it.
+ */
+async function underSecret(id, panel) {
+  show(h("h1", {}, "Token"), panel);
+  try {
+    await tokenDetail(id, panel);
+  } catch (e) {
+    panel.after(notice(`${e.message} The secret above is the one to keep.`, "bad"));
+  }
+}
+
 export async function tokenCreate() {
-  const identities = await identityOptions();
+  const identities = await identitiesWith(null);
+  const submit = h("button", { type: "submit" }, "Create the token");
   const form = h(
     "form",
     { class: "grid", novalidate: true, "aria-label": "New token" },
     tokenForm({}, "create", identities),
-    h("div", { class: "actions wide" }, h("button", { type: "submit" }, "Create the token")),
+    h("div", { class: "actions wide" }, submit),
   );
+  // One key per form: a double submit, or a retry after a lost answer,
+  // creates one token.
+  const idempotencyKey = crypto.randomUUID();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
+    const bad = badNumbers(form);
+    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
     const body = {};
     for (const [k, v] of Object.entries(formValues(form))) {
       if (v !== null && !(k === "tags" && !Object.keys(v).length)) body[k] = v;
@@ -223,16 +258,22 @@ export async function tokenCreate() {
     const ttl = form.elements.ttlSeconds.value.trim();
     if (ttl !== "") body.ttlSeconds = Number(ttl);
     if (form.elements.bindToRequester.checked) body.bindToRequester = true;
+    submit.disabled = true;
     try {
-      const created = await api("POST", "/tokens", body);
+      const created = await api("POST", "/tokens", body, { "idempotency-key": idempotencyKey });
       const t = created.body;
-      const secret = t.token;
-      delete t.token;
       history.replaceState(null, "", `#/tokens/${enc(t.id)}`);
-      await tokenDetail(t.id, secretPanel(secret, "The token's secret"));
+      if (created.status === 200) {
+        // A repeat: the token exists, and its secret was shown the first time.
+        await tokenDetail(t.id, notice("This token was created already; its secret was shown then, once."));
+        return;
+      }
+      await underSecret(t.id, secretPanel(t.token, "The token's secret"));
     } catch (err) {
       if (err instanceof Problem) showErrors(form, err);
       else throw err;
+    } finally {
+      submit.disabled = false;
     }
   });
   show(h("h1", {}, "New token"), form);
@@ -315,7 +356,7 @@ export async function tokenDetail(id, shownOnce) {
         secretPanel(rolled.body.token, "The token's new secret"),
         notice(after ? `The previous secret stays valid until ${new Date(after).toLocaleString()}.` : "The previous secret no longer validates."),
       );
-      await tokenDetail(t.id, panel);
+      await underSecret(t.id, panel);
     }),
     act("Delete", "danger", async () => {
       const ok = await confirmDialog(
@@ -339,8 +380,9 @@ export async function tokenDetail(id, shownOnce) {
 }
 
 export async function tokenEdit(id) {
-  const [read, identities] = await Promise.all([api("GET", `/tokens/${enc(id)}`), identityOptions()]);
+  const read = await api("GET", `/tokens/${enc(id)}`);
   const t = read.body;
+  const identities = await identitiesWith(t.identityId);
   const form = h(
     "form",
     { class: "grid", novalidate: true, "aria-label": "Edit the token" },
@@ -355,6 +397,8 @@ export async function tokenEdit(id) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     clearErrors(form);
+    const bad = badNumbers(form);
+    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
     const patch = mergePatch(t, formValues(form), form);
     try {
       if (Object.keys(patch).length) {

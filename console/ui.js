@@ -78,6 +78,16 @@ function fieldOf(name) {
   return String(name || "").split(/[.[]/)[0];
 }
 
+/**
+ * Number fields the browser could not read (`1e`, `-`): their value reads
+ * as empty, which would clear a limit, so they are errors of their own.
+ */
+export function badNumbers(form) {
+  return [...form.querySelectorAll('input[type="number"]')]
+    .filter((i) => i.validity.badInput)
+    .map((i) => ({ field: i.name, message: "must be a whole number" }));
+}
+
 /** Clears a form's errors. */
 export function clearErrors(form) {
   for (const f of form.querySelectorAll(".field.invalid, fieldset.invalid")) f.classList.remove("invalid");
@@ -108,11 +118,14 @@ export function showErrors(form, problem) {
       continue;
     }
     holder.classList.add("invalid");
-    const slot = holder.querySelector(":scope > .error");
+    // A nested error (`rateLimits[0].limit`) goes beside its own input, in
+    // the message that input's aria-describedby names.
+    const nested = inputFor(form, e.field);
+    const slot = nested ? nested.closest(".field").querySelector(":scope > .error") : holder.querySelector(":scope > .error");
     slot.textContent = [slot.textContent, e.field === fieldOf(e.field) ? e.message : `${e.field}: ${e.message}`]
       .filter(Boolean)
       .join("; ");
-    const input = inputFor(form, e.field) || holder.querySelector("input, select, textarea");
+    const input = nested || holder.querySelector("input, select, textarea");
     if (input) {
       input.setAttribute("aria-invalid", "true");
       input.closest(".field")?.classList.add("invalid");
@@ -266,7 +279,7 @@ export function mergePatch(before, values, form) {
   }
   if (values.tags) {
     const tags = {};
-    for (const k of Object.keys(before.tags || {})) if (!(k in values.tags)) tags[k] = null;
+    for (const k of Object.keys(before.tags || {})) if (!Object.hasOwn(values.tags, k)) tags[k] = null;
     for (const [k, v] of Object.entries(values.tags)) if ((before.tags || {})[k] !== v) tags[k] = v;
     if (Object.keys(tags).length) patch.tags = tags;
   }

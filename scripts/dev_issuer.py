@@ -112,10 +112,21 @@ def _random():
 
 
 def _loopback(uri):
-    """Whether `uri` is an http(s) URL on this machine: the only place
-    the development issuer sends a browser back to."""
+    """Whether `uri` is the console on this machine (`http://127.0.0.1:PORT/console`
+    or localhost): the only place the development issuer sends a browser
+    back to. Nothing else passes: no user info (`http://evil\\@localhost/`
+    goes to evil in a browser), no other path, query or fragment, and no
+    control character or space (a header's line break)."""
+    if not uri or any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in uri):
+        return False
     u = urllib.parse.urlsplit(uri)
-    return u.scheme in ("http", "https") and u.hostname in ("127.0.0.1", "localhost")
+    try:
+        u.port  # a malformed port raises
+    except ValueError:
+        return False
+    return (u.scheme in ("http", "https") and u.hostname in ("127.0.0.1", "localhost")
+            and u.username is None and u.password is None and "@" not in u.netloc
+            and u.path == "/console" and not u.query and not u.fragment)
 
 
 class LoginFlow:

@@ -180,12 +180,7 @@ api_checks() {
 api_checks >"$RUN/api-checks.log" 2>&1 &
 api_pid=$!
 
-# The web console in headless Chromium (Selenium, the system's
-# chromedriver), beside the Rust tests too; screenshots in .run/.
-RUN_DIR="$RUN" "$VENV/bin/python" tests/console_test.py >"$RUN/console.log" 2>&1 &
-console_pid=$!
-
-step "tests: unit, in-process (store contract over memory and DynamoDB Local, faults, leases) and over HTTP; beside them the console in Chromium, schemathesis, a generated client, cfn-lint, sam validate, checkov, the gateway's tests, openapi.yaml, the docs' links"
+step "tests: unit, in-process (store contract over memory and DynamoDB Local, faults, leases) and over HTTP; beside them schemathesis, a generated client, cfn-lint, sam validate, checkov, the gateway's tests, openapi.yaml, the docs' links; then the console in Chromium"
 # cargo-nextest runs the test binaries side by side (the over-HTTP tests
 # mostly wait on the stack); plain cargo test where it is not installed.
 if cargo nextest --version >/dev/null 2>&1; then
@@ -196,6 +191,11 @@ else
 fi
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "tests failed"; exit "$status"; }
+# The web console in headless Chromium (Selenium, the system's
+# chromedriver), once the Rust tests no longer load DynamoDB Local: it runs
+# while the deploy build finishes. Screenshots in .run/.
+RUN_DIR="$RUN" "$VENV/bin/python" tests/console_test.py >"$RUN/console.log" 2>&1 &
+console_pid=$!
 # nextest runs no documentation examples: the client crate's, compiled
 # (edition 2024: one merged binary) and run here.
 cargo test --quiet --doc -p tollgate-client

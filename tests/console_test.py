@@ -29,7 +29,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 BASE = os.environ.get("TOLLGATE_URL", "http://127.0.0.1:3000")
 SHOTS = os.environ.get("RUN_DIR", ".run")
@@ -123,6 +123,11 @@ class Console(unittest.TestCase):
 
     def sign_in(self, name):
         d = self.driver
+        d.get(f"{BASE}/dev-issuer/logout")
+        # Whoever signed in before (a test that failed before signing out)
+        # leaves no issuer session and no tab state behind.
+        d.delete_all_cookies()
+        d.execute_script("sessionStorage.clear()")
         d.get(f"{BASE}/console")
         self.ready("sign-in")
         d.find_element(By.ID, "sign-in").click()
@@ -193,7 +198,7 @@ class Console(unittest.TestCase):
         self.assertIn("invalid", resource.get_attribute("class"))
         self.assertEqual(resource.find_element(By.TAG_NAME, "input").get_attribute("aria-invalid"), "true")
         self.assertIn("rateLimits[0].limit",
-                      form.find_element(By.CSS_SELECTOR, "[data-field=rateLimits] > .error").text)
+                      form.find_element(By.CSS_SELECTOR, "[data-field=rl-limit-0] > .error").text)
         self.assertEqual(form.find_element(By.NAME, "rl-limit-0").get_attribute("aria-invalid"), "true")
         self.assertEqual(d.switch_to.active_element.get_attribute("name"), "resource",
                          "the focus is on the first field at fault")
@@ -212,9 +217,11 @@ class Console(unittest.TestCase):
             "const done = arguments[0]; navigator.clipboard.readText().then(done, e => done('error: ' + e))")
         self.assertEqual(copied, token)
         token_id = self.detail_id()
-        self.assertNotIn(token, json.dumps(d.execute_script(
-            "return [Object.assign({}, localStorage), Object.assign({}, sessionStorage)]")),
-            "the secret is never stored in the browser")
+        stored = json.dumps(d.execute_script(
+            "return [Object.assign({}, localStorage), Object.assign({}, sessionStorage), document.cookie]"))
+        self.assertNotIn(token, stored, "the secret is never stored in the browser")
+        self.assertNotIn("eyJ", stored, "the JWT is never stored in the browser")
+        self.assertNotIn("code=", d.current_url, "the sign-in code left the address bar")
         self.check_page("created")
 
         # Validated by the test: the use counted and the window shown.
@@ -225,6 +232,18 @@ class Console(unittest.TestCase):
         self.assertIn("4 of 5 left in this window", self.fact("[data-window=month]"))
         self.assertNotIn(token, d.page_source, "the secret went with the page")
         self.check_page("detail")
+
+        # Edited: only what changed is sent (the uses left stay 9 of 10).
+        self.unready()
+        d.find_element(By.XPATH, "//a[text()='Edit']").click()
+        self.ready(f"#/tokens/{token_id}/edit")
+        form = d.find_element(By.CSS_SELECTOR, "main form")
+        self.fill(form, {"description": f"{description} renamed"})
+        self.unready()
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        self.ready(f"#/tokens/{token_id}")
+        self.assertEqual(d.find_element(By.TAG_NAME, "h1").text, f"{description} renamed")
+        self.assertEqual(self.fact("[data-fact=remainingUses]"), "9 of 10")
 
         # Roll with grace: the new secret once, the old one valid until.
         d.find_element(By.XPATH, "//button[text()='Roll the secret']").click()
@@ -274,15 +293,20 @@ class Console(unittest.TestCase):
         self.go("#/tokens/new")
         form = d.find_element(By.CSS_SELECTOR, "main form")
         self.fill(form, {"description": f"for {external}"})
-        form.find_element(By.NAME, "identityId").send_keys(external)
+        Select(form.find_element(By.NAME, "identityId")).select_by_value(identity_id)
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         self.wait.until(EC.presence_of_element_located((By.ID, "secret")))
         token_id = self.detail_id()
         self.go(f"#/tokens?identityId={identity_id}")
         rows = d.find_elements(By.CSS_SELECTOR, "tbody tr[data-token]")
         self.assertEqual([r.get_attribute("data-token") for r in rows], [token_id])
-        # Keyboard only, with the focus visible: from the list to the create page.
+        # The skip link moves the focus to the content and leaves the page be.
         self.go("#/tokens")
+        d.execute_script("document.querySelector('.skip').focus()")
+        ActionChains(d).send_keys(Keys.ENTER).perform()
+        self.assertEqual(d.switch_to.active_element.get_attribute("id"), "main")
+        self.assertEqual(d.find_element(By.TAG_NAME, "h1").text, "Tokens")
+        # Keyboard only, with the focus visible: from there to the create page.
         for _ in range(12):
             ActionChains(d).send_keys(Keys.TAB).perform()
             if d.switch_to.active_element.text == "New token":

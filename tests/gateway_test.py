@@ -1100,6 +1100,10 @@ class LoginFlowTest(unittest.TestCase):
 
     def test_requests_it_will_not_serve(self):
         for changes in ({"redirect_uri": "https://evil.example/console"},
+                        {"redirect_uri": "http://evil.example\\@localhost/console"},
+                        {"redirect_uri": "http://127.0.0.1:3000/console\r\nSet-Cookie: x=1"},
+                        {"redirect_uri": "http://127.0.0.1:3000/elsewhere"},
+                        {"redirect_uri": "http://user@127.0.0.1:3000/console"},
                         {"client_id": "someone-else"}, {"code_challenge_method": "plain"},
                         {"code_challenge": "short"}, {"response_type": "token"}):
             status, _, body = self.authorize(method="GET", **changes)

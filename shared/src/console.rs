@@ -85,8 +85,8 @@ struct File {
     content_type: &'static str,
     body: Vec<u8>,
     etag: String,
-    /// The page and its configuration are checked on every load; the
-    /// scripts and styles are kept five minutes.
+    /// Every file is revalidated on every load (`no-cache` with its
+    /// `ETag`): a deploy never leaves a browser mixing old and new modules.
     cache: &'static str,
 }
 
@@ -117,16 +117,12 @@ fn file(name: &'static str, body: Vec<u8>) -> File {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    let cache = match name {
-        "index.html" | "config.json" => "no-cache",
-        _ => "public, max-age=300",
-    };
     File {
         name,
         content_type: content_type(name),
         body,
         etag,
-        cache,
+        cache: "no-cache",
     }
 }
 
@@ -171,8 +167,8 @@ impl Console {
                 .secured(ApiResponse::empty(405))
                 .with_header("allow", "GET, HEAD");
         }
-        let name = match path.trim_end_matches('/') {
-            "/console" => "index.html",
+        let name = match path {
+            "/console" | "/console/" => "index.html",
             p => p.strip_prefix("/console/").unwrap_or(""),
         };
         let Some(f) = self.files.iter().find(|f| f.name == name) else {
@@ -266,7 +262,7 @@ mod tests {
             header(&js, "content-type"),
             Some("text/javascript; charset=utf-8")
         );
-        assert_eq!(header(&js, "cache-control"), Some("public, max-age=300"));
+        assert_eq!(header(&js, "cache-control"), Some("no-cache"));
         let config: serde_json::Value =
             serde_json::from_slice(&c.serve(&get, "/console/config.json", None).body).unwrap();
         assert_eq!(config["clientId"], "abc");
@@ -278,6 +274,8 @@ mod tests {
             "/console/../template.yaml",
             "/console/nope.js",
             "/console/app.js/x",
+            "/console/app.js/",
+            "/console//app.js",
         ] {
             assert_eq!(c.serve(&get, missing, None).status, 404, "{missing}");
         }

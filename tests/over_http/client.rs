@@ -185,6 +185,31 @@ async fn counting_proxy(upstream: SocketAddr) -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}"), validates)
 }
 
+/// What the layer answered `method path` with `credential`.
+async fn verdict(
+    http: &reqwest::Client,
+    app: &str,
+    method: reqwest::Method,
+    path: &str,
+    credential: Option<&str>,
+) -> (u16, String) {
+    let mut request = http.request(method, format!("{app}{path}"));
+    if let Some(c) = credential {
+        request = request.bearer_auth(c);
+    }
+    status_and_reason(request.send().await.expect("the app answers")).await
+}
+
+/// A layer's answer: its status and the refusal's reason (empty when admitted).
+async fn status_and_reason(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (
+        status,
+        body["reason"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
 /// An app behind the layer, on loopback: every route answers who the
 /// layer admitted.
 async fn protected_app(layer: Authorize) -> String {
@@ -238,14 +263,6 @@ async fn an_axum_app_behind_the_layer() {
         }
         rb.send()
     };
-    let status_and_reason = |r: reqwest::Response| async move {
-        let status = r.status().as_u16();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        (
-            status,
-            body["reason"].as_str().unwrap_or_default().to_owned(),
-        )
-    };
 
     // Admitted, with the answer in the request's extensions.
     let (id, token) = api
@@ -271,28 +288,18 @@ async fn an_axum_app_behind_the_layer() {
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
     assert_eq!(
-        status_and_reason(
-            call(post.clone(), "/reports/1", Some(&token))
-                .await
-                .unwrap()
-        )
-        .await,
+        verdict(&http, &app, post.clone(), "/reports/1", Some(&token)).await,
         (403, "WRITE_NOT_ALLOWED".into())
     );
     assert_eq!(
-        status_and_reason(call(get.clone(), "/elsewhere", Some(&token)).await.unwrap()).await,
+        verdict(&http, &app, get.clone(), "/elsewhere", Some(&token)).await,
         (403, "RESOURCE_NOT_ALLOWED".into())
     );
     let r = call(get.clone(), "/reports/1", None).await.unwrap();
     assert_eq!(r.headers()["www-authenticate"], "Bearer");
     assert_eq!(status_and_reason(r).await, (401, "MALFORMED".into()));
     assert_eq!(
-        status_and_reason(
-            call(get.clone(), "/reports/1", Some("tgl_forged"))
-                .await
-                .unwrap()
-        )
-        .await,
+        verdict(&http, &app, get.clone(), "/reports/1", Some("tgl_forged")).await,
         (401, "MALFORMED".into())
     );
     // Another owner's token: refused, and none of its uses spent.
@@ -300,12 +307,7 @@ async fn an_axum_app_behind_the_layer() {
         .mint(&owner("stranger"), json!({"resource": "/", "maxUses": 3}))
         .await;
     assert_eq!(
-        status_and_reason(
-            call(get.clone(), "/reports/1", Some(&foreign))
-                .await
-                .unwrap()
-        )
-        .await,
+        verdict(&http, &app, get.clone(), "/reports/1", Some(&foreign)).await,
         (403, "OWNER_NOT_ALLOWED".into())
     );
     assert_eq!(
@@ -355,21 +357,11 @@ async fn an_axum_app_behind_the_layer() {
             json!({"owner": o, "tokenId": parent_id, "offline": true})
         );
         assert_eq!(
-            status_and_reason(
-                call(get.clone(), "/reports/8", Some(capability))
-                    .await
-                    .unwrap()
-            )
-            .await,
+            verdict(&http, &app, get.clone(), "/reports/8", Some(capability)).await,
             (403, "RESOURCE_NOT_ALLOWED".into())
         );
         assert_eq!(
-            status_and_reason(
-                call(post.clone(), "/reports/9", Some(capability))
-                    .await
-                    .unwrap()
-            )
-            .await,
+            verdict(&http, &app, post.clone(), "/reports/9", Some(capability)).await,
             (403, "WRITE_NOT_ALLOWED".into())
         );
         // A signature that is not Tollgate's.
@@ -377,12 +369,7 @@ async fn an_axum_app_behind_the_layer() {
         let flipped = if signature.starts_with('A') { "B" } else { "A" };
         let forged = format!("{signed}.{flipped}{}", &signature[1..]);
         assert_eq!(
-            status_and_reason(
-                call(get.clone(), "/reports/9", Some(&forged))
-                    .await
-                    .unwrap()
-            )
-            .await,
+            verdict(&http, &app, get.clone(), "/reports/9", Some(&forged)).await,
             (401, "MALFORMED".into())
         );
     }
@@ -415,12 +402,7 @@ async fn an_axum_app_behind_the_layer() {
         let relabelled = json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string();
         let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(relabelled));
         assert_eq!(
-            status_and_reason(
-                call(get.clone(), "/reports/9", Some(&forged))
-                    .await
-                    .unwrap()
-            )
-            .await,
+            verdict(&http, &app, get.clone(), "/reports/9", Some(&forged)).await,
             (401, "MALFORMED".into()),
             "{alg}"
         );
@@ -442,12 +424,7 @@ async fn an_axum_app_behind_the_layer() {
     };
     for credential in [&billing.capability, &audienced] {
         assert_eq!(
-            status_and_reason(
-                call(get.clone(), "/reports/9", Some(credential))
-                    .await
-                    .unwrap()
-            )
-            .await,
+            verdict(&http, &app, get.clone(), "/reports/9", Some(credential)).await,
             (403, "AUDIENCE_NOT_ALLOWED".into())
         );
     }
@@ -461,10 +438,12 @@ async fn an_axum_app_behind_the_layer() {
         panic!("refused")
     };
     assert_eq!(
-        status_and_reason(
-            call(get.clone(), "/reports/9", Some(&theirs.capability))
-                .await
-                .unwrap()
+        verdict(
+            &http,
+            &app,
+            get.clone(),
+            "/reports/9",
+            Some(&theirs.capability)
         )
         .await,
         (403, "OWNER_NOT_ALLOWED".into())

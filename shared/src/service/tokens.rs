@@ -248,10 +248,17 @@ impl App {
         extra: Option<(&str, Value)>,
     ) -> ApiResponse {
         let mut doc = rec.to_json(dates::now());
+        let carries_secret = extra.as_ref().is_some_and(|(k, _)| *k == "token");
         if let Some((k, v)) = extra {
             doc[k] = v;
         }
-        ApiResponse::document(status, req.format(), "token", &doc).with_header("etag", rec.etag())
+        let resp = ApiResponse::document(status, req.format(), "token", &doc)
+            .with_header("etag", rec.etag());
+        // A secret shown once is kept by no cache along the way.
+        match carries_secret {
+            true => resp.with_header("cache-control", "no-store"),
+            false => resp,
+        }
     }
 }
 
