@@ -52,12 +52,16 @@ export CARGO_LAMBDA_COMPILER=cargo-zigbuild
 # The target directory as sam build names it (absolute), so both see the
 # same environment.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-cargo lambda build --release --arm64 \
-  --bin list --bin create --bin detail --bin patch --bin delete --bin validate --bin authorize --bin events --bin console
+# The functions by binary name; each is <Name>Function in template.yaml.
+FUNCTIONS=(list create detail patch delete validate authorize events console)
+bins=()
+for f in "${FUNCTIONS[@]}"; do bins+=(--bin "$f"); done
+cargo lambda build --release --arm64 "${bins[@]}"
 [ "$mode" = build ] && exit 0
 echo "==> sam build (copies the bootstraps; template in .aws-sam/build)"
 sam build --beta-features --no-cached --build-dir "$BUILD_DIR" >/dev/null
-for f in List Create Detail Patch Delete Validate Authorize Events Console; do
+for f in "${FUNCTIONS[@]}"; do
+  f="${f^}"
   b="$BUILD_DIR/${f}Function/bootstrap"
   [ -x "$b" ] || die "sam build produced no bootstrap for ${f}Function"
   [ "$(od -An -tx1 -j18 -N2 "$b" | tr -d ' ')" = b700 ] || die "$b is not an arm64 ELF"
@@ -86,7 +90,7 @@ PY
     AWS_ENDPOINT_URL_S3="$PACKAGE_S3_ENDPOINT" sam package --region "${AWS_REGION:-us-east-1}" --template-file "$BUILD_DIR/template.yaml" \
       --s3-bucket tollgate-package-check --output-template-file "$ROOT/.aws-sam/packaged.yaml" >/dev/null
     n=$(grep -c "CodeUri: s3://tollgate-package-check/" "$ROOT/.aws-sam/packaged.yaml" || true)
-    [ "$n" = 8 ] || die "the packaged template names $n function zips in S3, not 8"
+    [ "$n" = "${#FUNCTIONS[@]}" ] || die "the packaged template names $n function zips in S3, not ${#FUNCTIONS[@]}"
     echo "packaged: nine function zips uploaded, .aws-sam/packaged.yaml"
   fi
   exit 0
