@@ -15,7 +15,7 @@ use std::sync::Arc;
 use base64::Engine;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 
-use super::capability::Verified;
+use super::claims::Verified;
 use super::keys::Keys;
 use super::string::{split, valid_kid, Minted, TokenString};
 use crate::codec;
@@ -30,7 +30,7 @@ pub struct Keyring {
     /// (key id, its keys), the current first: a ring holds a few keys, so a
     /// scan beats a map on the validate hot path.
     keys: Vec<(String, Keys)>,
-    /// Capabilities verified under this ring (see `capability::Verified`).
+    /// Capabilities verified under this ring (see `claims::Verified`).
     verified: Arc<Verified>,
 }
 

@@ -1,10 +1,11 @@
 //! Credentials: the secrets a holder presents and how the server proves
 //! them. The server keyring (`keyring`) and the keys derived from each of
 //! its keys (`keys`); the token string (`string`); the capabilities minted
-//! from a token (`capability`) and those revoked before their end
-//! (`revocation`).
+//! from a token (`capability`), what they grant and which a ring has
+//! verified (`claims`), and those revoked before their end (`revocation`).
 
 pub mod capability;
+pub mod claims;
 pub mod keyring;
 pub mod keys;
 pub mod revocation;
