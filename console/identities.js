@@ -5,7 +5,7 @@
 import { api, query, Problem } from "./api.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  badNumbers, clearErrors, confirmDialog, field, h, lines, mergePatch, notice, show, showErrors,
+  badNumbers, clearErrors, confirmDialog, editPage, field, h, lines, notice, show, showErrors,
   tagsOf, tagsText, when,
 } from "./ui.js";
 
@@ -269,32 +269,14 @@ export async function identityDetail(id) {
 export async function identityEdit(id) {
   const read = await api("GET", `/identities/${enc(id)}`);
   const i = read.body;
-  const form = h(
-    "form",
-    { class: "grid", novalidate: true, "aria-label": "Edit the identity" },
-    identityForm(i, false),
-    h(
-      "div",
-      { class: "actions wide" },
-      h("button", { type: "submit" }, "Save"),
-      h("a", { class: "button quiet", href: `#/identities/${enc(id)}` }, "Cancel"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    clearErrors(form);
-    const bad = badNumbers(form);
-    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
-    const patch = mergePatch(i, identityValues(form), form);
-    try {
-      if (Object.keys(patch).length) {
-        await api("PATCH", `/identities/${enc(id)}`, patch, { "if-match": read.etag });
-      }
-      location.hash = `#/identities/${enc(id)}`;
-    } catch (err) {
-      if (err instanceof Problem) showErrors(form, err);
-      else throw err;
-    }
+  editPage({
+    title: `Edit “${i.externalId}”`,
+    label: "Edit the identity",
+    what: "identity",
+    path: `/identities/${enc(id)}`,
+    read,
+    fields: identityForm(i, false),
+    values: identityValues,
+    back: `#/identities/${enc(id)}`,
   });
-  show(h("h1", {}, `Edit “${i.externalId}”`), form);
 }

@@ -5,7 +5,7 @@ import { api, query, Problem } from "./api.js";
 import { auditSection, identityOptions } from "./identities.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  badge, badNumbers, clearErrors, confirmDialog, field, fromLocal, h, lines, mergePatch, notice,
+  badge, badNumbers, clearErrors, confirmDialog, editPage, field, fromLocal, h, lines, notice,
   secretPanel, show, showErrors, tagsOf, tagsText, toLocal, when,
 } from "./ui.js";
 
@@ -382,35 +382,14 @@ export async function tokenDetail(id, shownOnce) {
 export async function tokenEdit(id) {
   const read = await api("GET", `/tokens/${enc(id)}`);
   const t = read.body;
-  const identities = await identitiesWith(t.identityId);
-  const form = h(
-    "form",
-    { class: "grid", novalidate: true, "aria-label": "Edit the token" },
-    tokenForm(t, "edit", identities),
-    h(
-      "div",
-      { class: "actions wide" },
-      h("button", { type: "submit" }, "Save"),
-      h("a", { class: "button quiet", href: `#/tokens/${enc(id)}` }, "Cancel"),
-    ),
-  );
-  form.addEventListener("submit", async (e) => {
-    e.preventDefault();
-    clearErrors(form);
-    const bad = badNumbers(form);
-    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
-    const patch = mergePatch(t, formValues(form), form);
-    try {
-      if (Object.keys(patch).length) {
-        await api("PATCH", `/tokens/${enc(id)}`, patch, { "if-match": read.etag });
-      }
-      location.hash = `#/tokens/${enc(id)}`;
-    } catch (err) {
-      if (err instanceof Problem && err.status === 412) {
-        form.prepend(notice("The token changed since this page read it: reload to edit the current one.", "bad"));
-      } else if (err instanceof Problem) showErrors(form, err);
-      else throw err;
-    }
+  editPage({
+    title: `Edit “${t.description || t.id}”`,
+    label: "Edit the token",
+    what: "token",
+    path: `/tokens/${enc(id)}`,
+    read,
+    fields: tokenForm(t, "edit", await identitiesWith(t.identityId)),
+    values: formValues,
+    back: `#/tokens/${enc(id)}`,
   });
-  show(h("h1", {}, `Edit “${t.description || t.id}”`), form);
 }

@@ -1,5 +1,8 @@
 // DOM helpers: elements built with properties (never HTML strings), labelled
-// fields whose errors sit beside them, dates, dialogs and the secret panel.
+// fields whose errors sit beside them, dates, dialogs, the secret panel and
+// the edit page tokens and identities share.
+
+import { api, Problem } from "./api.js";
 
 const main = () => document.getElementById("main");
 
@@ -284,4 +287,40 @@ export function mergePatch(before, values, form) {
     if (Object.keys(tags).length) patch.tags = tags;
   }
   return patch;
+}
+
+/**
+ * An edit page: `fields` in a form whose submit sends a merge patch of
+ * what changed (nothing, when nothing did) to `path` under `If-Match`,
+ * then goes `back`. `read` is the object as read, with its ETag.
+ */
+export function editPage({ title, label, what, path, read, fields, values, back }) {
+  const form = h(
+    "form",
+    { class: "grid", novalidate: true, "aria-label": label },
+    fields,
+    h(
+      "div",
+      { class: "actions wide" },
+      h("button", { type: "submit" }, "Save"),
+      h("a", { class: "button quiet", href: back }, "Cancel"),
+    ),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    const bad = badNumbers(form);
+    if (bad.length) return showErrors(form, new Problem(400, { errors: bad }));
+    const patch = mergePatch(read.body, values(form), form);
+    try {
+      if (Object.keys(patch).length) await api("PATCH", path, patch, { "if-match": read.etag });
+      location.hash = back;
+    } catch (err) {
+      if (err instanceof Problem && err.status === 412) {
+        form.prepend(notice(`The ${what} changed since this page read it: reload to edit the current one.`, "bad"));
+      } else if (err instanceof Problem) showErrors(form, err);
+      else throw err;
+    }
+  });
+  show(h("h1", {}, title), form);
 }
