@@ -15,6 +15,21 @@ export class Problem extends Error {
   }
 }
 
+// Reads in flight belong to the page that asked: leaving it cancels them,
+// so a slow answer for the page left behind never replaces the page shown.
+let reads = new AbortController();
+
+/** Called as the route changes: cancels the reads of the page left. */
+export function leavePage() {
+  reads.abort();
+  reads = new AbortController();
+}
+
+/** Whether `e` is a read cancelled by leaving its page (nothing to show). */
+export function cancelled(e) {
+  return e instanceof DOMException && e.name === "AbortError";
+}
+
 export async function api(method, path, body, headers = {}) {
   const h = { accept: "application/json", authorization: `Bearer ${bearer()}`, ...headers };
   if (body !== undefined) h["content-type"] = "application/json";
@@ -23,6 +38,7 @@ export async function api(method, path, body, headers = {}) {
     headers: h,
     body: body === undefined ? undefined : JSON.stringify(body),
     cache: "no-store",
+    signal: method === "GET" ? reads.signal : undefined,
   });
   const text = await r.text();
   let json = null;

@@ -2,10 +2,11 @@
 // fragment (#/tokens, #/tokens/new, #/tokens/ID, #/tokens/ID/edit, and the
 // same under #/identities). No framework and no build step.
 
+import { cancelled, leavePage } from "./api.js";
 import * as auth from "./auth.js";
 import { identityCreate, identityDetail, identityEdit, identityList } from "./identities.js";
 import { tokenCreate, tokenDetail, tokenEdit, tokenList } from "./tokens.js";
-import { h, notice, show } from "./ui.js";
+import { h, notice, rendered, show } from "./ui.js";
 
 const routes = [
   [/^#\/tokens\/new$/, () => tokenCreate()],
@@ -19,6 +20,7 @@ const routes = [
 ];
 
 async function route() {
+  leavePage();
   if (!auth.signedIn()) return signInPage();
   const hash = location.hash || "#/tokens";
   for (const [pattern, view] of routes) {
@@ -27,12 +29,13 @@ async function route() {
       try {
         await view(m);
       } catch (e) {
+        // Left for another page before it loaded: that page renders itself.
+        if (cancelled(e)) return;
         // api.js is signing in again, unless the API refused a fresh JWT.
         if (e.status === 401) return signInPage("The API did not accept your sign-in: sign in again.");
         show(h("h1", {}, "Something went wrong"), notice(e.message, "bad"));
       }
-      document.body.dataset.ready = hash;
-      performance.mark(`tollgate-ready ${hash}`);
+      rendered(hash);
       return;
     }
   }
@@ -56,8 +59,7 @@ function signInPage(problem) {
       h("button", { type: "button", id: "sign-in", onclick: () => auth.signIn() }, "Sign in"),
     );
   }
-  document.body.dataset.ready = "sign-in";
-  performance.mark("tollgate-ready sign-in");
+  rendered("sign-in");
 }
 
 function signedInChrome() {

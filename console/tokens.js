@@ -1,12 +1,12 @@
 // Tokens: the list with its filters, create, detail (limits, leases,
 // identity, audit trail), edit, enable/disable, roll and delete.
 
-import { api, query, Problem } from "./api.js";
+import { api, cancelled, query, Problem } from "./api.js";
 import { auditSection, identityOptions } from "./identities.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
   badge, badNumbers, clearErrors, confirmDialog, editPage, field, fromLocal, h, lines, notice,
-  secretPanel, show, showErrors, tagsOf, tagsText, toLocal, when,
+  rendered, secretPanel, show, showErrors, tagsOf, tagsText, toLocal, when,
 } from "./ui.js";
 
 const enc = encodeURIComponent;
@@ -229,6 +229,7 @@ async function underSecret(id, panel) {
   try {
     await tokenDetail(id, panel);
   } catch (e) {
+    if (cancelled(e)) return;
     panel.after(notice(`${e.message} The secret above is the one to keep.`, "bad"));
   }
 }
@@ -322,8 +323,19 @@ export async function tokenDetail(id, shownOnce) {
   if (t.previousSecretExpiresAt) {
     facts.push(["Previous secret", h("span", {}, "still valid until ", when(t.previousSecretExpiresAt))]);
   }
+  // An action that re-renders the page in place marks it rendered once it is
+  // whole; one that moves to another route leaves that to the router.
   const act = (label, cls, run) =>
-    h("button", { type: "button", class: cls, onclick: () => run().catch((e) => problem.replaceChildren(notice(e.message, "bad"))) }, label);
+    h("button", {
+      type: "button",
+      class: cls,
+      onclick: () => {
+        const page = location.hash;
+        run()
+          .catch((e) => cancelled(e) || problem.replaceChildren(notice(e.message, "bad")))
+          .finally(() => location.hash === page && rendered(page));
+      },
+    }, label);
   const actions = h(
     "div",
     { class: "actions" },

@@ -32,6 +32,12 @@ export function show(...content) {
   }
 }
 
+/** Marks `page` as rendered whole: what the browser tests wait for. */
+export function rendered(page) {
+  document.body.dataset.ready = page;
+  performance.mark(`tollgate-ready ${page}`);
+}
+
 export function notice(text, kind = "") {
   return h("div", { class: `notice ${kind}`, role: kind === "bad" ? "alert" : "status" }, text);
 }

@@ -251,8 +251,11 @@ class Console(unittest.TestCase):
         grace = dialog.find_element(By.NAME, "graceSeconds")
         grace.clear()
         grace.send_keys("600")
+        self.unready()
         dialog.find_element(By.CSS_SELECTOR, "button[value=confirm]").click()
-        new_token = self.wait.until(EC.presence_of_element_located((By.ID, "secret"))).text
+        # The new secret shows first, then the details load beneath it.
+        self.ready(f"#/tokens/{token_id}")
+        new_token = d.find_element(By.ID, "secret").text
         record_minted(new_token)
         self.assertNotEqual(new_token, token)
         self.assertIn("previous secret stays valid until", d.find_element(By.TAG_NAME, "main").text)
@@ -263,8 +266,10 @@ class Console(unittest.TestCase):
         self.check_page("rolled")
 
         # Disabled: refused.
+        self.unready()
         d.find_element(By.XPATH, "//button[text()='Disable']").click()
-        self.wait.until(EC.presence_of_element_located((By.XPATH, "//button[text()='Enable']")))
+        self.ready(f"#/tokens/{token_id}")
+        d.find_element(By.XPATH, "//button[text()='Enable']")
         self.assertEqual(validate(new_token), {"active": False, "reason": "DISABLED"})
 
         # Deleted after confirming: gone from the list, NOT_FOUND.
@@ -297,9 +302,23 @@ class Console(unittest.TestCase):
         form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         self.wait.until(EC.presence_of_element_located((By.ID, "secret")))
         token_id = self.detail_id()
+        # A page left before it loaded never replaces the next one: the
+        # identity's read, held back 1.5 s, is cancelled by the move to the
+        # list of its tokens.
+        d.execute_script("""
+            const fetch = window.__fetch = window.fetch, slow = arguments[0];
+            window.fetch = (url, init) => String(url).startsWith(slow)
+              ? (window.__held = true, new Promise(r => setTimeout(r, 1500)).then(() => fetch(url, init)))
+              : fetch(url, init);""", f"/identities/{identity_id}")
+        d.execute_script("location.hash = arguments[0]", f"#/identities/{identity_id}")
+        self.wait.until(lambda d: d.execute_script("return window.__held === true"))
         self.go(f"#/tokens?identityId={identity_id}")
+        time.sleep(2)
+        d.execute_script("window.fetch = window.__fetch")
+        self.assertEqual(d.find_element(By.TAG_NAME, "h1").text, "Tokens")
         rows = d.find_elements(By.CSS_SELECTOR, "tbody tr[data-token]")
         self.assertEqual([r.get_attribute("data-token") for r in rows], [token_id])
+        self.check_page("tokens-of-identity")
         # The skip link moves the focus to the content and leaves the page be.
         self.go("#/tokens")
         d.execute_script("document.querySelector('.skip').focus()")
