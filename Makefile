@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make dev` and `make test`.
-.PHONY: dev test test-arm64 lint bench fmt soak fuzz fuzz-cmin deploy deploy-check
+.PHONY: dev test test-arm64 sam-local lint bench fmt soak fuzz fuzz-cmin deploy deploy-check
 
 dev:
 	@bash scripts/dev.sh
@@ -10,6 +10,10 @@ test:
 # A part of `make test`: the arm64 validate bootstrap under qemu-user.
 test-arm64:
 	@bash scripts/test-arm64.sh
+
+# A part of `make test`: the deployed functions under `sam local` (Docker).
+sam-local:
+	@bash scripts/sam_local.sh
 
 # Deploying needs Rust and Python only (scripts/deploy.sh says what it installs).
 deploy:

@@ -98,6 +98,22 @@ start_gateway() {
   export "$url_var=http://127.0.0.1:$port"
 }
 
+# start_scanner_keys PORT: GitHub's secret-scanning keys, played by a key
+# pair on loopback (scripts/scanner_keys.py); the tests sign their reports
+# with it. After start_stack. Sets TOLLGATE_SCANNER_KEYS (the key pair's
+# folder) and TOLLGATE_GITHUB_KEYS_URL.
+start_scanner_keys() {
+  local port=$1
+  export TOLLGATE_SCANNER_KEYS="$RUN/scanner" TOLLGATE_GITHUB_KEYS_URL="http://127.0.0.1:$port/public_keys.json"
+  "$VENV/bin/python" "$ROOT/scripts/scanner_keys.py" init "$TOLLGATE_SCANNER_KEYS"
+  port_free "$port" || die "port $port is taken: stop what uses it first"
+  ("$VENV/bin/python" "$ROOT/scripts/scanner_keys.py" serve "$TOLLGATE_SCANNER_KEYS" "$port" \
+    >"$RUN/scanner-keys.log" 2>&1) &
+  echo $! >"$RUN/scanner-keys.pid"
+  STACK_PIDS="$STACK_PIDS $RUN/scanner-keys.pid"
+  wait_port 127.0.0.1 "$port" 20 || die "the scanner key server did not start"
+}
+
 stop_stack() {
   # shellcheck disable=SC2086
   stop_pidfile ${STACK_PIDS:-}

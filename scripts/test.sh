@@ -3,6 +3,7 @@
 # runs every test, and stops what it started.
 source "$(dirname "$0")/common.sh"
 source "$ROOT/scripts/stack.sh"
+source "$ROOT/scripts/sam_local.sh"
 cd "$ROOT"
 DDB_PORT=${TEST_DDB_PORT:-18000}
 API_PORT=${TEST_API_PORT:-19000}
@@ -42,7 +43,7 @@ fi
 stop_deploy_build() {
   [ -n "$DEPLOY_BUILD_PID" ] && kill -- "-$DEPLOY_BUILD_PID" 2>/dev/null || true
 }
-trap 'kill $(jobs -p) 2>/dev/null; stop_stack; stop_deploy_build; rm -rf "$only_rust_and_python"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; sam_local_down; stop_stack; stop_deploy_build; rm -rf "$only_rust_and_python"' EXIT
 # One build lints and compiles: clippy's driver stands in for rustc on the
 # workspace's own crates (what `cargo clippy -- -D warnings` runs, with
 # codegen kept), so the dependencies are compiled once instead of checked
@@ -50,7 +51,7 @@ trap 'kill $(jobs -p) 2>/dev/null; stop_stack; stop_deploy_build; rm -rf "$only_
 # with it, so they all find these artifacts fresh. The tools install
 # (network and disk, little CPU) beside it.
 step "format, then one build of every binary and test with clippy's lints as errors; the tools install beside it into .tools"
-{ ensure_tools && ensure_browser; } >"$RUN/tools.log" 2>&1 &
+{ ensure_tools && ensure_browser && ensure_sam_local_tools; } >"$RUN/tools.log" 2>&1 &
 tools_pid=$!
 cargo fmt --all -- --check
 RUSTC_WORKSPACE_WRAPPER="$(command -v clippy-driver)" || die "clippy-driver not found: rustup component add clippy"
@@ -65,24 +66,17 @@ wait "$tools_pid" || { cat "$RUN/tools.log"; die "installing the tools failed"; 
 cat "$RUN/tools.log"
 
 step "starting DynamoDB Local, the functions and the local API gateway"
-# GitHub's secret-scanning keys, played by a key pair on loopback: the
-# tests sign their reports with it (scripts/scanner_keys.py).
+# GitHub's secret-scanning keys, played by a key pair on loopback.
 SCANNER_PORT=$((GATEWAY_PORT + 10))
-export TOLLGATE_SCANNER_KEYS="$RUN/scanner"
-"$VENV/bin/python" scripts/scanner_keys.py init "$TOLLGATE_SCANNER_KEYS"
+export TOLLGATE_GITHUB_KEYS_URL="http://127.0.0.1:$SCANNER_PORT/public_keys.json"
 # Capabilities are issued by the gateway's URL, so the example app's JWT
 # authorizer finds their keys as API Gateway would (its discovery document).
 export TOLLGATE_ISSUER="http://127.0.0.1:$GATEWAY_PORT"
 start_stack "$DDB_PORT" "$API_PORT" test \
-  "TOLLGATE_GITHUB_KEYS_URL=http://127.0.0.1:$SCANNER_PORT/public_keys.json
+  "TOLLGATE_GITHUB_KEYS_URL=$TOLLGATE_GITHUB_KEYS_URL
 TOLLGATE_ISSUER=$TOLLGATE_ISSUER
 $(console_env "$GATEWAY_PORT")"
-port_free "$SCANNER_PORT" || die "port $SCANNER_PORT is taken: stop what uses it first"
-("$VENV/bin/python" scripts/scanner_keys.py serve "$TOLLGATE_SCANNER_KEYS" "$SCANNER_PORT" \
-  >"$RUN/scanner-keys.log" 2>&1) &
-echo $! >"$RUN/scanner-keys.pid"
-STACK_PIDS="$STACK_PIDS $RUN/scanner-keys.pid"
-wait_port 127.0.0.1 "$SCANNER_PORT" 20 || die "the scanner key server did not start"
+start_scanner_keys "$SCANNER_PORT"
 [ "$AWS_ENDPOINT_URL_SECRETS_MANAGER" = "http://127.0.0.1:$((DDB_PORT + 50))" ] \
   || die "the deploy check expects moto's S3 API on DDB_PORT + 50"
 # The example app bound to the tests' demo owner, and the same app bound
@@ -219,6 +213,12 @@ else
 
   step "arm64: the validate bootstrap that deploy ships, run under qemu-user (make test-arm64)"
   ARM64_BOOTSTRAP="$ROOT/.aws-sam/build/ValidateFunction/bootstrap" bash "$ROOT/scripts/test-arm64.sh"
+
+  step "sam local: every event through sam local invoke, start-api on the real routes, the events flow through start-lambda (make sam-local)"
+  sam_local_up
+  sam_local_checks
+  sam_local_down
+  sam_local_left_nothing
 fi
 
 step "secret scan of the table and the logs, and the metrics lines parsed as EMF, after the whole run"
