@@ -234,6 +234,10 @@ def relay_to(port):
 
 
 async def relay(address, ca_dir, specs):
+    # Only ever the bridge's host address: never every interface.
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified or not ip.is_private:
+        sys.exit(f"relay: {address!r} is not a private host address")
     servers = []
     for spec in specs:
         port, _, tls = spec.partition(":")

@@ -185,6 +185,11 @@ else
 fi
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || { echo "tests failed"; exit "$status"; }
+# Docker for the sam local step (dockerd, qemu, the stand-in image, the
+# relays), ready before the deploy build ends.
+if [ "${SKIP_SAM_BUILD:-}" != 1 ]; then
+  sam_local_docker
+fi
 # Then the API checks, and the web console in headless Chromium (Selenium,
 # the system's chromedriver), while the deploy build finishes. Screenshots
 # in .run/.
@@ -215,7 +220,7 @@ else
   ARM64_BOOTSTRAP="$ROOT/.aws-sam/build/ValidateFunction/bootstrap" bash "$ROOT/scripts/test-arm64.sh"
 
   step "sam local: every event through sam local invoke, start-api on the real routes, the events flow through start-lambda (make sam-local)"
-  sam_local_up
+  sam_local_template
   sam_local_checks
   sam_local_down
   sam_local_left_nothing
