@@ -4,8 +4,9 @@
                           loaded into Docker once per content; prints its name
   template BUILD_DIR OUT ADDRESS
                           the built template for local runs, and its --env-vars file
-  relay ADDRESS CA_DIR PORT[:tls]...
-                          relays from the Docker bridge's host address to loopback
+  relay ADDRESS/PREFIX CA_DIR PORT[:tls]...
+                          relays from the Docker bridge's host address to loopback,
+                          for peers on the bridge's subnet only
 
 The stand-in exists only because these build machines reach no image
 registry: it holds what a `provided.al2023` function uses (the C library,
@@ -71,6 +72,10 @@ def authority(ca_dir):
                 .not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=3650))
                 .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False,
+                                             key_encipherment=False, data_encipherment=False,
+                                             key_agreement=False, key_cert_sign=True, crl_sign=True,
+                                             encipher_only=False, decipher_only=False), critical=True)
                 .sign(key, hashes.SHA256()))
         with open(key_path, "wb") as f:
             os.fchmod(f.fileno(), 0o600)
@@ -98,6 +103,8 @@ def tls_context(ca_dir, address):
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(address))]),
                            critical=False)
+            # webpki requires the server-auth usage stated.
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     with tempfile.TemporaryDirectory() as d:
@@ -126,7 +133,9 @@ def image(debs_dir, ca_dir):
     digest.update(ca)
     with open(__file__, "rb") as f:
         digest.update(f.read())
-    name = f"{REPOSITORY}:al2023-arm64-{digest.hexdigest()[:12]}"
+    # The content hash in the repository's name, not the tag: SAM builds
+    # its invoke image as REPOSITORY:rapid-arm64 and reuses one it finds.
+    name = f"{REPOSITORY}-{digest.hexdigest()[:12]}:al2023-arm64"
     found = subprocess.run(["docker", "image", "inspect", name], capture_output=True)
     if found.returncode == 0:
         print(name)
@@ -221,9 +230,14 @@ async def pipe(reader, writer):
         writer.close()
 
 
-def relay_to(port):
-    """Relays a connection (its TLS, if any, ended here) to 127.0.0.1:port."""
+def relay_to(port, subnet):
+    """Relays a connection from the bridge's subnet (its TLS, if any, ended
+    here) to 127.0.0.1:port; any other peer is closed at once."""
     async def serve(reader, writer):
+        peer = ipaddress.ip_address(writer.get_extra_info("peername")[0])
+        if peer not in subnet:
+            writer.close()
+            return
         try:
             target_reader, target_writer = await asyncio.open_connection("127.0.0.1", port)
         except OSError:
@@ -233,16 +247,18 @@ def relay_to(port):
     return serve
 
 
-async def relay(address, ca_dir, specs):
+async def relay(interface, ca_dir, specs):
     # Only ever the bridge's host address: never every interface.
-    ip = ipaddress.ip_address(address)
-    if ip.is_unspecified or not ip.is_private:
+    bridge = ipaddress.ip_interface(interface)
+    address = str(bridge.ip)
+    if bridge.ip.is_unspecified or not bridge.ip.is_private:
         sys.exit(f"relay: {address!r} is not a private host address")
     servers = []
     for spec in specs:
         port, _, tls = spec.partition(":")
         context = tls_context(ca_dir, address) if tls == "tls" else None
-        servers.append(await asyncio.start_server(relay_to(int(port)), address, int(port), ssl=context))
+        serve = relay_to(int(port), bridge.network)
+        servers.append(await asyncio.start_server(serve, address, int(port), ssl=context))
     print(f"relaying {', '.join(f'{address}:{s}' for s in specs)} to 127.0.0.1", flush=True)
     await asyncio.gather(*(s.serve_forever() for s in servers))
 

@@ -22,6 +22,7 @@ SAM_LOCAL_CA="$TOOLS/sam-local-ca"
 SAM_LOCAL_DOCKERD=
 SAM_LOCAL_DOCKER_TMP=
 SAM_LOCAL_BRIDGE=
+SAM_LOCAL_LEFT=
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -42,7 +43,10 @@ ensure_sam_local_tools() {
     dpkg --print-foreign-architectures | grep -qx arm64 || as_root dpkg --add-architecture arm64
     as_root apt-get update -qq >/dev/null
     mkdir -p "$SAM_LOCAL_DEBS.part"
-    (cd "$SAM_LOCAL_DEBS.part" && apt-get download -qq busybox-static:arm64 libc6:arm64 libgcc-s1:arm64 2>/dev/null)
+    # (apt's note that root downloads unsandboxed is expected here.)
+    (cd "$SAM_LOCAL_DEBS.part" && apt-get download -qq busybox-static:arm64 libc6:arm64 libgcc-s1:arm64 2>&1 \
+      | grep -v "unsandboxed as root" || true)
+    ls "$SAM_LOCAL_DEBS.part"/*.deb >/dev/null 2>&1 || die "apt-get download of the arm64 packages failed"
     rm -rf "$SAM_LOCAL_DEBS" && mv "$SAM_LOCAL_DEBS.part" "$SAM_LOCAL_DEBS"
   fi
 }
@@ -69,7 +73,7 @@ sam_local_docker() {
     # state in a short temporary path (a unix socket's is at most 107 bytes).
     SAM_LOCAL_DOCKER_TMP=$(mktemp -d /tmp/tollgate-docker.XXXXXX)
     export DOCKER_HOST="unix://$SAM_LOCAL_DOCKER_TMP/docker.sock"
-    as_root dockerd --userland-proxy=false --ip6tables=false --data-root "$TOOLS/docker" \
+    as_root dockerd --userland-proxy=false --ip6tables=false --group "$(id -g)" --data-root "$TOOLS/docker" \
       --exec-root "$SAM_LOCAL_DOCKER_TMP/exec" --pidfile "$SAM_LOCAL_DOCKER_TMP/dockerd.pid" \
       -H "$DOCKER_HOST" >"$SAM_LOCAL_DIR/dockerd.log" 2>&1 &
     SAM_LOCAL_DOCKERD=$!
@@ -89,9 +93,10 @@ sam_local_docker() {
   local bridge ports=() port
   # The bridge's own IPv4 address, read off its interface (the network's
   # IPAM gateway is blank on a daemon's first start).
-  bridge=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}')
-  bridge=$(ip -4 -o addr show dev "${bridge:-docker0}" | awk '{ split($4, a, "/"); print a[1]; exit }')
+  bridge=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}' || true)
+  bridge=$(ip -4 -o addr show dev "${bridge:-docker0}" 2>/dev/null | awk '{ print $4; exit }' || true)
   [ -n "$bridge" ] || die "the Docker bridge has no IPv4 address (.run/sam-local/dockerd.log)"
+  # address/prefix: the relays bind the address and admit that subnet only.
   port_of() { [[ "$1" =~ ^http://127\.0\.0\.1:([0-9]+) ]] && echo "${BASH_REMATCH[1]}"; }
   for port in "$(port_of "$AWS_ENDPOINT_URL_DYNAMODB")" "$(port_of "$AWS_ENDPOINT_URL_SECRETS_MANAGER")"; do
     [[ " ${ports[*]} " == *" $port "* ]] || ports+=("$port")
@@ -100,8 +105,8 @@ sam_local_docker() {
   ("$VENV/bin/python" "$ROOT/scripts/sam_local.py" relay "$bridge" "$SAM_LOCAL_CA" "${ports[@]}" \
     >"$SAM_LOCAL_DIR/relay.log" 2>&1) &
   echo $! >"$SAM_LOCAL_DIR/relay.pid"
-  wait_port "$bridge" "${ports[0]}" 20 || die "the relay to loopback did not start (.run/sam-local/relay.log)"
-  SAM_LOCAL_BRIDGE=$bridge
+  wait_port "${bridge%/*}" "${ports[0]}" 20 || die "the relay to loopback did not start (.run/sam-local/relay.log)"
+  SAM_LOCAL_BRIDGE=${bridge%/*}
 }
 
 # The template sam local reads: the built one, for the relays and the stack.
@@ -118,45 +123,60 @@ sam_local_template() {
 # trip (tests/sam_local_test.py), then tests/over_http/events.rs's whole
 # flow through `sam local start-lambda` (its containers kept warm).
 sam_local_checks() {
-  RUN_DIR="$SAM_LOCAL_DIR" "$VENV/bin/python" "$ROOT/tests/sam_local_test.py" 2>&1
+  # The functions' logs join the stack's, for make test's secret scan.
+  export TOLLGATE_SAM_LOG="${TOLLGATE_FUNCTION_LOG:-$SAM_LOCAL_DIR/functions.log}"
+  "$VENV/bin/python" "$ROOT/tests/sam_local_test.py" 2>&1
   local port
   port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   (cd "$ROOT" && exec setsid sam local start-lambda --host 127.0.0.1 --port "$port" --warm-containers EAGER \
     --template "$TOLLGATE_SAM_TEMPLATE" --env-vars "$TOLLGATE_SAM_ENV_VARS" \
-    --skip-pull-image --invoke-image "$TOLLGATE_SAM_IMAGE" >"$SAM_LOCAL_DIR/start-lambda.log" 2>&1) &
+    --skip-pull-image --invoke-image "$TOLLGATE_SAM_IMAGE" >>"$TOLLGATE_SAM_LOG" 2>&1) &
   echo $! >"$SAM_LOCAL_DIR/start-lambda.pid"
-  wait_port 127.0.0.1 "$port" 120 || die "sam local start-lambda did not listen (.run/sam-local/start-lambda.log)"
-  TOLLGATE_SAM_LAMBDA_URL="http://127.0.0.1:$port" cargo nextest run --workspace \
-    -E 'binary(over_http) and test(=events::every_event_through_lambda_invoke)' --hide-progress-bar --status-level fail --final-status-level fail 2>&1
+  wait_port 127.0.0.1 "$port" 120 || die "sam local start-lambda did not listen (log: $TOLLGATE_SAM_LOG)"
+  if cargo nextest --version >/dev/null 2>&1; then
+    TOLLGATE_SAM_LAMBDA_URL="http://127.0.0.1:$port" cargo nextest run --workspace \
+      -E 'binary(over_http) and test(=events::every_event_through_lambda_invoke)' \
+      --hide-progress-bar --status-level fail --final-status-level fail 2>&1
+  else
+    TOLLGATE_SAM_LAMBDA_URL="http://127.0.0.1:$port" cargo test --quiet --test over_http -- \
+      --exact events::every_event_through_lambda_invoke 2>&1
+  fi
   stop_pidfile "$SAM_LOCAL_DIR/start-lambda.pid"
 }
 
 # Stops what sam_local_up started; a daemon that was running before is
-# left running, without this run's containers.
+# left running, without this run's containers. Never fails: it also runs
+# from the EXIT trap, before the stack is stopped.
 sam_local_down() {
   stop_pidfile "$SAM_LOCAL_DIR/start-lambda.pid" "$SAM_LOCAL_DIR/relay.pid"
   if [ -n "${TOLLGATE_SAM_IMAGE:-}" ] && docker info >/dev/null 2>&1; then
     docker ps -aq --filter "ancestor=$TOLLGATE_SAM_IMAGE" | xargs -r docker rm -f >/dev/null 2>&1 || true
   fi
-  if [ -n "$SAM_LOCAL_DOCKERD" ]; then
-    as_root kill "$(cat "$SAM_LOCAL_DOCKER_TMP/dockerd.pid" 2>/dev/null || echo "$SAM_LOCAL_DOCKERD")" 2>/dev/null || true
-    local i
-    for i in $(seq 1 60); do
-      kill -0 "$SAM_LOCAL_DOCKERD" 2>/dev/null || break
-      sleep 0.5
-    done
-    as_root rm -rf "$SAM_LOCAL_DOCKER_TMP"
-    SAM_LOCAL_DOCKERD=
+  if [ -n "$SAM_LOCAL_DOCKER_TMP" ]; then
+    local pid i
+    pid=$(cat "$SAM_LOCAL_DOCKER_TMP/dockerd.pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
+      as_root kill "$pid" 2>/dev/null || true
+      for i in $(seq 1 60); do
+        [ -e "/proc/$pid" ] || break
+        sleep 0.5
+      done
+    fi
+    as_root rm -rf "$SAM_LOCAL_DOCKER_TMP" 2>/dev/null || true
+    SAM_LOCAL_LEFT=$SAM_LOCAL_DOCKER_TMP SAM_LOCAL_DOCKER_TMP=
   fi
 }
 
-# After sam_local_down: no container of this run, and no daemon it started.
+# After sam_local_down: no container of this run, no daemon it started and
+# no SAM server of its template.
 sam_local_left_nothing() {
   if [ -n "${TOLLGATE_SAM_IMAGE:-}" ] && docker info >/dev/null 2>&1; then
     [ -z "$(docker ps -aq --filter "ancestor=$TOLLGATE_SAM_IMAGE")" ] || die "sam local left containers running"
   fi
-  ! pgrep -f "tollgate-docker\." >/dev/null || die "sam local left dockerd or containerd running"
-  ! pgrep -f "sam local start-" >/dev/null || die "sam local left start-api or start-lambda running"
+  if [ -n "${SAM_LOCAL_LEFT:-}" ] && pgrep -f "$SAM_LOCAL_LEFT" >/dev/null; then
+    die "sam local left dockerd or containerd running"
+  fi
+  ! pgrep -f "$SAM_LOCAL_DIR/template.yaml" >/dev/null || die "sam local left start-api or start-lambda running"
   echo "sam local: no container, no daemon and no SAM server left running"
 }
 
@@ -166,12 +186,12 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   cd "$ROOT"
   ensure_tools
   ensure_sam_local_tools
-  if [ ! -x .aws-sam/build/ValidateFunction/bootstrap ]; then
-    bash scripts/deploy.sh build
-  fi
+  # The arm64 build and `sam build`, unless a deploy check made them.
+  [ -f .aws-sam/build/template.yaml ] || bash scripts/deploy.sh check
   trap 'sam_local_down; stop_stack' EXIT
-  start_stack "${SAM_LOCAL_DDB_PORT:-18400}" "${SAM_LOCAL_API_PORT:-18450}" sam-local ""
-  start_scanner_keys "${SAM_LOCAL_SCANNER_PORT:-18460}"
+  # DynamoDB Local, moto on its port + 50, the functions, the scanner keys.
+  start_stack "${SAM_LOCAL_DDB_PORT:-18400}" "${SAM_LOCAL_API_PORT:-18500}" sam-local ""
+  start_scanner_keys "${SAM_LOCAL_SCANNER_PORT:-18510}"
   sam_local_up
   sam_local_checks
   sam_local_down

@@ -5,11 +5,15 @@ shipped, and `sam local start-api` on the real routes.
 The functions are the arm64 bootstraps `sam build` made for a deploy, in
 SAM's containers (the Runtime Interface Emulator), run through qemu.
 scripts/sam_local.sh prepares Docker and sets:
-  TOLLGATE_SAM_TEMPLATE, TOLLGATE_SAM_ENV_VARS, TOLLGATE_SAM_IMAGE
+  TOLLGATE_SAM_TEMPLATE, TOLLGATE_SAM_ENV_VARS, TOLLGATE_SAM_IMAGE,
+  TOLLGATE_SAM_LOG (where the functions' logs go: make test scans them
+  for secrets), and TOLLGATE_SCANNER_KEYS (the stand-in scanner's keys).
 """
 
+import base64
 import json
 import os
+import threading
 import re
 import socket
 import subprocess
@@ -20,6 +24,9 @@ import unittest
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EVENTS = os.path.join(ROOT, "events")
@@ -64,10 +71,15 @@ def sam_args():
             "--skip-pull-image", "--invoke-image", os.environ["TOLLGATE_SAM_IMAGE"]]
 
 
+LOG_LOCK = threading.Lock()
+
+
 def sam_invoke(function, event_file):
     """`sam local invoke FUNCTION --event FILE`: the function's answer."""
     run = subprocess.run(["sam", "local", "invoke", function, "--event", event_file, *sam_args()],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    with LOG_LOCK, open(os.environ["TOLLGATE_SAM_LOG"], "a") as log:
+        log.write(run.stderr)
     # SAM prints the answer on stdout, the function's logs on stderr.
     answer = run.stdout.strip().splitlines()
     if run.returncode != 0 or not answer:
@@ -153,7 +165,7 @@ class SamLocal(unittest.TestCase):
         self.assertIsNotNone(self.created, "the create event made the token this uses")
         token_id, token = self.created["id"], self.created["token"]
         port = free_port()
-        log = open(os.path.join(os.environ.get("RUN_DIR", "/tmp"), "sam-start-api.log"), "w")
+        log = open(os.environ["TOLLGATE_SAM_LOG"], "a")
         api = subprocess.Popen(
             ["sam", "local", "start-api", "--host", "127.0.0.1", "--port", str(port),
              "--warm-containers", "LAZY", *sam_args()],
@@ -187,10 +199,40 @@ class SamLocal(unittest.TestCase):
             self.assertEqual(answer["statusCode"], 204, answer)
             status, body = request("POST", f"{base}/validate", validate, json_type)
             self.assertEqual((status, json.loads(body)), (200, {"active": False, "reason": "NOT_FOUND"}))
+
+            # A leak report signed as GitHub signs it: the function fetches
+            # the scanner's keys (over the TLS relay) and revokes the token.
+            leaked = json.loads(sam_invoke("CreateFunction", os.path.join(EVENTS, "create.json"))["body"])
+            record_minted(leaked["token"])
+            report = json.dumps([{"token": leaked["token"], "type": "tollgate_token",
+                                  "url": "https://github.com/octo/app/blob/main/.env",
+                                  "source": "content"}]).encode()
+            key_id, signature = scanner_signature(report)
+            status, body = request("POST", f"{base}/leaks/github", report, {
+                "Content-Type": "application/json",
+                "Github-Public-Key-Identifier": key_id,
+                "Github-Public-Key-Signature": signature,
+            })
+            self.assertEqual(status, 200, body)
+            self.assertEqual(json.loads(body)[0]["label"], "true_positive", body)
+            gone = json.dumps({"token": leaked["token"]}).encode()
+            status, body = request("POST", f"{base}/validate", gone, json_type)
+            self.assertEqual(json.loads(body)["reason"], "NOT_FOUND", body)
         finally:
             os.killpg(api.pid, 15)
             api.wait(timeout=60)
             log.close()
+
+
+def scanner_signature(body):
+    """The stand-in scanner's key id and its signature of `body` (ECDSA
+    P-256, DER, base64), as GitHub sends them."""
+    folder = os.environ["TOLLGATE_SCANNER_KEYS"]
+    with open(os.path.join(folder, "scanner-key.pem"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    with open(os.path.join(folder, "public", "public_keys.json")) as f:
+        key_id = json.load(f)["public_keys"][0]["key_identifier"]
+    return key_id, base64.b64encode(key.sign(body, ec.ECDSA(hashes.SHA256()))).decode()
 
 
 def record_minted(token):

@@ -85,10 +85,12 @@ fn invoke_sam(url: &str, function: &str, event: &str) -> Value {
             .await
             .expect("sam local start-lambda answers");
         let status = resp.status();
+        // A function's error is a 200 too, marked by this header.
+        let error = resp.headers().get("x-amz-function-error").cloned();
         let body = resp.text().await.expect("an answer");
         assert!(
-            status.is_success(),
-            "invoke {logical} failed: {status} {body}"
+            status.is_success() && error.is_none(),
+            "invoke {logical} failed: {status} {error:?} {body}"
         );
         serde_json::from_str(&body).expect("the function's answer is JSON")
     })
