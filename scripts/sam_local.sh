@@ -123,16 +123,18 @@ sam_local_template() {
 # trip (tests/sam_local_test.py), then tests/over_http/events.rs's whole
 # flow through `sam local start-lambda` (its containers kept warm).
 sam_local_checks() {
-  # The functions' logs join the stack's, for make test's secret scan.
-  export TOLLGATE_SAM_LOG="${TOLLGATE_FUNCTION_LOG:-$SAM_LOCAL_DIR/functions.log}"
+  # The functions' logs, a file per SAM command, for make test's secret
+  # scan (tests/secret_scan.rs reads them beside the stack's).
+  export TOLLGATE_SAM_LOGS="$SAM_LOCAL_DIR/logs"
+  rm -rf "$TOLLGATE_SAM_LOGS" && mkdir -p "$TOLLGATE_SAM_LOGS"
   "$VENV/bin/python" "$ROOT/tests/sam_local_test.py" 2>&1
   local port
   port=$("$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   (cd "$ROOT" && exec setsid sam local start-lambda --host 127.0.0.1 --port "$port" --warm-containers EAGER \
     --template "$TOLLGATE_SAM_TEMPLATE" --env-vars "$TOLLGATE_SAM_ENV_VARS" \
-    --skip-pull-image --invoke-image "$TOLLGATE_SAM_IMAGE" >>"$TOLLGATE_SAM_LOG" 2>&1) &
+    --skip-pull-image --invoke-image "$TOLLGATE_SAM_IMAGE" >"$TOLLGATE_SAM_LOGS/start-lambda.log" 2>&1) &
   echo $! >"$SAM_LOCAL_DIR/start-lambda.pid"
-  wait_port 127.0.0.1 "$port" 120 || die "sam local start-lambda did not listen (log: $TOLLGATE_SAM_LOG)"
+  wait_port 127.0.0.1 "$port" 120 || die "sam local start-lambda did not listen (.run/sam-local/logs/start-lambda.log)"
   if cargo nextest --version >/dev/null 2>&1; then
     TOLLGATE_SAM_LAMBDA_URL="http://127.0.0.1:$port" cargo nextest run --workspace \
       -E 'binary(over_http) and test(=events::every_event_through_lambda_invoke)' \

@@ -6,8 +6,8 @@ The functions are the arm64 bootstraps `sam build` made for a deploy, in
 SAM's containers (the Runtime Interface Emulator), run through qemu.
 scripts/sam_local.sh prepares Docker and sets:
   TOLLGATE_SAM_TEMPLATE, TOLLGATE_SAM_ENV_VARS, TOLLGATE_SAM_IMAGE,
-  TOLLGATE_SAM_LOG (where the functions' logs go: make test scans them
-  for secrets), and TOLLGATE_SCANNER_KEYS (the stand-in scanner's keys).
+  TOLLGATE_SAM_LOGS (a folder for the functions' logs: make test scans
+  them for secrets), and TOLLGATE_SCANNER_KEYS (the stand-in scanner's keys).
 """
 
 import base64
@@ -78,7 +78,7 @@ def sam_invoke(function, event_file):
     """`sam local invoke FUNCTION --event FILE`: the function's answer."""
     run = subprocess.run(["sam", "local", "invoke", function, "--event", event_file, *sam_args()],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    with LOG_LOCK, open(os.environ["TOLLGATE_SAM_LOG"], "a") as log:
+    with LOG_LOCK, open(os.path.join(os.environ["TOLLGATE_SAM_LOGS"], "invoke.log"), "a") as log:
         log.write(run.stderr)
     # SAM prints the answer on stdout, the function's logs on stderr.
     answer = run.stdout.strip().splitlines()
@@ -165,7 +165,7 @@ class SamLocal(unittest.TestCase):
         self.assertIsNotNone(self.created, "the create event made the token this uses")
         token_id, token = self.created["id"], self.created["token"]
         port = free_port()
-        log = open(os.environ["TOLLGATE_SAM_LOG"], "a")
+        log = open(os.path.join(os.environ["TOLLGATE_SAM_LOGS"], "start-api.log"), "w")
         api = subprocess.Popen(
             ["sam", "local", "start-api", "--host", "127.0.0.1", "--port", str(port),
              "--warm-containers", "LAZY", *sam_args()],

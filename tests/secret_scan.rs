@@ -101,11 +101,26 @@ async fn no_secret_or_hash_key_in_the_table() {
     }
 }
 
-#[test]
-fn no_secret_or_hash_key_in_the_logs() {
+/// The functions' logs of the whole run: the stack's, and, when it ran,
+/// those of the release bootstraps under `sam local` (a file per SAM
+/// command in `TOLLGATE_SAM_LOGS`).
+fn function_logs() -> String {
     let path =
         std::env::var("TOLLGATE_FUNCTION_LOG").expect("TOLLGATE_FUNCTION_LOG set by make test");
-    let logs = std::fs::read_to_string(path).expect("function log readable");
+    let mut logs = std::fs::read_to_string(path).expect("function log readable");
+    if let Ok(dir) = std::env::var("TOLLGATE_SAM_LOGS") {
+        for entry in std::fs::read_dir(dir).expect("sam local's logs") {
+            let path = entry.expect("a log").path();
+            logs.push('\n');
+            logs.push_str(&std::fs::read_to_string(path).expect("sam local's log readable"));
+        }
+    }
+    logs
+}
+
+#[test]
+fn no_secret_or_hash_key_in_the_logs() {
+    let logs = function_logs();
     assert!(
         logs.contains("\"function\":\"validate\""),
         "the request log lines are there"
@@ -122,9 +137,7 @@ fn no_secret_or_hash_key_in_the_logs() {
 
 #[test]
 fn metrics_lines_in_the_logs_are_emf() {
-    let path =
-        std::env::var("TOLLGATE_FUNCTION_LOG").expect("TOLLGATE_FUNCTION_LOG set by make test");
-    let logs = std::fs::read_to_string(path).expect("function log readable");
+    let logs = function_logs();
     let mut seen = std::collections::BTreeSet::new();
     for line in logs.lines().filter(|l| l.contains("\"_aws\"")) {
         // The local log gathers every process's output in one file, so the
