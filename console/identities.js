@@ -5,7 +5,7 @@
 import { api, query, Problem } from "./api.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  badNumbers, clearErrors, confirmDialog, editPage, field, h, lines, notice, show, showErrors,
+  badNumbers, clearErrors, confirmDialog, editPage, field, h, lines, listPage, notice, show, showErrors,
   tagsOf, tagsText, when,
 } from "./ui.js";
 
@@ -75,68 +75,27 @@ export async function identityList(params) {
     field({ name: "externalId", label: "External id", value: params.get("externalId") }),
     h("div", { class: "field" }, h("button", { type: "submit" }, "Find")),
   );
-  const body = h("tbody");
-  const more = h("button", { type: "button", class: "quiet", hidden: true }, "Show more");
-  show(
-    h("h1", {}, "Identities"),
-    h("div", { class: "actions" }, h("a", { class: "button", href: "#/identities/new" }, "New identity")),
+  await listPage({
+    title: "Identities",
+    create: ["#/identities/new", "New identity"],
     filters,
-    h(
-      "div",
-      { class: "scroll" },
-      h(
-        "table",
-        { "aria-label": "Identities" },
-        h(
-          "thead",
-          {},
-          h(
-            "tr",
-            {},
-            h("th", { scope: "col" }, "External id"),
-            h("th", { scope: "col", class: "optional" }, "Description"),
-            h("th", { scope: "col" }, "Uses left"),
-            h("th", { scope: "col", class: "optional" }, "Created"),
-          ),
-        ),
-        body,
-      ),
-    ),
-    more,
-  );
-  let cursor = null;
-  const problem = h("div");
-  more.before(problem);
-  const placeholder = h("tr", {}, h("td", { colspan: 4 }, "No identities."));
-  const load = async () => {
-    more.disabled = true;
-    placeholder.remove();
-    try {
+    label: "Identities",
+    columns: [["External id"], ["Description", true], ["Uses left"], ["Created", true]],
+    empty: "No identities.",
+    read: async (cursor) => {
       const page = await api("GET", `/identities${query({ limit: 25, cursor, externalId: params.get("externalId") })}`);
-      for (const i of page.body.identities) {
-        body.append(
-          h(
-            "tr",
-            { "data-identity": i.id },
-            h("td", {}, h("a", { href: `#/identities/${enc(i.id)}` }, i.externalId)),
-            h("td", { class: "optional" }, i.description || ""),
-            h("td", {}, i.maxUses === undefined ? "unlimited" : `${i.remainingUses} of ${i.maxUses}`),
-            h("td", { class: "optional" }, when(i.createdAt)),
-          ),
-        );
-      }
-      if (!body.children.length) body.append(placeholder);
-      cursor = page.body.nextCursor || null;
-      more.hidden = !cursor;
-    } catch (e) {
-      if (e instanceof Problem && e.status === 400) showErrors(filters, e);
-      else problem.replaceChildren(notice(e.message, "bad"));
-    } finally {
-      more.disabled = false;
-    }
-  };
-  more.addEventListener("click", load);
-  await load();
+      return { items: page.body.identities, nextCursor: page.body.nextCursor };
+    },
+    row: (i) =>
+      h(
+        "tr",
+        { "data-identity": i.id },
+        h("td", {}, h("a", { href: `#/identities/${enc(i.id)}` }, i.externalId)),
+        h("td", { class: "optional" }, i.description || ""),
+        h("td", {}, i.maxUses === undefined ? "unlimited" : `${i.remainingUses} of ${i.maxUses}`),
+        h("td", { class: "optional" }, when(i.createdAt)),
+      ),
+  });
 }
 
 function identityForm(i, create) {

@@ -5,7 +5,7 @@ import { api, cancelled, query, Problem } from "./api.js";
 import { auditSection, identityOptions } from "./identities.js";
 import { factList, limitsFacts, limitsFields, limitsOf } from "./limits.js";
 import {
-  badge, badNumbers, clearErrors, confirmDialog, editPage, field, fromLocal, h, lines, notice,
+  badge, badNumbers, clearErrors, confirmDialog, editPage, field, fromLocal, h, lines, listPage, notice,
   rendered, secretPanel, show, showErrors, tagsOf, tagsText, toLocal, when,
 } from "./ui.js";
 
@@ -68,90 +68,41 @@ export async function tokenList(params) {
     }),
     h("div", { class: "field" }, h("button", { type: "submit" }, "Filter")),
   );
-  const body = h("tbody");
-  const more = h("button", { type: "button", class: "quiet", hidden: true }, "Show more");
-  const table = h(
-    "div",
-    { class: "scroll" },
-    h(
-      "table",
-      { "aria-label": "Tokens" },
-      h(
-        "thead",
-        {},
-        h(
-          "tr",
-          {},
-          h("th", { scope: "col" }, "Token"),
-          h("th", { scope: "col", class: "optional" }, "Type"),
-          h("th", { scope: "col" }, "State"),
-          h("th", { scope: "col" }, "Uses left"),
-          h("th", { scope: "col", class: "optional" }, "Ends"),
-          h("th", { scope: "col", class: "optional" }, "Last used"),
-        ),
-      ),
-      body,
-    ),
-  );
-  const problem = h("div");
-  show(
-    h("h1", {}, "Tokens"),
-    h("div", { class: "actions" }, h("a", { class: "button", href: "#/tokens/new" }, "New token")),
+  await listPage({
+    title: "Tokens",
+    create: ["#/tokens/new", "New token"],
     filters,
-    problem,
-    table,
-    more,
-  );
-  let cursor = null;
-  const placeholder = h("tr", {}, h("td", { colspan: 6 }, "No tokens."));
-  const load = async () => {
-    more.disabled = true;
-    placeholder.remove();
-    try {
-      // Filters apply to each page after the query: a page can be empty
-      // while more follow, so read on until rows come (or the end).
-      let added = 0;
-      for (let pages = 0; pages < 10 && added === 0; pages++) {
-        const page = await api(
-          "GET",
-          `/tokens${query({
-            limit: 25,
-            cursor,
-            state: params.get("state"),
-            type: params.get("type"),
-            tag: params.get("tag"),
-            identityId: params.get("identityId"),
-          })}`,
-        );
-        for (const t of page.body.tokens) {
-          added += 1;
-          body.append(
-            h(
-              "tr",
-              { "data-token": t.id },
-              h("td", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id)),
-              h("td", { class: "optional" }, t.type),
-              h("td", {}, state(t)),
-              h("td", {}, uses(t)),
-              h("td", { class: "optional" }, when(t.endDate)),
-              h("td", { class: "optional" }, when(t.lastUsedAt)),
-            ),
-          );
-        }
-        cursor = page.body.nextCursor || null;
-        if (!cursor) break;
-      }
-      if (!body.children.length) body.append(placeholder);
-      more.hidden = !cursor;
-    } catch (e) {
-      if (e instanceof Problem && e.status === 400) showErrors(filters, e);
-      else problem.replaceChildren(notice(e.message, "bad"));
-    } finally {
-      more.disabled = false;
-    }
-  };
-  more.addEventListener("click", load);
-  await load();
+    label: "Tokens",
+    columns: [["Token"], ["Type", true], ["State"], ["Uses left"], ["Ends", true], ["Last used", true]],
+    empty: "No tokens.",
+    // Filters apply to each page after the query: read on until rows come.
+    pagesPerLoad: 10,
+    read: async (cursor) => {
+      const page = await api(
+        "GET",
+        `/tokens${query({
+          limit: 25,
+          cursor,
+          state: params.get("state"),
+          type: params.get("type"),
+          tag: params.get("tag"),
+          identityId: params.get("identityId"),
+        })}`,
+      );
+      return { items: page.body.tokens, nextCursor: page.body.nextCursor };
+    },
+    row: (t) =>
+      h(
+        "tr",
+        { "data-token": t.id },
+        h("td", {}, h("a", { href: `#/tokens/${enc(t.id)}` }, t.description || t.id)),
+        h("td", { class: "optional" }, t.type),
+        h("td", {}, state(t)),
+        h("td", {}, uses(t)),
+        h("td", { class: "optional" }, when(t.endDate)),
+        h("td", { class: "optional" }, when(t.lastUsedAt)),
+      ),
+  });
 }
 
 /** Every field a token has, for create and edit. */

@@ -330,3 +330,53 @@ export function editPage({ title, label, what, path, read, fields, values, back 
   });
   show(h("h1", {}, title), form);
 }
+
+/**
+ * A list page: its heading and "New" link (`create`: [href, text]), the
+ * filters form, and a table of `columns` ([text, optional on a phone]) that
+ * `read(cursor)` ({ items, nextCursor }) fills a page at a time, with
+ * "Show more". Where filters apply after the query, a page can come back
+ * empty while more follow: each load then reads up to `pagesPerLoad` pages
+ * until rows come.
+ */
+export async function listPage({ title, create, filters, label, columns, empty, read, row, pagesPerLoad = 1 }) {
+  const body = h("tbody");
+  const more = h("button", { type: "button", class: "quiet", hidden: true }, "Show more");
+  const problem = h("div");
+  const head = columns.map(([text, optional]) => h("th", optional ? { scope: "col", class: "optional" } : { scope: "col" }, text));
+  show(
+    h("h1", {}, title),
+    h("div", { class: "actions" }, h("a", { class: "button", href: create[0] }, create[1])),
+    filters,
+    problem,
+    h("div", { class: "scroll" }, h("table", { "aria-label": label }, h("thead", {}, h("tr", {}, ...head)), body)),
+    more,
+  );
+  let cursor = null;
+  const placeholder = h("tr", {}, h("td", { colspan: columns.length }, empty));
+  const load = async () => {
+    more.disabled = true;
+    placeholder.remove();
+    try {
+      let added = 0;
+      for (let pages = 0; pages < pagesPerLoad && added === 0; pages++) {
+        const page = await read(cursor);
+        for (const item of page.items) {
+          added += 1;
+          body.append(row(item));
+        }
+        cursor = page.nextCursor || null;
+        if (!cursor) break;
+      }
+      if (!body.children.length) body.append(placeholder);
+      more.hidden = !cursor;
+    } catch (e) {
+      if (e instanceof Problem && e.status === 400) showErrors(filters, e);
+      else problem.replaceChildren(notice(e.message, "bad"));
+    } finally {
+      more.disabled = false;
+    }
+  };
+  more.addEventListener("click", load);
+  await load();
+}

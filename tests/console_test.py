@@ -294,6 +294,11 @@ class Console(unittest.TestCase):
         identity_id = self.detail_id()
         self.assertEqual(self.fact("[data-fact=remainingUses]"), "50 of 50")
         self.check_page("identity")
+        # Found by its externalId in the identities' list.
+        self.go(f"#/identities?externalId={external}")
+        rows = d.find_elements(By.CSS_SELECTOR, "tbody tr[data-identity]")
+        self.assertEqual([r.get_attribute("data-identity") for r in rows], [identity_id])
+        self.check_page("identities")
         # A token of that identity, found by the identity filter.
         self.go("#/tokens/new")
         form = d.find_element(By.CSS_SELECTOR, "main form")
